@@ -1,0 +1,330 @@
+// Package client is omcache's Go API: a memcached client speaking the
+// binary protocol to a list of servers.
+//
+// One *Client is safe for concurrent use by any number of goroutines (and
+// OS threads calling in from Python). Each server has a small pool of idle
+// connections; a command borrows one, does one pipelined exchange on it and
+// gives it back. Every exchange is bounded by Options.IOTimeout and every
+// connect by Options.ConnectTimeout, so every call returns.
+//
+// Multi-key commands (GetMulti, SetMulti, DeleteMulti, GatMulti) group keys
+// per server, send each group as one write of quiet requests followed by a
+// NOOP, and talk to all servers concurrently. Their results are slices
+// aligned with the input, so one unreachable server only fails its own keys.
+package client
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/omcache/omcache/go/binprot"
+	"github.com/omcache/omcache/go/conn"
+)
+
+// Defaults for zero Options fields.
+const (
+	DefaultConnectTimeout        = time.Second
+	DefaultIOTimeout             = time.Second
+	DefaultMaxIdleConnsPerServer = 8
+	// DefaultMaxItemSize is memcached's default item size limit (-I 1m).
+	DefaultMaxItemSize = 1 << 20
+)
+
+// bodySlack is added to MaxItemSize for the response body cap: a GET
+// response also carries extras and, for GETK, the key.
+const bodySlack = 4096
+
+// Options configure a Client. The zero value is usable.
+type Options struct {
+	// ConnectTimeout bounds resolving and connecting to a server
+	// (default 1 s).
+	ConnectTimeout time.Duration
+	// IOTimeout bounds one exchange with one server: writing the requests
+	// and reading every response (default 1 s).
+	IOTimeout time.Duration
+	// MaxIdleConnsPerServer is how many idle connections each server keeps
+	// for reuse (default 8; negative keeps none).
+	MaxIdleConnsPerServer int
+	// MaxItemSize is the largest value the client will accept from a server
+	// (default 1 MiB). Set it to the servers' -I if raised; a response
+	// announcing a bigger body is treated as a protocol error.
+	MaxItemSize int
+	// Selector maps keys to servers (default Modula{N: len(addrs)}).
+	Selector Selector
+}
+
+// Client is a memcached client for a fixed list of servers.
+type Client struct {
+	servers  []*server
+	addrs    []string
+	selector Selector
+	connOpts conn.Options
+}
+
+// server is one server's address and its pool of idle connections.
+type server struct {
+	addr    string
+	mu      sync.Mutex
+	idle    []*conn.Conn
+	maxIdle int
+	closed  bool
+}
+
+// New returns a client for addrs, each "host:port", "[v6addr]:port" or an
+// absolute unix socket path. It does not connect: connections are made on
+// first use. It returns ErrNoServers for an empty list.
+func New(addrs []string, opts Options) (*Client, error) {
+	if len(addrs) == 0 {
+		return nil, ErrNoServers
+	}
+	if opts.ConnectTimeout <= 0 {
+		opts.ConnectTimeout = DefaultConnectTimeout
+	}
+	if opts.IOTimeout <= 0 {
+		opts.IOTimeout = DefaultIOTimeout
+	}
+	switch {
+	case opts.MaxIdleConnsPerServer == 0:
+		opts.MaxIdleConnsPerServer = DefaultMaxIdleConnsPerServer
+	case opts.MaxIdleConnsPerServer < 0:
+		opts.MaxIdleConnsPerServer = 0
+	}
+	if opts.MaxItemSize <= 0 {
+		opts.MaxItemSize = DefaultMaxItemSize
+	}
+	if opts.MaxItemSize > 1<<31 {
+		return nil, fmt.Errorf("%w: MaxItemSize %d over 2 GiB", ErrInvalidArguments, opts.MaxItemSize)
+	}
+	if opts.Selector == nil {
+		opts.Selector = Modula{N: len(addrs)}
+	}
+	c := &Client{
+		addrs:    append([]string(nil), addrs...),
+		selector: opts.Selector,
+		connOpts: conn.Options{
+			ConnectTimeout: opts.ConnectTimeout,
+			IOTimeout:      opts.IOTimeout,
+			MaxBody:        uint32(opts.MaxItemSize + bodySlack),
+		},
+	}
+	for _, a := range addrs {
+		if a == "" {
+			return nil, fmt.Errorf("%w: empty server address", ErrInvalidArguments)
+		}
+		c.servers = append(c.servers, &server{addr: a, maxIdle: opts.MaxIdleConnsPerServer})
+	}
+	return c, nil
+}
+
+// Servers returns the server addresses in the order given to New; indexes
+// into it are what Selector.Pick returns and what the per-server results of
+// Version, Stats, FlushAll and Noop are aligned with.
+func (c *Client) Servers() []string { return append([]string(nil), c.addrs...) }
+
+// NumServers returns the number of servers.
+func (c *Client) NumServers() int { return len(c.addrs) }
+
+// Close closes idle connections and makes every later call fail with
+// ErrClosed. Calls in flight finish; their connections are then closed.
+func (c *Client) Close() error {
+	for _, s := range c.servers {
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		s.dropIdle()
+	}
+	return nil
+}
+
+// pick returns the server for key.
+func (c *Client) pick(key []byte) (int, error) {
+	i := c.selector.Pick(key)
+	if i < 0 || i >= len(c.servers) {
+		return 0, ErrNoServers
+	}
+	return i, nil
+}
+
+// get returns an idle connection (pooled = true) or a new one.
+func (c *Client) get(s *server) (cn *conn.Conn, pooled bool, err error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, false, ErrClosed
+	}
+	if n := len(s.idle); n > 0 {
+		cn = s.idle[n-1]
+		s.idle[n-1] = nil
+		s.idle = s.idle[:n-1]
+		s.mu.Unlock()
+		return cn, true, nil
+	}
+	s.mu.Unlock()
+	cn, err = conn.Dial(s.addr, c.connOpts)
+	if err != nil {
+		return nil, false, transportError(err)
+	}
+	return cn, false, nil
+}
+
+// put returns a connection to the pool, or closes it if it is broken, the
+// pool is full or the client closed.
+func (s *server) put(cn *conn.Conn) {
+	if cn.Err() != nil {
+		cn.Close()
+		return
+	}
+	s.mu.Lock()
+	if s.closed || len(s.idle) >= s.maxIdle {
+		s.mu.Unlock()
+		cn.Close()
+		return
+	}
+	s.idle = append(s.idle, cn)
+	s.mu.Unlock()
+}
+
+// dropIdle closes every idle connection.
+func (s *server) dropIdle() {
+	s.mu.Lock()
+	idle := s.idle
+	s.idle = nil
+	s.mu.Unlock()
+	for _, cn := range idle {
+		cn.Close()
+	}
+}
+
+// request is one single-key command; it lives on the caller's stack so a
+// command allocates nothing but its result.
+type request struct {
+	op      binprot.Opcode
+	key     []byte
+	value   []byte
+	flags   uint32
+	exp     uint32
+	cas     uint64
+	delta   uint64
+	initial uint64
+}
+
+// idempotent reports whether the request may be sent again when a pooled
+// connection turns out to have been closed by the server.
+func (r *request) idempotent() bool {
+	switch r.op {
+	case binprot.OpIncrement, binprot.OpDecrement, binprot.OpAppend, binprot.OpPrepend:
+		return false
+	}
+	return true
+}
+
+func (r *request) encode(buf []byte) []byte {
+	const opaque = 0 // one request per exchange: nothing to match
+	switch r.op {
+	case binprot.OpSet, binprot.OpAdd, binprot.OpReplace:
+		return binprot.AppendStore(buf, r.op, r.key, r.value, r.flags, r.exp, r.cas, opaque)
+	case binprot.OpAppend, binprot.OpPrepend:
+		return binprot.AppendConcat(buf, r.op, r.key, r.value, r.cas, opaque)
+	case binprot.OpIncrement, binprot.OpDecrement:
+		return binprot.AppendDelta(buf, r.op, r.key, r.delta, r.initial, r.exp, r.cas, opaque)
+	case binprot.OpTouch, binprot.OpGAT:
+		return binprot.AppendTouch(buf, r.op, r.key, r.exp, opaque)
+	case binprot.OpFlush:
+		return binprot.AppendFlush(buf, r.op, r.exp, opaque)
+	default: // GET, DELETE, NOOP, VERSION
+		return binprot.AppendKeyOnly(buf, r.op, r.key, r.cas, opaque)
+	}
+}
+
+// result is what a single-key command keeps from its response.
+type result struct {
+	err     error // status mapped by statusError
+	value   []byte
+	flags   uint32
+	cas     uint64
+	counter uint64
+}
+
+// do runs req on the server owning req.key.
+func (c *Client) do(req *request, res *result) error {
+	si, err := c.pick(req.key)
+	if err != nil {
+		return err
+	}
+	return c.doOn(c.servers[si], req, res)
+}
+
+// doOn runs req on server s. It returns transport and protocol errors; the
+// server's status is in res.err.
+func (c *Client) doOn(s *server, req *request, res *result) error {
+	for attempt := 0; ; attempt++ {
+		cn, pooled, err := c.get(s)
+		if err != nil {
+			return err
+		}
+		if pooled && !req.idempotent() && !cn.Alive() {
+			cn.Close()
+			continue
+		}
+		err = exchange(cn, req, res)
+		s.put(cn)
+		if err == nil {
+			return nil
+		}
+		if pooled && attempt == 0 && !cn.Received() && staleConnError(err) {
+			// The server closed this idle connection, probably with all
+			// its siblings (a restart): start over on a new one.
+			s.dropIdle()
+			continue
+		}
+		return err
+	}
+}
+
+// clone copies b; unlike append to nil it keeps an empty value non-nil.
+func clone(b []byte) []byte {
+	c := make([]byte, len(b))
+	copy(c, b)
+	return c
+}
+
+// exchange sends req on cn and decodes its response into res.
+func exchange(cn *conn.Conn, req *request, res *result) error {
+	if err := cn.Send(req.encode(cn.Buffer())); err != nil {
+		return transportError(err)
+	}
+	r, err := cn.Recv()
+	if err != nil {
+		return transportError(err)
+	}
+	if r.Opcode != req.op {
+		cn.Close()
+		return protocolError(cn.Addr(), "%v response to a %v request", r.Opcode, req.op)
+	}
+	res.cas = r.CAS
+	if r.Status != binprot.StatusOK {
+		res.err = statusError(r.Status, r.Value)
+		return nil
+	}
+	switch req.op {
+	case binprot.OpGet, binprot.OpGAT:
+		f, ok := r.Flags()
+		if !ok {
+			cn.Close()
+			return protocolError(cn.Addr(), "%v response with %d bytes of extras", r.Opcode, len(r.Extras))
+		}
+		res.flags = f
+		res.value = clone(r.Value)
+	case binprot.OpIncrement, binprot.OpDecrement:
+		v, ok := r.Uint64Value()
+		if !ok {
+			cn.Close()
+			return protocolError(cn.Addr(), "%v response with a %d-byte value", r.Opcode, len(r.Value))
+		}
+		res.counter = v
+	case binprot.OpVersion:
+		res.value = clone(r.Value)
+	}
+	return nil
+}

@@ -1,0 +1,131 @@
+package client
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"syscall"
+
+	"github.com/omcache/omcache/go/binprot"
+	"github.com/omcache/omcache/go/conn"
+)
+
+// Errors returned by the client. Compare with errors.Is: transport errors
+// wrap both one of these and their cause (a *ServerError, a syscall.Errno,
+// io.ErrUnexpectedEOF...).
+var (
+	// ErrCacheMiss means the key was not on the server: Get, Gat, Touch,
+	// Delete, Incr/Decr without create, and a CAS store on a missing key.
+	ErrCacheMiss = errors.New("omcache: cache miss")
+
+	// ErrKeyExists means a CAS store or delete lost: the item changed since
+	// its CAS was read.
+	ErrKeyExists = errors.New("omcache: key exists (cas mismatch)")
+
+	// ErrNotStored means a conditional store's condition failed: Add on an
+	// existing key, Replace/Append/Prepend on a missing one.
+	ErrNotStored = errors.New("omcache: item not stored")
+
+	// ErrTooLarge means the value is over the server's item size limit
+	// (memcached -I). The connection stays usable.
+	ErrTooLarge = errors.New("omcache: value too large")
+
+	// ErrInvalidArguments means the server rejected the request's arguments,
+	// or a nil item was passed.
+	ErrInvalidArguments = errors.New("omcache: invalid arguments")
+
+	// ErrDeltaBadValue means Incr/Decr found a value that is not a decimal
+	// number of at most 20 digits.
+	ErrDeltaBadValue = errors.New("omcache: incr/decr on a non-numeric value")
+
+	// ErrMalformedKey means a key is empty, longer than 250 bytes, or holds
+	// a byte <= 0x20 (space, control) or 0x7f. Nothing was sent.
+	ErrMalformedKey = errors.New("omcache: malformed key")
+
+	// ErrServerError means the server answered a status without a more
+	// specific error; the error is a *ServerError carrying the status.
+	ErrServerError = errors.New("omcache: server error")
+
+	// ErrTimeout means a connect or an exchange ran past its timeout. The
+	// connection was closed.
+	ErrTimeout = errors.New("omcache: timeout")
+
+	// ErrConnection means the server could not be reached or the connection
+	// failed (refused, reset, closed mid-response). The cause is wrapped.
+	ErrConnection = errors.New("omcache: connection error")
+
+	// ErrProtocol means the server sent bytes that are not a valid answer to
+	// the request. The connection was closed.
+	ErrProtocol = errors.New("omcache: protocol error")
+
+	// ErrNoServers means the client has no server for the key: the server
+	// list is empty or the Selector picked none.
+	ErrNoServers = errors.New("omcache: no servers")
+
+	// ErrClosed means the Client was closed.
+	ErrClosed = errors.New("omcache: client closed")
+)
+
+// ServerError is a status the server answered that has no sentinel of its
+// own (out of memory, unknown command, busy...). It matches ErrServerError
+// with errors.Is.
+type ServerError struct {
+	Status  binprot.Status
+	Message string // the text the server sent with the status
+}
+
+func (e *ServerError) Error() string {
+	if e.Message == "" {
+		return fmt.Sprintf("omcache: server error: %v", e.Status)
+	}
+	return fmt.Sprintf("omcache: server error: %v: %s", e.Status, e.Message)
+}
+
+// Unwrap makes errors.Is(err, ErrServerError) true.
+func (e *ServerError) Unwrap() error { return ErrServerError }
+
+// statusErrors is the one place binary statuses map to sentinels. Commands
+// may then reinterpret a sentinel (Add turns ErrKeyExists into ErrNotStored).
+var statusErrors = map[binprot.Status]error{
+	binprot.StatusKeyNotFound:   ErrCacheMiss,
+	binprot.StatusKeyExists:     ErrKeyExists,
+	binprot.StatusValueTooLarge: ErrTooLarge,
+	binprot.StatusInvalidArgs:   ErrInvalidArguments,
+	binprot.StatusNotStored:     ErrNotStored,
+	binprot.StatusDeltaBadValue: ErrDeltaBadValue,
+}
+
+// statusError returns the error for a response status; msg is the body the
+// server sent with it, copied only when it ends up in a *ServerError.
+func statusError(s binprot.Status, msg []byte) error {
+	if s == binprot.StatusOK {
+		return nil
+	}
+	if err, ok := statusErrors[s]; ok {
+		return err
+	}
+	return &ServerError{Status: s, Message: string(msg)}
+}
+
+// transportError classifies an error from package conn or a failed dial.
+func transportError(err error) error {
+	switch {
+	case errors.Is(err, conn.ErrTimeout):
+		return fmt.Errorf("%w: %w", ErrTimeout, err)
+	case errors.Is(err, binprot.ErrMalformed):
+		return fmt.Errorf("%w: %w", ErrProtocol, err)
+	default:
+		return fmt.Errorf("%w: %w", ErrConnection, err)
+	}
+}
+
+// protocolError reports a well-formed packet that is not a valid answer.
+func protocolError(addr, format string, args ...any) error {
+	return fmt.Errorf("%w: from %s: %s", ErrProtocol, addr, fmt.Sprintf(format, args...))
+}
+
+// staleConnError reports whether err is what a pooled connection that the
+// server closed while idle gives on first use.
+func staleConnError(err error) bool {
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
