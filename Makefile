@@ -1,0 +1,58 @@
+# omcache developer tasks. `make demo` and `make test` work on a fresh machine
+# with Go >= 1.24 and Python >= 3.9 (system packages are installed when missing).
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+GO     ?= go
+export GOFLAGS ?= -buildvcs=false
+
+.PHONY: all deps venv build install demo test test-go test-py test-slow bench fmt lint clean
+
+all: build
+
+# System packages: memcached (tests, demo), libmemcached-tools (memccapable),
+# libmemcached-dev + zlib (to build the real pylibmc, a test reference).
+deps:
+	@sh scripts/ensure-system-deps.sh
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+venv: $(PY)
+
+# Builds the Go engine through gopy (setup.py build_ext) and installs omcache
+# with its test extras into the venv.
+install build: deps $(PY)
+	$(PY) -m pip install -q ".[test]"
+
+demo: build
+	$(PY) examples/demo.py
+
+test: test-go test-py
+
+test-go:
+	cd go && $(GO) vet ./... && $(GO) test -race -count=1 ./...
+
+test-py: build
+	$(PY) -m pytest -q -m "not slow" tests
+
+# Memory growth over a million calls and other long checks.
+test-slow: build
+	$(PY) -m pytest -q -m slow tests
+
+bench: build
+	$(PY) benchmarks/bench.py
+
+fmt:
+	cd go && gofmt -w .
+
+lint: $(PY)
+	cd go && test -z "$$(gofmt -l .)" && $(GO) vet ./...
+	$(PY) -m pip install -q mypy
+	$(PY) -m mypy --strict python/omcache
+
+clean:
+	rm -rf build dist *.egg-info python/*.egg-info python/omcache/_gopy go/build $(VENV)
+	find . -name __pycache__ -prune -exec rm -rf {} +

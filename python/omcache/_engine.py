@@ -1,0 +1,288 @@
+"""Loading of the Go engine: lazily, with signals blocked, and afresh after fork().
+
+The engine is the gopy-built extension ``omcache._gopy._core``.  Loading it
+starts a Go runtime, and a Go runtime does not survive ``fork()`` (see
+../shared/fork-notes.md): in a child every Go call that needs the scheduler,
+timers or the GC hangs.  So:
+
+* ``import omcache`` does not load it; the first client operation does.
+* It is loaded with every signal blocked in the loading thread: Go's threads
+  inherit that mask, so process-directed signals (SIGTERM under uWSGI) are
+  delivered to Python's threads, not to a Go thread.
+* Every entry point compares ``os.getpid()`` with the PID that loaded the
+  engine (at-fork hooks do not run in uWSGI workers).  A process whose parent
+  had loaded the engine never calls that copy: it loads a fresh copy of the
+  shared library from a new inode (a ``memfd``, else a temporary file), which
+  gets its own working Go runtime.  Client objects notice the new PID and
+  reconnect lazily.
+
+Values cross the boundary without gopy's handle bookkeeping: Python passes the
+address and length of a ``bytes`` object's buffer (the caller keeps the object
+alive for the duration of the call, and bytes are immutable), Go reads it in
+place and never keeps it after returning.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.machinery
+import importlib.util
+import logging
+import os
+import signal
+import sys
+import tempfile
+import threading
+from types import ModuleType
+from typing import Any, Callable, NoReturn, Optional
+
+from . import exceptions as exc
+
+log = logging.getLogger("omcache")
+
+# Status codes returned by go/bind (keep in sync with go/bind/status.go).
+OK = 0
+MISS = 1
+EXISTS = 2
+NOT_STORED = 3
+TOO_LARGE = 4
+INVALID_ARGS = 5
+DELTA_BAD_VALUE = 6
+BAD_KEY = 7
+SERVER_ERROR = 8
+CONNECTION = 9
+TIMEOUT = 10
+PROTOCOL = 11
+NO_SERVERS = 12
+CLOSED = 13
+BAD_HANDLE = 14
+BAD_CONFIG = 15
+INTERNAL = 16
+NOT_SUPPORTED = 17
+
+_EXCEPTIONS: dict[int, type[Exception]] = {
+    MISS: exc.NotFoundError,
+    EXISTS: exc.KeyExistsError,
+    NOT_STORED: exc.NotStoredError,
+    TOO_LARGE: exc.TooLargeValueError,
+    INVALID_ARGS: exc.InvalidArgumentsError,
+    DELTA_BAD_VALUE: exc.DeltaBadValueError,
+    BAD_KEY: exc.InvalidKeyError,
+    SERVER_ERROR: exc.ServerError,
+    CONNECTION: exc.ConnectionError,
+    TIMEOUT: exc.TimeoutError,
+    PROTOCOL: exc.ProtocolError,
+    NO_SERVERS: exc.NoServersError,
+    CLOSED: exc.ClientClosedError,
+    BAD_HANDLE: exc.EngineError,
+    BAD_CONFIG: exc.ConfigError,
+    INTERNAL: exc.EngineError,
+    NOT_SUPPORTED: NotImplementedError,
+}
+_DEFAULT_MESSAGES = {
+    MISS: "not found",
+    EXISTS: "key exists with a different cas value",
+    NOT_STORED: "not stored",
+    TOO_LARGE: "value too large for the server's item size limit",
+    INVALID_ARGS: "invalid arguments",
+    DELTA_BAD_VALUE: "cannot increment or decrement a non-numeric value",
+    BAD_KEY: "invalid key",
+    SERVER_ERROR: "server error",
+    CONNECTION: "connection error",
+    TIMEOUT: "timed out",
+    PROTOCOL: "protocol error",
+    NO_SERVERS: "no servers",
+    CLOSED: "client is closed",
+    BAD_HANDLE: "stale engine handle",
+    BAD_CONFIG: "invalid configuration",
+    INTERNAL: "internal engine error",
+    NOT_SUPPORTED: "not supported",
+}
+
+# Offset of the character data in a CPython bytes object (PyBytesObject.ob_sval):
+# sys.getsizeof(b"") is that offset plus the trailing NUL.  Checked at load time.
+BYTES_DATA_OFFSET = sys.getsizeof(b"") - 1
+
+_PKG_DIR = os.path.dirname(os.path.abspath(__file__))
+_lock = threading.Lock()
+_core: Optional[ModuleType] = None
+_core_pid = 0
+# True once any engine was loaded in this process image, including by a parent
+# before fork(): from then on the library's path is mapped to a dead runtime.
+_inherited_mapping = False
+_loads = 0
+
+
+def library_path() -> str:
+    """Return the path of the engine's shared library inside the package."""
+    d = os.path.join(_PKG_DIR, "_gopy")
+    suffixes = importlib.machinery.EXTENSION_SUFFIXES
+    for suffix in suffixes:
+        p = os.path.join(d, "_core" + suffix)
+        if os.path.exists(p):
+            return p
+    raise exc.EngineError(
+        f"omcache's engine is not built: no _core{suffixes[0]} in {d}. "
+        "Install omcache with pip (it builds the Go engine), or run `make build`."
+    )
+
+
+def _load_from(path: str, name: str) -> ModuleType:
+    """Load the extension at path as module name with all signals blocked."""
+    loader = importlib.machinery.ExtensionFileLoader(name, path)
+    spec = importlib.util.spec_from_file_location(name, path, loader=loader)
+    if spec is None:  # pragma: no cover - spec_from_file_location with a loader
+        raise exc.EngineError(f"cannot make a module spec for {path}")
+    # Go's threads inherit this thread's mask and unblock only synchronous signals.
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+    try:
+        return importlib.util.module_from_spec(spec)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _fresh_copy_dirs() -> list[str]:
+    env = os.environ.get("OMCACHE_TMPDIR")
+    dirs = [env] if env else []
+    dirs.append(tempfile.gettempdir())
+    if "/dev/shm" not in dirs and os.path.isdir("/dev/shm"):
+        dirs.append("/dev/shm")
+    return dirs
+
+
+def _load_fresh_copy(path: str, pid: int) -> ModuleType:
+    """Load the library from a new inode, so the child gets its own Go runtime.
+
+    glibc returns the already-mapped (dead) copy for the same path, a symlink or
+    a hard link; a copy with a new inode is a new library.  memfd first, then a
+    temporary file in OMCACHE_TMPDIR or the temp dir (must allow exec mappings).
+    """
+    name = f"omcache._gopy_pid{pid}._core"
+    with open(path, "rb") as f:
+        data = f.read()
+    errors = []
+    if hasattr(os, "memfd_create") and not os.environ.get("OMCACHE_NO_MEMFD"):
+        try:
+            fd = os.memfd_create("omcache-engine", 0)
+        except OSError as e:
+            errors.append(f"memfd_create: {e}")
+        else:
+            try:
+                _write_all(fd, data)
+                return _load_from(f"/proc/self/fd/{fd}", name)
+            except (OSError, ImportError) as e:
+                errors.append(f"memfd: {e}")
+            finally:
+                os.close(fd)
+    for d in _fresh_copy_dirs():
+        try:
+            fd, tmp = tempfile.mkstemp(prefix="omcache-engine-", suffix=".so", dir=d)
+        except OSError as e:
+            errors.append(f"{d}: {e}")
+            continue
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            return _load_from(tmp, name)
+        except (OSError, ImportError) as e:
+            errors.append(f"{tmp}: {e}")
+        finally:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+    raise exc.EngineError(
+        "omcache's Go engine was loaded before fork() and a fresh copy cannot be loaded in "
+        f"this process ({'; '.join(errors)}). Set OMCACHE_TMPDIR to a writable directory "
+        "that allows executable mappings, or make the parent not use omcache before forking "
+        "(e.g. gunicorn without --preload, uWSGI --lazy-apps)."
+    )
+
+
+def _check_layout(core: ModuleType) -> None:
+    probe = b"omcache\x00probe"
+    if ctypes.string_at(id(probe) + BYTES_DATA_OFFSET, len(probe)) != probe:
+        raise exc.EngineError("unsupported Python: bytes objects do not have CPython's layout")
+
+
+def core() -> ModuleType:
+    """Return the engine module for this process, loading it if needed."""
+    c = _core
+    if c is not None and _core_pid == os.getpid():
+        return c
+    return _load()
+
+
+def _load() -> ModuleType:
+    global _core, _core_pid, _inherited_mapping, _loads
+    with _lock:
+        pid = os.getpid()
+        if _core is not None and _core_pid == pid:
+            return _core
+        path = library_path()
+        if _inherited_mapping:
+            log.debug("omcache: engine was loaded by parent process; loading a fresh copy in pid %d", pid)
+            module = _load_fresh_copy(path, pid)
+        else:
+            module = _load_from(path, "omcache._gopy._core")
+        _check_layout(module)
+        _core, _core_pid = module, pid
+        _inherited_mapping = True
+        _loads += 1
+        log.debug("omcache: engine loaded in pid %d", pid)
+        return module
+
+
+def loaded() -> bool:
+    """Return True if this process has loaded (and may call) the engine."""
+    return _core is not None and _core_pid == os.getpid()
+
+
+def addr(b: bytes) -> int:
+    """Return the address of a bytes object's data (valid while b is alive)."""
+    return id(b) + BYTES_DATA_OFFSET
+
+
+def error_for(c: ModuleType, r: int) -> Exception:
+    """Build the exception for a non-OK int result (status | detail_token << 8)."""
+    code = r & 0xFF
+    token = r >> 8
+    msg = c.bind_ErrorDetail(token) if token else _DEFAULT_MESSAGES.get(code, f"status {code}")
+    cls = _EXCEPTIONS.get(code, exc.EngineError)
+    return cls(msg)
+
+
+def raise_for(c: ModuleType, r: int) -> NoReturn:
+    """Raise the exception for a non-OK int result."""
+    raise error_for(c, r)
+
+
+def take_bytes(c: ModuleType, h: int) -> bytes:
+    """Copy out a []byte returned by the engine and release its handle.
+
+    gopy registers every returned slice with a zero refcount; IncRef then
+    DecRef removes it (DecRef alone would underflow and panic).
+    """
+    if h <= 0:
+        raise exc.EngineError(f"engine returned an invalid handle {h}")
+    c.IncRef(h)
+    try:
+        return c.Slice_byte_to_bytes(h)
+    finally:
+        c.DecRef(h)
+
+
+def packed_error(c: ModuleType, r: bytes) -> Exception:
+    """Build the exception for a packed result whose first byte is not OK."""
+    code = r[0]
+    msg = r[1:].decode("utf-8", "replace") or _DEFAULT_MESSAGES.get(code, f"status {code}")
+    return _EXCEPTIONS.get(code, exc.EngineError)(msg)
+
+
+Call = Callable[..., Any]

@@ -1,0 +1,133 @@
+"""Build omcache: the Go engine is compiled by gopy inside build_ext.
+
+The only C/Go extension is ``omcache._gopy._core``.  Its "source" is the Go
+module under ``go/``; gopy (pinned in go/go.mod's ``tool`` directive) turns the
+``go/bind`` package into a CPython extension.  The generated Python wrappers
+are post-processed (see ../shared/gopy-notes.md): gopy's ``gc.callbacks`` hook
+(a blocking Go GC while holding the GIL, twice per Python collection) and its
+``os.chdir`` around loading the library are removed, and the build fails if
+either pattern is not found exactly once, so a gopy upgrade cannot silently
+bring them back.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+ROOT = Path(__file__).resolve().parent
+GO_DIR = ROOT / "go"
+GO_MODULE = "github.com/omcache/omcache/go"
+
+# gopy's gc hook: a try/except block that appends _gopy_gc_cb to gc.callbacks.
+_GC_HOOK = re.compile(
+    r"^try:\n\timport gc as _gopy_gc\n.*?^\t_gopy_gc\.callbacks\.append\(_gopy_gc_cb\)\n"
+    r"except Exception:\n\tpass\n",
+    re.M | re.S,
+)
+_CHDIR_LINES = [
+    re.compile(r"^cwd = os\.getcwd\(\)\n", re.M),
+    re.compile(r"^currentdir = os\.path\.dirname\(os\.path\.abspath\(inspect\.getfile\(inspect\.currentframe\(\)\)\)\)\n", re.M),
+    re.compile(r"^os\.chdir\(currentdir\)\n", re.M),
+    re.compile(r"^os\.chdir\(cwd\)\n", re.M),
+]
+
+
+def strip_gopy_wrapper(text: str, name: str) -> str:
+    """Remove gopy's gc.callbacks hook and its chdir dance from a generated wrapper.
+
+    Raises RuntimeError unless every pattern matched exactly once and nothing of
+    either is left afterwards.
+    """
+    text, n = _GC_HOOK.subn("", text)
+    if n != 1:
+        raise RuntimeError(f"{name}: expected one gopy gc hook block, found {n}")
+    for pat in _CHDIR_LINES:
+        text, n = pat.subn("", text)
+        if n != 1:
+            raise RuntimeError(f"{name}: expected one line matching {pat.pattern!r}, found {n}")
+    for bad in ("_gopy_gc", "chdir", "RequestGC"):
+        if bad in text:
+            raise RuntimeError(f"{name}: {bad!r} still present after stripping")
+    return text
+
+
+class GopyBuildExt(build_ext):
+    """build_ext that produces the Go engine with gopy instead of compiling C."""
+
+    def build_extension(self, ext: Extension) -> None:  # noqa: D102
+        if ext.name != "omcache._gopy._core":
+            return super().build_extension(ext)
+        go = os.environ.get("GO") or shutil.which("go")
+        if not go:
+            raise RuntimeError(
+                "building omcache needs the Go toolchain (>= 1.24) on PATH; "
+                "install Go or install a prebuilt omcache wheel"
+            )
+        work = Path(self.build_temp).resolve() / "omcache-go"
+        # Build in a copy: gopy runs `go build -mod=mod`, which may rewrite go.mod,
+        # and the generated package must live inside the module.
+        if work.exists():
+            shutil.rmtree(work)
+        shutil.copytree(
+            GO_DIR,
+            work,
+            ignore=shutil.ignore_patterns("build", "testdata", "*_test.go"),
+        )
+        env = dict(os.environ)
+        bindir = work / "build" / "bin"
+        bindir.mkdir(parents=True, exist_ok=True)
+        env["PATH"] = f"{bindir}{os.pathsep}{os.path.dirname(go)}{os.pathsep}{env.get('PATH', '')}"
+        env["CGO_ENABLED"] = "1"
+        env["CGO_LDFLAGS_ALLOW"] = ".*"
+        env.setdefault("GOFLAGS", "-buildvcs=false")
+
+        def run(*cmd: str) -> None:
+            self.announce("running " + " ".join(cmd), level=2)
+            subprocess.run(cmd, cwd=work, env=env, check=True)
+
+        run(go, "build", "-o", str(bindir / "goimports"), "golang.org/x/tools/cmd/goimports")
+        out = work / "build" / "_gopy"
+        run(
+            go, "tool", "gopy", "build",
+            f"-output={out}", "-name=core", f"-vm={sys.executable}",
+            "-dynamic-link=true", "-symbols=false", "-no-make=true",
+            f"{GO_MODULE}/bind",
+        )
+        sos = glob.glob(str(out / "_core*.so"))
+        if len(sos) != 1:
+            raise RuntimeError(f"gopy produced {sos!r}, expected one _core*.so")
+        target = Path(self.get_ext_fullpath(ext.name))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(sos[0], target)
+        for wrapper in ("bind.py", "go.py"):
+            text = (out / wrapper).read_text()
+            (target.parent / wrapper).write_text(strip_gopy_wrapper(text, wrapper))
+        (target.parent / "__init__.py").write_text(
+            '"""gopy-generated wrappers of the omcache engine (build output; do not import directly)."""\n'
+        )
+
+    def copy_extensions_to_source(self) -> None:
+        """For --inplace builds: copy the engine and its wrappers into python/omcache/_gopy."""
+        build_py = self.get_finalized_command("build_py")
+        for ext in self.extensions:
+            inplace_file, regular_file = self._get_inplace_equivalent(build_py, ext)
+            src_dir, dst_dir = Path(regular_file).parent, Path(inplace_file).parent
+            dst_dir.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(regular_file, inplace_file)
+            for name in ("bind.py", "go.py", "__init__.py"):
+                shutil.copyfile(src_dir / name, dst_dir / name)
+
+
+setup(
+    ext_modules=[Extension("omcache._gopy._core", sources=[])],
+    cmdclass={"build_ext": GopyBuildExt},
+)

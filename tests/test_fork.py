@@ -1,0 +1,114 @@
+"""fork(): children of a process that imported (or used) omcache get a working engine.
+
+Each scenario runs in a fresh interpreter under a timeout, so a hang (the
+failure mode of a Go runtime inherited through fork) fails the test instead of
+blocking the suite.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from omcache.testing import MemcachedProcess
+
+CHILD_WORK = """
+def child_work(addr, tag):
+    import os, omcache
+    c = omcache.Client([addr])
+    for i in range(200):
+        k = f"{tag}-{os.getpid()}-{i}"
+        assert c.set(k, (k * 3).encode())
+        assert c.get(k) == (k * 3).encode(), k
+    return 0
+
+def fork_children(n, fn):
+    import os
+    pids = []
+    for i in range(n):
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                code = fn(i)
+            except BaseException as e:
+                import traceback; traceback.print_exc()
+            finally:
+                os._exit(code)
+        pids.append(pid)
+    bad = []
+    for pid in pids:
+        _, status = os.waitpid(pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            bad.append(pid)
+    return bad
+"""
+
+
+def run(code: str, timeout: float = 60) -> str:
+    src = CHILD_WORK + textwrap.dedent(code)
+    r = subprocess.run([sys.executable, "-c", src], capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0, f"stdout={r.stdout}\nstderr={r.stderr}"
+    return r.stdout
+
+
+def test_import_then_fork_children_work(memcached: MemcachedProcess) -> None:
+    out = run(
+        f"""
+        import omcache
+        bad = fork_children(4, lambda i: child_work({memcached.address!r}, "imp"))
+        assert not bad, bad
+        print("ok")
+        """
+    )
+    assert out.strip() == "ok"
+
+
+def test_use_then_fork_children_and_grandchild_work(memcached: MemcachedProcess) -> None:
+    out = run(
+        f"""
+        import os, omcache
+        parent = omcache.Client([{memcached.address!r}])
+        assert parent.set("fork-parent", b"p")
+
+        def child(i):
+            # the client object made before fork keeps working (it reconnects)
+            assert parent.get("fork-parent") == b"p"
+            assert parent.set(f"from-child-{{i}}", b"c")
+            child_work({memcached.address!r}, "use")
+            if i == 0:
+                bad = fork_children(1, lambda j: child_work({memcached.address!r}, "grand"))
+                assert not bad
+            return 0
+
+        bad = fork_children(4, child)
+        assert not bad, bad
+        # the parent's engine is untouched by its children
+        assert parent.get("fork-parent") == b"p"
+        assert all(parent.get(f"from-child-{{i}}") == b"c" for i in range(4))
+        print("ok")
+        """
+    )
+    assert out.strip() == "ok"
+
+
+@pytest.mark.parametrize("env", [{"OMCACHE_NO_MEMFD": "1"}], ids=["tempfile-fallback"])
+def test_fresh_copy_without_memfd(memcached: MemcachedProcess, env: dict[str, str]) -> None:
+    import os
+
+    full_env = dict(os.environ, **env)
+    src = CHILD_WORK + textwrap.dedent(
+        f"""
+        import omcache
+        omcache.Client([{memcached.address!r}]).set("x", b"y")
+        bad = fork_children(2, lambda i: child_work({memcached.address!r}, "nomemfd"))
+        assert not bad, bad
+        print("ok")
+        """
+    )
+    r = subprocess.run([sys.executable, "-c", src], capture_output=True, text=True, timeout=60, env=full_env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "ok"
