@@ -50,7 +50,8 @@ func (c *Client) Touch(key []byte, exp uint32) error {
 
 // Set stores item unconditionally, or, if item.CAS is nonzero, only if the
 // stored item still has that CAS: then a changed item gives ErrKeyExists
-// and a missing one ErrCacheMiss.
+// and a missing one ErrCacheMiss. A value over the server's item size limit
+// gives ErrTooLarge, and memcached then also drops the key's old value.
 func (c *Client) Set(item *Item) error {
 	return c.store(binprot.OpSet, item)
 }
@@ -68,8 +69,10 @@ func (c *Client) Replace(item *Item) error {
 }
 
 // Append adds item.Value at the end of the stored value, keeping its flags
-// and expiration. It returns ErrNotStored if the key holds nothing. A
-// nonzero item.CAS adds the CAS condition of Set.
+// and expiration. It returns ErrNotStored if the key holds nothing, and also
+// if the combined value would exceed the item size limit (memcached answers
+// NOT_STORED then, not E2BIG). A nonzero item.CAS adds the CAS condition of
+// Set.
 func (c *Client) Append(item *Item) error {
 	return c.store(binprot.OpAppend, item)
 }
