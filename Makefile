@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 GO     ?= go
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: all deps venv build install demo test test-go test-py test-slow bench fmt lint clean
+.PHONY: all deps venv build install demo test test-go test-py test-slow wheel-check bench fmt lint clean
 
 all: build
 
@@ -56,3 +56,7 @@ lint: $(PY)
 clean:
 	rm -rf build dist *.egg-info python/*.egg-info python/omcache/_gopy go/build $(VENV)
 	find . -name __pycache__ -prune -exec rm -rf {} +
+
+# `pip wheel .` gives a wheel that works in a fresh venv with no Go on PATH.
+wheel-check: deps
+	bash scripts/check-wheel.sh
