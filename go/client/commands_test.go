@@ -196,6 +196,7 @@ func TestZeroByteValue(t *testing.T) {
 }
 
 func TestExpiration(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("sleeps 2 s")
 	}
