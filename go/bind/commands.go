@@ -28,7 +28,11 @@ func Get(h, keyAddr, keyLen int64) (ret []byte) {
 	if err != nil {
 		return packedError(err)
 	}
-	it, err := c.Get(bytesAt(keyAddr, keyLen))
+	return packItem(c.Get(bytesAt(keyAddr, keyLen)))
+}
+
+// packItem packs a single-key get result: see Get.
+func packItem(it *client.Item, err error) []byte {
 	if err != nil {
 		if errors.Is(err, client.ErrCacheMiss) {
 			return []byte{StatusMiss}
@@ -85,7 +89,11 @@ func Delete(h, keyAddr, keyLen int64) (ret int64) {
 	if err != nil {
 		return result(err)
 	}
-	err = c.Delete(bytesAt(keyAddr, keyLen))
+	return missOrResult(c.Delete(bytesAt(keyAddr, keyLen)))
+}
+
+// missOrResult is result, but a miss is a plain StatusMiss with no detail.
+func missOrResult(err error) int64 {
 	if errors.Is(err, client.ErrCacheMiss) {
 		return StatusMiss
 	}

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 
-from .client import Client
+from .client import Client, Item
 from .exceptions import (
     ClientClosedError,
     CommandError,
@@ -42,6 +42,7 @@ logging.getLogger("omcache").addHandler(logging.NullHandler())
 
 __all__ = [
     "Client",
+    "Item",
     "ClientClosedError",
     "CommandError",
     "ConfigError",

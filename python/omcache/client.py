@@ -6,7 +6,7 @@ import logging
 import os
 import struct
 from types import ModuleType
-from typing import Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple, TypeVar, Union
 
 from . import _engine
 from . import exceptions as exc
@@ -15,9 +15,24 @@ log = logging.getLogger("omcache")
 
 Key = Union[str, bytes]
 Servers = Union[str, Sequence[str]]
+K = TypeVar("K", str, bytes)
+
+
+class Item(NamedTuple):
+    """A value as stored: the bytes, the client flags, and the CAS unique."""
+
+    value: bytes
+    flags: int
+    cas: int
+
 
 _OP_SET, _OP_ADD, _OP_REPLACE, _OP_APPEND, _OP_PREPEND = range(5)
 _GET_HEADER = struct.Struct("<BIQ")
+_U32 = struct.Struct("<I")
+_REC_HEAD = struct.Struct("<IB")
+_HIT = struct.Struct("<IQI")
+_U64 = struct.Struct("<Q")
+_MAX_U64 = (1 << 64) - 1
 _GET_HEADER_LEN = _GET_HEADER.size
 _OFF = _engine.BYTES_DATA_OFFSET
 _OK = _engine.OK
@@ -129,6 +144,8 @@ class Client:
             return self._core, self._h
         return self._open()
 
+    # -- single-key reads ---------------------------------------------------
+
     def get(self, key: Key) -> Optional[bytes]:
         """Return the value stored under key, or None on a miss."""
         k = key_bytes(key)
@@ -141,15 +158,50 @@ class Client:
             return None
         raise _engine.packed_error(c, r)
 
-    def _store(self, op: int, key: Key, value: bytes, expire: int, flags: int, cas: int) -> None:
+    def get_item(self, key: Key) -> Optional[Item]:
+        """Return key's Item (value, flags, cas), or None on a miss."""
+        k = key_bytes(key)
+        c, h = self._engine()
+        return _item(c, _engine.take_bytes(c, c.bind_Get(h, id(k) + _OFF, len(k))))
+
+    def gets(self, key: Key) -> Tuple[Optional[bytes], Optional[int]]:
+        """Return (value, cas) for key, or (None, None) on a miss."""
+        it = self.get_item(key)
+        return (None, None) if it is None else (it.value, it.cas)
+
+    def gat(self, key: Key, expire: int) -> Optional[Item]:
+        """Get key and set its expiration (get-and-touch); None on a miss."""
+        _check_u32("expire", expire)
+        k = key_bytes(key)
+        c, h = self._engine()
+        return _item(c, _engine.take_bytes(c, c.bind_Gat(h, id(k) + _OFF, len(k), expire)))
+
+    def touch(self, key: Key, expire: int) -> bool:
+        """Set a new expiration on key; True if it exists, False if not."""
+        _check_u32("expire", expire)
+        k = key_bytes(key)
+        c, h = self._engine()
+        r = c.bind_Touch(h, id(k) + _OFF, len(k), expire)
+        if r == _OK:
+            return True
+        if r == _MISS:
+            return False
+        _engine.raise_for(c, r)
+
+    # -- single-key writes --------------------------------------------------
+
+    def _store(self, op: int, key: Key, value: bytes, expire: int, flags: int, cas: int) -> int:
+        """Run a store command; return OK, NOT_STORED, EXISTS or MISS, raise for the rest."""
         _check_u32("expire", expire)
         _check_u32("flags", flags)
         k = key_bytes(key)
         v = value_bytes(value)
         c, h = self._engine()
-        r = c.bind_Store(h, op, id(k) + _OFF, len(k), id(v) + _OFF, len(v), flags, expire, cas)
-        if r != _OK:
-            _engine.raise_for(c, r)
+        r = c.bind_Store(h, op, id(k) + _OFF, len(k), id(v) + _OFF, len(v), flags, expire, _signed64(cas))
+        code = r & 0xFF
+        if code in _STORE_OUTCOMES:
+            return code
+        _engine.raise_for(c, r)
 
     def set(self, key: Key, value: bytes, expire: int = 0, *, flags: int = 0) -> bool:
         """Store value under key unconditionally; return True.
@@ -162,6 +214,35 @@ class Client:
         self._store(_OP_SET, key, value, expire, flags, 0)
         return True
 
+    def add(self, key: Key, value: bytes, expire: int = 0, *, flags: int = 0) -> bool:
+        """Store value only if key does not exist; False if it does."""
+        return self._store(_OP_ADD, key, value, expire, flags, 0) == _OK
+
+    def replace(self, key: Key, value: bytes, expire: int = 0, *, flags: int = 0) -> bool:
+        """Store value only if key exists; False if it does not."""
+        return self._store(_OP_REPLACE, key, value, expire, flags, 0) == _OK
+
+    def append(self, key: Key, value: bytes) -> bool:
+        """Append value to key's value; False if key does not exist."""
+        return self._store(_OP_APPEND, key, value, 0, 0, 0) == _OK
+
+    def prepend(self, key: Key, value: bytes) -> bool:
+        """Prepend value to key's value; False if key does not exist."""
+        return self._store(_OP_PREPEND, key, value, 0, 0, 0) == _OK
+
+    def cas(self, key: Key, value: bytes, cas: int, expire: int = 0, *, flags: int = 0) -> Optional[bool]:
+        """Store value if key's CAS unique is still ``cas``.
+
+        Returns True if stored, False if the item changed since (CAS
+        mismatch), None if the key no longer exists.
+        """
+        if isinstance(cas, bool) or not isinstance(cas, int) or not 0 < cas <= _MAX_U64:
+            raise ValueError(f"cas must be a positive 64-bit int, got {cas!r}")
+        code = self._store(_OP_SET, key, value, expire, flags, cas)
+        if code == _MISS:
+            return None
+        return code == _OK
+
     def delete(self, key: Key) -> bool:
         """Delete key; return True if it existed, False if it did not."""
         k = key_bytes(key)
@@ -172,6 +253,248 @@ class Client:
         if r == _MISS:
             return False
         _engine.raise_for(c, r)
+
+    def _delta(self, decr: bool, key: Key, delta: int, initial: Optional[int], expire: int) -> Optional[int]:
+        _check_u64("delta", delta)
+        if initial is not None:
+            _check_u64("initial", initial)
+        _check_u32("expire", expire)
+        k = key_bytes(key)
+        c, h = self._engine()
+        r = _engine.take_bytes(
+            c,
+            c.bind_Delta(
+                h, id(k) + _OFF, len(k), decr, _signed64(delta),
+                _signed64(initial or 0), initial is not None, expire,
+            ),
+        )
+        if r[0] == _OK:
+            return int(_U64.unpack_from(r, 1)[0])
+        if r[0] == _MISS:
+            return None
+        raise _engine.packed_error(c, r)
+
+    def incr(self, key: Key, delta: int = 1, *, initial: Optional[int] = None, expire: int = 0) -> Optional[int]:
+        """Increment key's decimal value by delta and return the new value.
+
+        A missing key returns None, or is created with ``initial`` (and
+        ``expire``) when initial is given.  Values wrap at 2**64.  Raises
+        DeltaBadValueError when the value is not a decimal number.
+        """
+        return self._delta(False, key, delta, initial, expire)
+
+    def decr(self, key: Key, delta: int = 1, *, initial: Optional[int] = None, expire: int = 0) -> Optional[int]:
+        """Decrement like incr; memcached clamps at 0 instead of going negative."""
+        return self._delta(True, key, delta, initial, expire)
+
+    # -- multi-key ----------------------------------------------------------
+
+    def get_multi(self, keys: Iterable[K], *, errors: Optional[Dict[K, Exception]] = None) -> Dict[K, bytes]:
+        """Get many keys in one pipelined exchange per server (servers in parallel).
+
+        Returns {key: value} for the hits.  Keys of a failing server are left
+        out; pass a dict as ``errors`` to receive {key: exception} for them
+        (they are also logged at WARNING).
+        """
+        return {k: it.value for k, it in self.get_multi_items(keys, errors=errors).items()}
+
+    def get_multi_items(
+        self,
+        keys: Iterable[K],
+        *,
+        gat_expire: Optional[int] = None,
+        errors: Optional[Dict[K, Exception]] = None,
+    ) -> Dict[K, Item]:
+        """get_multi returning Items (value, flags, cas); with ``gat_expire`` also touches each hit."""
+        klist = list(keys)
+        if not klist:
+            return {}
+        if gat_expire is not None:
+            _check_u32("expire", gat_expire)
+        wire = [key_bytes(k) for k in klist]
+        packed = _pack_keys(wire)
+        c, h = self._engine()
+        r = _engine.take_bytes(
+            c,
+            c.bind_GetMulti(h, id(packed) + _OFF, len(packed), gat_expire is not None, gat_expire or 0),
+        )
+        if r[0] != _OK:
+            raise _engine.packed_error(c, r)
+        out: Dict[K, Item] = {}
+        pos, end = 1, len(r)
+        while pos < end:
+            i, status = _REC_HEAD.unpack_from(r, pos)
+            pos += 5
+            if status == _OK:
+                flags, cas, n = _HIT.unpack_from(r, pos)
+                pos += 16
+                out[klist[i]] = Item(r[pos : pos + n], flags, cas)
+                pos += n
+            else:
+                pos = self._record_error(c, r, pos, status, klist[i], errors)
+        return out
+
+    def set_multi(
+        self,
+        mapping: Mapping[K, bytes],
+        expire: int = 0,
+        *,
+        flags: int = 0,
+        errors: Optional[Dict[K, Exception]] = None,
+    ) -> List[K]:
+        """Store many items with quiet SETs pipelined per server; return the keys that failed.
+
+        Pass a dict as ``errors`` to receive {key: exception} for the failures.
+        """
+        _check_u32("expire", expire)
+        _check_u32("flags", flags)
+        return self.set_multi_items([(k, v, flags) for k, v in mapping.items()], expire, errors=errors)
+
+    def set_multi_items(
+        self,
+        items: Sequence[Tuple[K, bytes, int]],
+        expire: int = 0,
+        *,
+        errors: Optional[Dict[K, Exception]] = None,
+    ) -> List[K]:
+        """set_multi over (key, value, flags) triples, for serialising callers."""
+        if not items:
+            return []
+        _check_u32("expire", expire)
+        heads: List[int] = []
+        parts: List[bytes] = []
+        for key, value, flags in items:
+            _check_u32("flags", flags)
+            k, v = key_bytes(key), value_bytes(value)
+            heads += (len(k), len(v), flags, expire)
+            parts += (k, v)
+        packed = _U32.pack(len(items)) + struct.pack(f"<{len(heads)}I", *heads) + b"".join(parts)
+        c, h = self._engine()
+        r = _engine.take_bytes(c, c.bind_SetMulti(h, id(packed) + _OFF, len(packed)))
+        if r[0] != _OK:
+            raise _engine.packed_error(c, r)
+        return self._failed_keys(c, r, [it[0] for it in items], errors)
+
+    def delete_multi(self, keys: Iterable[K], *, errors: Optional[Dict[K, Exception]] = None) -> List[K]:
+        """Delete many keys in one pipelined exchange per server; return the keys NOT deleted.
+
+        A key that did not exist is not deleted; pass a dict as ``errors`` to
+        tell misses (NotFoundError) from failures.
+        """
+        klist = list(keys)
+        if not klist:
+            return []
+        packed = _pack_keys([key_bytes(k) for k in klist])
+        c, h = self._engine()
+        r = _engine.take_bytes(c, c.bind_DeleteMulti(h, id(packed) + _OFF, len(packed)))
+        if r[0] != _OK:
+            raise _engine.packed_error(c, r)
+        return self._failed_keys(c, r, klist, errors)
+
+    def _record_error(self, c: ModuleType, r: bytes, pos: int, status: int, key: object, errors: Optional[dict]) -> int:  # type: ignore[type-arg]
+        (n,) = _U32.unpack_from(r, pos)
+        pos += 4
+        e = _engine.packed_error(c, bytes([status]) + r[pos : pos + n])
+        if errors is not None:
+            errors[key] = e
+        if status != _MISS:
+            log.warning("omcache: %r: %s: %s", key, type(e).__name__, e)
+        return pos + n
+
+    def _failed_keys(self, c: ModuleType, r: bytes, klist: Sequence[K], errors: Optional[Dict[K, Exception]]) -> List[K]:
+        failed: List[K] = []
+        pos, end = 1, len(r)
+        while pos < end:
+            i, status = _REC_HEAD.unpack_from(r, pos)
+            pos = self._record_error(c, r, pos + 5, status, klist[i], errors)
+            failed.append(klist[i])
+        return failed
+
+    # -- per-server ---------------------------------------------------------
+
+    def _per_server(self, r: bytes, c: ModuleType, with_payload: bool) -> List[Tuple[Optional[Exception], object]]:
+        if r[0] != _OK:
+            raise _engine.packed_error(c, r)
+        (count,) = _U32.unpack_from(r, 1)
+        pos = 5
+        out: List[Tuple[Optional[Exception], object]] = []
+        for _ in range(count):
+            status = r[pos]
+            (n,) = _U32.unpack_from(r, pos + 1)
+            pos += 5
+            err = None if status == _OK else _engine.packed_error(c, bytes([status]) + r[pos : pos + n])
+            pos += n
+            payload: object = None
+            if with_payload:
+                payload, pos = _read_str(r, pos)
+            out.append((err, payload))
+        return out
+
+    def flush_all(self, delay: int = 0) -> bool:
+        """Invalidate every item on every server (after ``delay`` seconds); True if all succeeded.
+
+        Raises the first error when a server failed.
+        """
+        _check_u32("delay", delay)
+        c, h = self._engine()
+        res = self._per_server(_engine.take_bytes(c, c.bind_FlushAll(h, delay)), c, False)
+        _raise_first(res)
+        return True
+
+    def noop(self) -> bool:
+        """Ping every server; True if all answered, else raise the first error."""
+        c, h = self._engine()
+        _raise_first(self._per_server(_engine.take_bytes(c, c.bind_Noop(h)), c, False))
+        return True
+
+    def version(self) -> Dict[str, Union[str, Exception]]:
+        """Return {server address: version string, or the exception for that server}."""
+        c, h = self._engine()
+        res = self._per_server(_engine.take_bytes(c, c.bind_ServerVersions(h)), c, True)
+        return {a: (err if err is not None else str(v)) for a, (err, v) in zip(self.server_addresses(), res)}
+
+    def stats(self, group: str = "") -> Dict[str, Union[Dict[str, str], Exception]]:
+        """Return {server address: {stat: value}} for a stats group ("", "items", "slabs", "settings", ...).
+
+        A server that failed maps to its exception instead of a dict.
+        """
+        if not isinstance(group, str) or any(ch.isspace() or ord(ch) < 32 for ch in group):
+            raise ValueError(f"invalid stats group {group!r}")
+        c, h = self._engine()
+        r = _engine.take_bytes(c, c.bind_Stats(h, group))
+        if r[0] != _OK:
+            raise _engine.packed_error(c, r)
+        (count,) = _U32.unpack_from(r, 1)
+        pos = 5
+        out: Dict[str, Union[Dict[str, str], Exception]] = {}
+        for addr in self.server_addresses()[:count]:
+            status = r[pos]
+            (n,) = _U32.unpack_from(r, pos + 1)
+            pos += 5
+            err = None if status == _OK else _engine.packed_error(c, bytes([status]) + r[pos : pos + n])
+            pos += n
+            (m,) = _U32.unpack_from(r, pos)
+            pos += 4
+            d: Dict[str, str] = {}
+            for _ in range(m):
+                name, pos = _read_str(r, pos)
+                value, pos = _read_str(r, pos)
+                d[name] = value
+            out[addr] = err if err is not None else d
+        return out
+
+    def server_addresses(self) -> List[str]:
+        """The normalised addresses the engine connects to, in server-list order."""
+        c, h = self._engine()
+        r = _engine.take_bytes(c, c.bind_Servers(h))
+        if r[0] != _OK:
+            raise _engine.packed_error(c, r)
+        (count,) = _U32.unpack_from(r, 1)
+        pos, out = 5, []
+        for _ in range(count):
+            s, pos = _read_str(r, pos)
+            out.append(s)
+        return out
 
     def close(self) -> None:
         """Close the client's connections. Further calls raise ClientClosedError."""
@@ -205,3 +528,46 @@ def _check_u32(name: str, n: int) -> None:
         raise TypeError(f"{name} must be an int, not {type(n).__name__}")
     if not 0 <= n <= 0xFFFFFFFF:
         raise ValueError(f"{name} must be between 0 and 2**32-1, got {n}")
+
+
+_STORE_OUTCOMES = frozenset((_OK, _engine.NOT_STORED, _engine.EXISTS, _MISS))
+
+
+def _check_u64(name: str, n: int) -> None:
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"{name} must be an int, not {type(n).__name__}")
+    if not 0 <= n <= _MAX_U64:
+        raise ValueError(f"{name} must be between 0 and 2**64-1, got {n}")
+
+
+def _signed64(n: int) -> int:
+    """Carry a uint64 through a signed int64 argument (the engine reinterprets it)."""
+    return n - (1 << 64) if n >= (1 << 63) else n
+
+
+def _pack_keys(keys: List[bytes]) -> bytes:
+    """u32 count, count u32 lengths, then the keys back to back (go/bind keyList)."""
+    n = len(keys)
+    return _U32.pack(n) + struct.pack(f"<{n}I", *map(len, keys)) + b"".join(keys)
+
+
+def _item(c: ModuleType, r: bytes) -> Optional[Item]:
+    status = r[0]
+    if status == _OK:
+        _, flags, cas = _GET_HEADER.unpack_from(r)
+        return Item(r[_GET_HEADER_LEN:], flags, cas)
+    if status == _MISS:
+        return None
+    raise _engine.packed_error(c, r)
+
+
+def _read_str(r: bytes, pos: int) -> Tuple[str, int]:
+    (n,) = _U32.unpack_from(r, pos)
+    pos += 4
+    return r[pos : pos + n].decode("utf-8", "replace"), pos + n
+
+
+def _raise_first(res: List[Tuple[Optional[Exception], object]]) -> None:
+    for err, _ in res:
+        if err is not None:
+            raise err

@@ -1,0 +1,92 @@
+package bind
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// packer builds the packed results that cross the boundary as one []byte:
+// little-endian integers and length-prefixed byte strings after a status byte.
+type packer struct{ buf []byte }
+
+func newPacker(status int, capacity int) *packer {
+	p := &packer{buf: make([]byte, 1, 1+capacity)}
+	p.buf[0] = byte(status)
+	return p
+}
+
+func (p *packer) u8(v int)     { p.buf = append(p.buf, byte(v)) }
+func (p *packer) u32(v uint32) { p.buf = binary.LittleEndian.AppendUint32(p.buf, v) }
+func (p *packer) u64(v uint64) { p.buf = binary.LittleEndian.AppendUint64(p.buf, v) }
+func (p *packer) bytes(b []byte) {
+	p.u32(uint32(len(b)))
+	p.buf = append(p.buf, b...)
+}
+func (p *packer) str(s string) {
+	p.u32(uint32(len(s)))
+	p.buf = append(p.buf, s...)
+}
+
+// errRecord appends status and message of err (status OK and "" for nil).
+func (p *packer) errRecord(err error) {
+	p.u8(statusOf(err))
+	if err == nil {
+		p.u32(0)
+		return
+	}
+	p.str(cleanMessage(err.Error()))
+}
+
+// unpacker reads the packed arguments Python sends (lists of keys, items).
+type unpacker struct {
+	buf []byte
+	err error
+}
+
+func (u *unpacker) u32() uint32 {
+	if u.err != nil {
+		return 0
+	}
+	if len(u.buf) < 4 {
+		u.err = fmt.Errorf("%w: packed argument truncated", errInternal)
+		return 0
+	}
+	v := binary.LittleEndian.Uint32(u.buf)
+	u.buf = u.buf[4:]
+	return v
+}
+
+func (u *unpacker) take(n uint32) []byte {
+	if u.err != nil {
+		return nil
+	}
+	if uint64(len(u.buf)) < uint64(n) {
+		u.err = fmt.Errorf("%w: packed argument truncated", errInternal)
+		return nil
+	}
+	b := u.buf[:n:n]
+	u.buf = u.buf[n:]
+	return b
+}
+
+// keyList decodes Python's packed key list: u32 count, count u32 lengths,
+// then the keys back to back. The keys alias the argument's memory.
+func keyList(b []byte) ([][]byte, error) {
+	u := unpacker{buf: b}
+	n := u.u32()
+	if u.err == nil && uint64(n)*4 > uint64(len(u.buf)) {
+		return nil, fmt.Errorf("%w: packed key list claims %d keys", errInternal, n)
+	}
+	lens := make([]uint32, n)
+	for i := range lens {
+		lens[i] = u.u32()
+	}
+	keys := make([][]byte, n)
+	for i, l := range lens {
+		keys[i] = u.take(l)
+	}
+	if u.err == nil && len(u.buf) != 0 {
+		u.err = fmt.Errorf("%w: %d trailing bytes in packed key list", errInternal, len(u.buf))
+	}
+	return keys, u.err
+}

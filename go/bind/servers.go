@@ -1,0 +1,153 @@
+package bind
+
+import "github.com/omcache/omcache/go/client"
+
+// Touch sets a new expiration on key: StatusOK, or StatusMiss if absent.
+func Touch(h, keyAddr, keyLen, exptime int64) (ret int64) {
+	defer recoverInt(&ret)
+	c, err := lookup(h)
+	if err != nil {
+		return result(err)
+	}
+	if exptime < 0 || exptime > 0xffffffff {
+		return result(client.ErrInvalidArguments)
+	}
+	return missOrResult(c.Touch(bytesAt(keyAddr, keyLen), uint32(exptime)))
+}
+
+// Gat gets key and sets its expiration (get-and-touch); the result is
+// packed as for Get.
+func Gat(h, keyAddr, keyLen, exptime int64) (ret []byte) {
+	defer recoverPacked(&ret)
+	c, err := lookup(h)
+	if err != nil {
+		return packedError(err)
+	}
+	if exptime < 0 || exptime > 0xffffffff {
+		return packedError(client.ErrInvalidArguments)
+	}
+	return packItem(c.Gat(bytesAt(keyAddr, keyLen), uint32(exptime)))
+}
+
+// Delta increments (decr false) or decrements (decr true) key by delta.
+// With create set, a missing key is created with initial; otherwise a miss
+// is StatusMiss. Packed result: status, then the new value as u64.
+// delta and initial are uint64 bit patterns carried in int64.
+func Delta(h, keyAddr, keyLen int64, decr bool, delta, initial int64, create bool, exptime int64) (ret []byte) {
+	defer recoverPacked(&ret)
+	c, err := lookup(h)
+	if err != nil {
+		return packedError(err)
+	}
+	if exptime < 0 || exptime > 0xffffffff {
+		return packedError(client.ErrInvalidArguments)
+	}
+	key := bytesAt(keyAddr, keyLen)
+	var v uint64
+	if decr {
+		v, err = c.Decr(key, uint64(delta), uint64(initial), uint32(exptime), create)
+	} else {
+		v, err = c.Incr(key, uint64(delta), uint64(initial), uint32(exptime), create)
+	}
+	if err != nil {
+		if statusOf(err) == StatusMiss {
+			return []byte{StatusMiss}
+		}
+		return packedError(err)
+	}
+	p := newPacker(StatusOK, 8)
+	p.u64(v)
+	return p.buf
+}
+
+// packServerErrs encodes per-server results: u32 count, then an error record
+// per server in Servers() order.
+func packServerErrs(errs []error) []byte {
+	p := newPacker(StatusOK, 0)
+	p.u32(uint32(len(errs)))
+	for _, err := range errs {
+		p.errRecord(err)
+	}
+	return p.buf
+}
+
+// FlushAll invalidates all items on every server after delay seconds (0:
+// now). Packed per-server results (see packServerErrs).
+func FlushAll(h, delay int64) (ret []byte) {
+	defer recoverPacked(&ret)
+	c, err := lookup(h)
+	if err != nil {
+		return packedError(err)
+	}
+	if delay < 0 || delay > 0xffffffff {
+		return packedError(client.ErrInvalidArguments)
+	}
+	return packServerErrs(c.FlushAll(uint32(delay)))
+}
+
+// Noop pings every server. Packed per-server results (see packServerErrs).
+func Noop(h int64) (ret []byte) {
+	defer recoverPacked(&ret)
+	c, err := lookup(h)
+	if err != nil {
+		return packedError(err)
+	}
+	return packServerErrs(c.Noop())
+}
+
+// ServerVersions returns every server's version: u32 count, then per server an
+// error record followed by the version string.
+func ServerVersions(h int64) (ret []byte) {
+	defer recoverPacked(&ret)
+	c, err := lookup(h)
+	if err != nil {
+		return packedError(err)
+	}
+	versions, errs := c.Version()
+	p := newPacker(StatusOK, 0)
+	p.u32(uint32(len(errs)))
+	for i, err := range errs {
+		p.errRecord(err)
+		p.str(versions[i])
+	}
+	return p.buf
+}
+
+// Stats returns every server's statistics for group: u32 count, then per
+// server an error record, u32 number of stats and that many name/value
+// string pairs.
+func Stats(h int64, group string) (ret []byte) {
+	defer recoverPacked(&ret)
+	c, err := lookup(h)
+	if err != nil {
+		return packedError(err)
+	}
+	stats, errs := c.Stats(group)
+	p := newPacker(StatusOK, 0)
+	p.u32(uint32(len(errs)))
+	for i, err := range errs {
+		p.errRecord(err)
+		p.u32(uint32(len(stats[i])))
+		for k, v := range stats[i] {
+			p.str(k)
+			p.str(v)
+		}
+	}
+	return p.buf
+}
+
+// Servers returns the client's server addresses: u32 count, then strings.
+func Servers(h int64) (ret []byte) {
+	defer recoverPacked(&ret)
+	c, err := lookup(h)
+	if err != nil {
+		return packedError(err)
+	}
+	addrs := c.Servers()
+	p := newPacker(StatusOK, 0)
+	p.u32(uint32(len(addrs)))
+	for _, a := range addrs {
+		p.str(a)
+	}
+	return p.buf
+}

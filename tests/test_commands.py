@@ -1,0 +1,262 @@
+"""Every command through omcache.Client against a real memcached, edge cases included."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Callable, Dict
+
+import pytest
+
+import omcache
+from omcache.testing import MemcachedProcess, free_port
+
+
+def unique(prefix: str = "k") -> str:
+    return f"{prefix}-{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+def mc(memcached: MemcachedProcess) -> omcache.Client:
+    return omcache.Client([memcached.address])
+
+
+def test_get_item_returns_flags_and_cas(mc: omcache.Client) -> None:
+    k = unique()
+    mc.set(k, b"v", flags=0xDEADBEEF)
+    it = mc.get_item(k)
+    assert it is not None and it.value == b"v" and it.flags == 0xDEADBEEF and it.cas > 0
+    assert mc.get_item(unique()) is None
+
+
+def test_gets_and_cas_success_mismatch_and_missing(mc: omcache.Client) -> None:
+    k = unique()
+    mc.set(k, b"one")
+    value, cas = mc.gets(k)
+    assert value == b"one" and isinstance(cas, int)
+    assert mc.cas(k, b"two", cas) is True
+    assert mc.get(k) == b"two"
+    assert mc.cas(k, b"three", cas) is False  # cas changed by the previous store
+    assert mc.get(k) == b"two"
+    assert mc.cas(unique(), b"x", cas) is None  # key missing
+    assert mc.gets(unique()) == (None, None)
+
+
+def test_add_and_replace(mc: omcache.Client) -> None:
+    k = unique()
+    assert mc.replace(k, b"r") is False
+    assert mc.add(k, b"a") is True
+    assert mc.add(k, b"b") is False
+    assert mc.get(k) == b"a"
+    assert mc.replace(k, b"r") is True
+    assert mc.get(k) == b"r"
+
+
+def test_append_prepend_and_on_missing_key(mc: omcache.Client) -> None:
+    k = unique()
+    assert mc.append(k, b"x") is False
+    assert mc.prepend(k, b"x") is False
+    assert mc.get(k) is None
+    mc.set(k, b"mid")
+    assert mc.append(k, b">") and mc.prepend(k, b"<")
+    assert mc.get(k) == b"<mid>"
+
+
+def test_incr_decr_semantics(mc: omcache.Client) -> None:
+    k = unique()
+    assert mc.incr(k) is None  # missing, no initial: not created
+    assert mc.get(k) is None
+    assert mc.incr(k, 5, initial=10) == 10  # created with the initial value
+    assert mc.incr(k, 5) == 15
+    assert mc.decr(k, 100) == 0  # clamps at zero
+    mc.set(k, str(2**64 - 1).encode())
+    assert mc.incr(k, 2) == 1  # wraps at 2**64
+    mc.set(k, b"not a number")
+    with pytest.raises(omcache.DeltaBadValueError):
+        mc.incr(k)
+    assert mc.decr(unique()) is None
+
+
+def test_incr_with_initial_and_expire(mc: omcache.Client) -> None:
+    k = unique()
+    assert mc.incr(k, 1, initial=7, expire=1) == 7
+    time.sleep(2.1)
+    assert mc.get(k) is None
+
+
+def test_expiry_is_honoured(mc: omcache.Client) -> None:
+    k = unique()
+    mc.set(k, b"short", expire=1)
+    assert mc.get(k) == b"short"
+    time.sleep(2.1)
+    assert mc.get(k) is None
+
+
+def test_touch_and_gat_update_expiry(mc: omcache.Client) -> None:
+    a, b = unique(), unique()
+    mc.set(a, b"a", expire=1)
+    mc.set(b, b"b", expire=1)
+    assert mc.touch(a, 100) is True
+    it = mc.gat(b, 100)
+    assert it is not None and it.value == b"b"
+    time.sleep(2.1)
+    assert mc.get(a) == b"a"
+    assert mc.get(b) == b"b"
+    assert mc.touch(unique(), 10) is False
+    assert mc.gat(unique(), 10) is None
+
+
+def test_zero_byte_and_largest_and_over_limit_values(memcached_factory: Callable[..., MemcachedProcess]) -> None:
+    server = memcached_factory(extra_args=["-I", "1m"])
+    mc = omcache.Client([server.address])
+    k = unique()
+    mc.set(k, b"")
+    assert mc.get(k) == b""
+    # memcached's limit covers the item header too; 1 MiB minus a little fits
+    big = b"z" * (1024 * 1024 - 512)
+    mc.set(k, big)
+    assert mc.get(k) == big
+    with pytest.raises(omcache.TooLargeValueError):
+        mc.set(k, b"z" * (1024 * 1024 + 1))
+    # memcached drops the old value when a set fails (no stale reads); the
+    # connection stays usable
+    assert mc.get(k) is None
+    mc.set(k, b"after")
+    assert mc.get(k) == b"after"
+
+
+def test_flush_all_with_delay(mc: omcache.Client) -> None:
+    k = unique()
+    mc.set(k, b"v")
+    assert mc.flush_all(delay=2) is True
+    assert mc.get(k) == b"v"
+    time.sleep(3.1)
+    assert mc.get(k) is None
+
+
+def test_flush_all_now(mc: omcache.Client) -> None:
+    k = unique()
+    mc.set(k, b"v")
+    mc.flush_all()
+    assert mc.get(k) is None
+
+
+def test_noop_version_and_server_addresses(mc: omcache.Client, memcached: MemcachedProcess) -> None:
+    assert mc.noop() is True
+    assert mc.version() == {memcached.address: "1.6.18"} or list(mc.version().values())[0].count(".") == 2
+    assert mc.server_addresses() == [memcached.address]
+
+
+@pytest.mark.parametrize("group,expected", [("", "curr_items"), ("settings", "item_size_max"), ("slabs", "active_slabs"), ("items", None)])
+def test_stats_groups(mc: omcache.Client, memcached: MemcachedProcess, group: str, expected: str) -> None:
+    mc.set(unique(), b"v")
+    stats = mc.stats(group)
+    s = stats[memcached.address]
+    assert isinstance(s, dict)
+    if expected:
+        assert expected in s
+    else:
+        assert any(name.startswith("items:") for name in s)
+
+
+def test_stats_unknown_group_is_a_server_error(mc: omcache.Client, memcached: MemcachedProcess) -> None:
+    s = mc.stats("no-such-group")
+    assert isinstance(s[memcached.address], omcache.Error)
+
+
+def test_multi_across_three_servers(memcached_factory: Callable[..., MemcachedProcess]) -> None:
+    servers = [memcached_factory() for _ in range(3)]
+    mc = omcache.Client([s.address for s in servers])
+    data = {unique(f"m{i}"): (b"value-%d" % i) * (i % 7) for i in range(100)}
+    assert mc.set_multi(data) == []
+    got = mc.get_multi(list(data) + [unique("missing")])
+    assert got == data
+    # the keys really are spread over the servers
+    per_server = [sum(1 for k in data if omcache.Client([s.address]).get(k) is not None) for s in servers]
+    assert all(n > 0 for n in per_server) and sum(per_server) == 100
+    keys = list(data)[:50]
+    assert mc.delete_multi(keys + ["never-there"]) == ["never-there"]
+    assert mc.get_multi(keys) == {}
+
+
+def test_multi_with_a_dead_server_fails_only_its_keys(memcached_factory: Callable[..., MemcachedProcess]) -> None:
+    live = [memcached_factory() for _ in range(2)]
+    dead = f"127.0.0.1:{free_port()}"
+    mc = omcache.Client([live[0].address, dead, live[1].address], connect_timeout=0.5)
+    data = {unique(f"d{i}"): b"v%d" % i for i in range(60)}
+    errors: Dict[str, Exception] = {}
+    failed = mc.set_multi(data, errors=errors)
+    assert failed and len(failed) < 60
+    assert set(failed) == set(errors)
+    assert all(isinstance(e, omcache.ConnectionError) for e in errors.values())
+    get_errors: Dict[str, Exception] = {}
+    got = mc.get_multi(list(data), errors=get_errors)
+    assert set(got) == set(data) - set(failed)
+    assert set(get_errors) == set(failed)
+    assert all(got[k] == data[k] for k in got)
+
+
+def test_get_multi_items_and_gat_multi(mc: omcache.Client) -> None:
+    a, b = unique(), unique()
+    mc.set(a, b"A", flags=3, expire=1)
+    mc.set(b, b"B", flags=4, expire=1)
+    items = mc.get_multi_items([a, b], gat_expire=100)
+    assert items[a].value == b"A" and items[a].flags == 3 and items[b].flags == 4
+    time.sleep(2.1)
+    assert mc.get_multi([a, b]) == {a: b"A", b: b"B"}
+
+
+def test_multi_with_invalid_key_fails_that_key_only(mc: omcache.Client) -> None:
+    good = unique()
+    errors: Dict[str, Exception] = {}
+    assert mc.set_multi({good: b"g", "bad key": b"b"}, errors=errors) == ["bad key"]
+    assert isinstance(errors["bad key"], omcache.InvalidKeyError)
+    errors = {}
+    assert mc.get_multi([good, "bad key"], errors=errors) == {good: b"g"}
+    assert isinstance(errors["bad key"], omcache.InvalidKeyError)
+
+
+def test_empty_multi_calls(mc: omcache.Client) -> None:
+    assert mc.get_multi([]) == {}
+    assert mc.set_multi({}) == []
+    assert mc.delete_multi([]) == []
+
+
+def test_bytes_and_str_keys_in_multi_are_returned_as_given(mc: omcache.Client) -> None:
+    k = unique()
+    mc.set(k, b"v")
+    assert mc.get_multi([k.encode()]) == {k.encode(): b"v"}
+    assert mc.get_multi([k]) == {k: b"v"}
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda c: c.set("k", b"v", expire=-1),
+        lambda c: c.set("k", b"v", flags=2**32),
+        lambda c: c.incr("k", -1),
+        lambda c: c.incr("k", 2**64),
+        lambda c: c.cas("k", b"v", 0),
+        lambda c: c.touch("k", -5),
+        lambda c: c.flush_all(-1),
+        lambda c: c.stats("bad group"),
+    ],
+)
+def test_bad_arguments_raise_value_errors(mc: omcache.Client, call: Callable[[omcache.Client], object]) -> None:
+    with pytest.raises(ValueError):
+        call(mc)
+
+
+def test_io_timeout_on_a_stopped_server(memcached_factory: Callable[..., MemcachedProcess]) -> None:
+    server = memcached_factory()
+    mc = omcache.Client([server.address], io_timeout=0.3)
+    mc.set("k", b"v")
+    server.pause()
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(omcache.TimeoutError):
+            mc.get("k")
+        assert time.monotonic() - t0 < 2.0
+    finally:
+        server.resume()
+    assert mc.get("k") == b"v"
