@@ -27,6 +27,9 @@ func Dial(addr string, opts Options) (*Conn, error) {
 	var errs []error
 	for _, sa := range sas {
 		fd, err := connect(sa, deadline)
+		if err == nil && blockingRead {
+			err = setBlockingWithTimeout(fd, opts.IOTimeout)
+		}
 		if err == nil {
 			return &Conn{fd: fd, addr: addr, opts: opts}, nil
 		}
@@ -152,4 +155,17 @@ func connect(sa unix.Sockaddr, deadline time.Time) (int, error) {
 		return -1, fmt.Errorf("connect: %w", err)
 	}
 	return fd, nil
+}
+
+func setBlockingWithTimeout(fd int, timeout time.Duration) error {
+	tv := unix.NsecToTimeval(int64(timeout))
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		unix.Close(fd)
+		return fmt.Errorf("setsockopt SO_RCVTIMEO: %w", err)
+	}
+	if err := unix.SetNonblock(fd, false); err != nil {
+		unix.Close(fd)
+		return fmt.Errorf("clear O_NONBLOCK: %w", err)
+	}
+	return nil
 }
