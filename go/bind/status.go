@@ -128,11 +128,12 @@ func ErrorDetail(token int64) (msg string) {
 			msg = "internal engine error while fetching error detail"
 		}
 	}()
-	details.Lock()
-	defer details.Unlock()
-	slot := &details.ring[token%int64(len(details.ring))]
-	if token > 0 && slot.token == token {
-		return slot.msg
+	if token > 0 {
+		details.Lock()
+		defer details.Unlock()
+		if slot := &details.ring[token%int64(len(details.ring))]; slot.token == token {
+			return slot.msg
+		}
 	}
 	return fmt.Sprintf("error detail %d no longer available", token)
 }

@@ -1,0 +1,226 @@
+package bind
+
+import (
+	"encoding/binary"
+	"errors"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/omcache/omcache/go/client"
+	"github.com/omcache/omcache/go/internal/mctest"
+)
+
+// pyMem copies b into memory outside the Go heap, as Python's bytes are, and
+// returns its address: bytesAt must not be handed Go pointers disguised as
+// integers (checkptr, enabled by -race, rejects that).
+func pyMem(t testing.TB, b []byte) (addr, n int64) {
+	t.Helper()
+	if len(b) == 0 {
+		return 0, 0
+	}
+	m, err := unix.Mmap(-1, 0, len(b), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = unix.Munmap(m) })
+	copy(m, b)
+	return int64(uintptrOf(m)), int64(len(b))
+}
+
+func packKeys(keys ...string) []byte {
+	out := binary.LittleEndian.AppendUint32(nil, uint32(len(keys)))
+	for _, k := range keys {
+		out = binary.LittleEndian.AppendUint32(out, uint32(len(k)))
+	}
+	for _, k := range keys {
+		out = append(out, k...)
+	}
+	return out
+}
+
+func TestKeyList(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      []byte
+		want    []string
+		wantErr bool
+	}{
+		{"empty list", packKeys(), []string{}, false},
+		{"two keys", packKeys("a", "bcd"), []string{"a", "bcd"}, false},
+		{"empty key", packKeys(""), []string{""}, false},
+		{"truncated header", []byte{1, 0}, nil, true},
+		{"count too large", []byte{0xff, 0xff, 0xff, 0xff}, nil, true},
+		{"lengths past end", append(packKeys("abc")[:8], 'a'), nil, true},
+		{"trailing bytes", append(packKeys("a"), 'x'), nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := keyList(tt.in)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
+			}
+			if err != nil {
+				return
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("got %d keys, want %d", len(got), len(tt.want))
+			}
+			for i := range got {
+				if string(got[i]) != tt.want[i] {
+					t.Errorf("key %d = %q, want %q", i, got[i], tt.want[i])
+				}
+			}
+		})
+	}
+}
+
+func FuzzKeyList(f *testing.F) {
+	f.Add(packKeys("a", "bb"))
+	f.Add([]byte{})
+	f.Add([]byte{2, 0, 0, 0, 1, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		keys, err := keyList(b)
+		if err != nil {
+			return
+		}
+		// A decodable list re-encodes to the same bytes.
+		ss := make([]string, len(keys))
+		for i, k := range keys {
+			ss[i] = string(k)
+		}
+		if string(packKeys(ss...)) != string(b) {
+			t.Fatalf("round trip mismatch")
+		}
+	})
+}
+
+func TestStatusTableMapsEverySentinel(t *testing.T) {
+	tests := []struct {
+		err  error
+		want int
+	}{
+		{nil, StatusOK},
+		{client.ErrCacheMiss, StatusMiss},
+		{client.ErrKeyExists, StatusExists},
+		{client.ErrNotStored, StatusNotStored},
+		{client.ErrTooLarge, StatusTooLarge},
+		{client.ErrInvalidArguments, StatusInvalidArgs},
+		{client.ErrDeltaBadValue, StatusDeltaBadValue},
+		{client.ErrMalformedKey, StatusBadKey},
+		{client.ErrServerError, StatusServerError},
+		{client.ErrTimeout, StatusTimeout},
+		{client.ErrConnection, StatusConnection},
+		{client.ErrProtocol, StatusProtocol},
+		{client.ErrNoServers, StatusNoServers},
+		{client.ErrClosed, StatusClosed},
+		{errBadConfig, StatusBadConfig},
+		{errors.New("something else"), StatusInternal},
+	}
+	for _, tt := range tests {
+		if got := statusOf(tt.err); got != tt.want {
+			t.Errorf("statusOf(%v) = %d, want %d", tt.err, got, tt.want)
+		}
+	}
+}
+
+func TestErrorDetailRoundTripAndCleaning(t *testing.T) {
+	r := result(errors.New("bad\x00thing \xff"))
+	if r&0xff != StatusInternal {
+		t.Fatalf("status %d", r&0xff)
+	}
+	msg := ErrorDetail(r >> 8)
+	if strings.Contains(msg, "\x00") || !strings.Contains(msg, "bad\\x00thing") {
+		t.Fatalf("detail %q", msg)
+	}
+	if got := ErrorDetail(-1); !strings.Contains(got, "no longer available") {
+		t.Fatalf("unknown token gave %q", got)
+	}
+}
+
+func TestPanicsBecomeStatusInternal(t *testing.T) {
+	f := func() (ret int64) {
+		defer recoverInt(&ret)
+		var m map[string]int
+		m["x"] = 1 // nil map write panics
+		return 0
+	}
+	if r := f(); r&0xff != StatusInternal || !strings.Contains(ErrorDetail(r>>8), "panic") {
+		t.Fatalf("got %d %q", r, ErrorDetail(r>>8))
+	}
+	g := func() (ret []byte) {
+		defer recoverPacked(&ret)
+		panic("boom")
+	}
+	if r := g(); r[0] != StatusInternal || !strings.Contains(string(r[1:]), "boom") {
+		t.Fatalf("got %q", r)
+	}
+}
+
+func TestBadHandlesAndConfigs(t *testing.T) {
+	if r := Get(987654, 0, 0); r[0] != StatusBadHandle {
+		t.Errorf("Get on bad handle: %v", r[0])
+	}
+	if r := Store(987654, OpSet, 0, 0, 0, 0, 0, 0, 0); r&0xff != StatusBadHandle {
+		t.Errorf("Store on bad handle: %d", r&0xff)
+	}
+	if r := ClientClose(987654); r&0xff != StatusBadHandle {
+		t.Errorf("ClientClose on bad handle: %d", r&0xff)
+	}
+	for _, cfg := range []string{"", "server=", "bogus", "nope=1\nserver=a:1", "server=a:0", "server=[::1", "connect_timeout_ms=-1\nserver=a:1"} {
+		if r := ClientNew(cfg); r[0] != StatusBadConfig {
+			t.Errorf("ClientNew(%q) status %d (%s)", cfg, r[0], r[1:])
+		}
+	}
+}
+
+func TestNormalizeAddr(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"host", "host:11211"},
+		{"host:1", "host:1"},
+		{"[::1]:5", "[::1]:5"},
+		{"[::1]", "[::1]:11211"},
+		{"/tmp/x.sock", "/tmp/x.sock"},
+	}
+	for _, tt := range tests {
+		got, err := normalizeAddr(tt.in)
+		if err != nil || got != tt.want {
+			t.Errorf("normalizeAddr(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+func TestRoundTripThroughBindAgainstMemcached(t *testing.T) {
+	addr := mctest.Start(t, mctest.Options{}).Addr
+	r := ClientNew("server=" + addr + "\nio_timeout_ms=2000")
+	if r[0] != StatusOK {
+		t.Fatalf("ClientNew: %s", r[1:])
+	}
+	h := int64(binary.LittleEndian.Uint64(r[1:]))
+	defer ClientClose(h)
+	ka, kn := pyMem(t, []byte("bind-key"))
+	va, vn := pyMem(t, []byte("v\x00alue"))
+	if st := Store(h, OpSet, ka, kn, va, vn, 42, 0, 0); st != 0 {
+		t.Fatalf("Store: %d %s", st&0xff, ErrorDetail(st>>8))
+	}
+	g := Get(h, ka, kn)
+	if g[0] != StatusOK || binary.LittleEndian.Uint32(g[1:]) != 42 || string(g[getHeaderLen:]) != "v\x00alue" {
+		t.Fatalf("Get: %q", g)
+	}
+	if st := Delete(h, ka, kn); st != StatusOK {
+		t.Fatalf("Delete: %d", st)
+	}
+	if st := Delete(h, ka, kn); st != StatusMiss {
+		t.Fatalf("second Delete: %d", st)
+	}
+	if g := Get(h, ka, kn); len(g) != 1 || g[0] != StatusMiss {
+		t.Fatalf("Get after delete: %q", g)
+	}
+	pa, pn := pyMem(t, packKeys("bind-key", "bad key"))
+	m := GetMulti(h, pa, pn, false, 0)
+	// one error record for "bad key" (index 1), the miss is left out
+	if m[0] != StatusOK || binary.LittleEndian.Uint32(m[1:]) != 1 || m[5] != StatusBadKey {
+		t.Fatalf("GetMulti: %q", m)
+	}
+}
