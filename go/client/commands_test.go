@@ -201,25 +201,27 @@ func TestExpiration(t *testing.T) {
 		t.Skip("sleeps 2 s")
 	}
 	c, _ := newTestClient(t)
-	// memcached's clock ticks once a second, so a 1 s expiry can end
-	// anywhere up to 2 s later: check "gone" only after 2.1 s.
-	if err := c.Set(&Item{Key: []byte("short"), Value: []byte("x"), Expiration: 1}); err != nil {
+	// memcached's clock ticks once a second and an item with a relative
+	// expiry of n s is gone after n ticks, i.e. after n-1 to n seconds. So
+	// with n = 2 it is certainly there for the next few milliseconds and
+	// certainly gone 2.1 s later (at least two ticks).
+	if err := c.Set(&Item{Key: []byte("short"), Value: []byte("x"), Expiration: 2}); err != nil {
 		t.Fatal(err)
 	}
 	mustSet(t, c, "touched", "x")
 	mustSet(t, c, "gat", "x")
 	mustSet(t, c, "gatmulti", "x")
 	mustSet(t, c, "extended", "x")
-	if err := c.Touch([]byte("touched"), 1); err != nil {
+	if err := c.Touch([]byte("touched"), 2); err != nil {
 		t.Fatal(err)
 	}
-	if it, err := c.Gat([]byte("gat"), 1); err != nil || string(it.Value) != "x" {
+	if it, err := c.Gat([]byte("gat"), 2); err != nil || string(it.Value) != "x" {
 		t.Fatalf("Gat: %+v %v", it, err)
 	}
-	if _, errs := c.GatMulti([][]byte{[]byte("gatmulti"), []byte("nope")}, 1); errs[0] != nil || !errors.Is(errs[1], ErrCacheMiss) {
+	if _, errs := c.GatMulti([][]byte{[]byte("gatmulti"), []byte("nope")}, 2); errs[0] != nil || !errors.Is(errs[1], ErrCacheMiss) {
 		t.Fatalf("GatMulti: %v", errs)
 	}
-	if err := c.Set(&Item{Key: []byte("extended"), Value: []byte("x"), Expiration: 1}); err != nil {
+	if err := c.Set(&Item{Key: []byte("extended"), Value: []byte("x"), Expiration: 2}); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Touch([]byte("extended"), 100); err != nil {

@@ -23,8 +23,9 @@ type batch struct {
 	key func(i int) []byte // nil: entry i is invalid (errs[i] preset)
 	// encode appends entry i's request with opaque i.
 	encode func(buf []byte, i int) []byte
-	// hit decodes a successful response for entry i (gets only).
-	hit func(i int, r *binprot.Response) error
+	// hit decodes a successful response for entry i (gets only), copying
+	// what it keeps into ar.
+	hit func(i int, r binprot.Response, ar *arena) error
 	// mapErr turns a status error into the command's error for entry i.
 	mapErr func(i int, err error) error
 	// silent is the result of entries that got no response: ErrCacheMiss
@@ -113,7 +114,7 @@ func (c *Client) runGroup(b *batch, si int, idx []int) {
 			b.failUnanswered(idx, err)
 			return
 		}
-		err = b.exchange(cn, si, idx)
+		err = b.exchange(cn, si, idx, &arena{left: len(idx)})
 		s.put(cn)
 		if err == nil {
 			return
@@ -138,7 +139,7 @@ func (b *batch) failUnanswered(idx []int, err error) {
 
 // exchange writes the group's requests and a NOOP in one Send and reads
 // responses up to the NOOP's.
-func (b *batch) exchange(cn *conn.Conn, si int, idx []int) error {
+func (b *batch) exchange(cn *conn.Conn, si int, idx []int, ar *arena) error {
 	buf := cn.Buffer()
 	for _, i := range idx {
 		buf = b.encode(buf, i)
@@ -173,7 +174,7 @@ func (b *batch) exchange(cn *conn.Conn, si int, idx []int) error {
 			cn.Close()
 			return protocolError(cn.Addr(), "success response to quiet %v", b.op)
 		}
-		if err := b.hit(i, &r); err != nil {
+		if err := b.hit(i, r, ar); err != nil {
 			cn.Close()
 			return err
 		}
@@ -206,6 +207,8 @@ func (c *Client) GatMulti(keys [][]byte, exp uint32) (items []*Item, errs []erro
 
 func (c *Client) getMulti(op binprot.Opcode, keys [][]byte, exp uint32) ([]*Item, []error) {
 	items := make([]*Item, len(keys))
+	// One allocation for all the Items instead of one per hit.
+	slab := make([]Item, len(keys))
 	b := &batch{
 		op:   op,
 		n:    len(keys),
@@ -220,13 +223,14 @@ func (c *Client) getMulti(op binprot.Opcode, keys [][]byte, exp uint32) ([]*Item
 		mapErr: sameErr,
 		silent: ErrCacheMiss,
 	}
-	b.hit = func(i int, r *binprot.Response) error {
+	b.hit = func(i int, r binprot.Response, ar *arena) error {
 		flags, ok := r.Flags()
 		if !ok || string(r.Key) != string(keys[i]) {
 			return fmt.Errorf("%w: %v response for key %q with key %q and %d bytes of extras",
 				ErrProtocol, r.Opcode, keys[i], r.Key, len(r.Extras))
 		}
-		items[i] = &Item{Key: keys[i], Value: clone(r.Value), Flags: flags, CAS: r.CAS}
+		slab[i] = Item{Key: keys[i], Value: ar.clone(r.Value), Flags: flags, CAS: r.CAS}
+		items[i] = &slab[i]
 		return nil
 	}
 	c.run(b)
@@ -274,4 +278,32 @@ func (c *Client) DeleteMulti(keys [][]byte) []error {
 	}
 	c.run(b)
 	return b.errs
+}
+
+// arena hands out copies of small values carved from shared chunks, so a
+// GetMulti of many small values makes a few allocations instead of one per
+// value. Each copy's capacity is capped at its length: appending to one
+// value reallocates instead of overwriting its neighbour.
+type arena struct {
+	chunk []byte
+	left  int // values still expected: sizes the next chunk
+}
+
+const (
+	arenaChunk    = 32 << 10
+	arenaMaxValue = 4 << 10 // bigger values get their own allocation
+)
+
+func (a *arena) clone(b []byte) []byte {
+	a.left--
+	if len(b) > arenaMaxValue || len(b) == 0 {
+		return clone(b)
+	}
+	if len(b) > cap(a.chunk)-len(a.chunk) {
+		// Guess that the values still to come are about this size.
+		a.chunk = make([]byte, 0, min(arenaChunk, len(b)*max(1, a.left+1)))
+	}
+	n := len(a.chunk)
+	a.chunk = append(a.chunk, b...)
+	return a.chunk[n : n+len(b) : n+len(b)]
 }

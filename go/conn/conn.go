@@ -3,9 +3,20 @@
 // It deliberately avoids the net package: the client runs inside cgo calls
 // from Python, where every net read parks and wakes the goroutine locked to
 // the cgo thread, adding 15-20 us to a ~80 us loopback round trip (measured,
-// see gopy-notes.md). Here the socket is a non-blocking file descriptor
-// driven with plain read/write system calls on the calling thread, and
-// poll(2) only when the kernel has nothing for us yet, bounded by a deadline.
+// see gopy-notes.md). Here the socket is a file descriptor driven with plain
+// system calls on the calling thread:
+//
+//   - writes use send(2) with MSG_DONTWAIT, so a batch goes out in one call
+//     and a full socket is waited on with poll(2) until the deadline, reading
+//     replies meanwhile;
+//   - the first read after a Send blocks in recv(2), bounded by SO_RCVTIMEO
+//     set to the I/O timeout. A round trip is then exactly two system calls;
+//     with the non-blocking read-then-poll sequence it was four whenever the
+//     reply was not there yet, which on loopback was ~90% of the time
+//     (strace of BenchmarkGet), and the blocking read measured faster
+//     (BenchmarkGetRoundTrip has both modes);
+//   - any further read (a reply bigger than one read, a batch) is
+//     MSG_DONTWAIT first, then poll(2) until the exchange's deadline.
 //
 // A Conn is not safe for concurrent use. Once any call fails (timeout,
 // reset, end of stream, garbage from the server) the Conn closes itself and
@@ -37,7 +48,8 @@ const (
 // blockingRead makes the socket blocking, with SO_RCVTIMEO as the timeout,
 // so the first read after a Send sleeps in recv(2) instead of failing with
 // EAGAIN and sleeping in poll(2): two system calls per round trip instead of
-// four. Every other read and every write passes MSG_DONTWAIT.
+// four. Every other read and every write passes MSG_DONTWAIT. It is a
+// variable only so that tests and benchmarks can cover both read modes.
 var blockingRead = true
 
 // Buffers above keepBufCap are dropped after use instead of kept, so one
