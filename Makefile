@@ -23,11 +23,15 @@ $(PY):
 venv: $(PY)
 
 # Builds the Go engine through gopy (setup.py build_ext) and installs omcache
-# with its test extras into the venv.
-install build: deps $(PY)
+# into the venv; `build` adds the test extras (pylibmc & co. as references).
+install: $(PY)
+	$(PY) -m pip install -q .
+
+build: deps $(PY)
 	$(PY) -m pip install -q ".[test]"
 
-demo: build
+# Needs no memcached: the demo runs against the embedded server.
+demo: install
 	$(PY) examples/demo.py
 
 test: test-go test-py

@@ -1,20 +1,30 @@
-"""omcache demo: start a memcached, use the client, print what happened.
+"""omcache demo: start a server, use the client, print what happened.
 
-Run with `make demo` (builds and installs omcache into .venv first).
+Run with `make demo` (builds and installs omcache into .venv first). By default
+it uses omcache's embedded memcached-compatible server, so nothing else needs
+to be installed; `--memcached` uses the real memcached binary instead.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import time
+from typing import Union
 
 import omcache
-from omcache.testing import MemcachedProcess
+from omcache.testing import EmbeddedServer, MemcachedProcess
 
 
 def main() -> None:
-    with MemcachedProcess() as server:
-        print(f"started memcached (pid {server.proc.pid if server.proc else '?'}) at {server.address}")
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--memcached", action="store_true", help="use the real memcached binary")
+    args = ap.parse_args()
+    server: Union[EmbeddedServer, MemcachedProcess]
+    server = MemcachedProcess() if args.memcached else EmbeddedServer()
+    with server:
+        kind = "memcached" if args.memcached else "omcache's embedded server"
+        print(f"started {kind} at {server.address}")
         mc = omcache.Client([server.address])
 
         print("set('greeting', b'hello, memcached') ->", mc.set("greeting", b"hello, memcached"))
@@ -37,7 +47,7 @@ def main() -> None:
         dt = time.perf_counter() - t0
         print(f"{n} gets of a 100-byte value: {dt:.2f} s, {dt / n * 1e6:.1f} us per get (loopback round trip)")
         mc.close()
-    print("stopped memcached")
+    print("stopped the server")
 
 
 if __name__ == "__main__":

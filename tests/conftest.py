@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-from typing import Callable, Iterator, List
+from typing import Callable, Iterator, List, Union
 
 import pytest
 
-from omcache.testing import MemcachedNotFound, MemcachedProcess, find_memcached
+from omcache.testing import EmbeddedServer, MemcachedNotFound, MemcachedProcess, find_memcached
 
 
 def _require_memcached() -> None:
@@ -36,9 +36,14 @@ def memcached_factory() -> Iterator[Callable[..., MemcachedProcess]]:
         p.stop()
 
 
-@pytest.fixture(scope="module")
-def memcached() -> Iterator[MemcachedProcess]:
-    """One real memcached on a free TCP port, shared by a test module."""
+@pytest.fixture(scope="module", params=["memcached", "embedded"])
+def memcached(request: pytest.FixtureRequest) -> Iterator[Union[MemcachedProcess, EmbeddedServer]]:
+    """A server on a free TCP port, shared by a test module: every test using it
+    runs against the real memcached AND against omcache's embedded server."""
+    if request.param == "embedded":
+        with EmbeddedServer() as s:
+            yield s
+        return
     _require_memcached()
     with MemcachedProcess() as p:
         yield p

@@ -1,14 +1,20 @@
-"""Helpers for tests: start and stop a real memcached server.
+"""Helpers for tests: an embedded memcached-compatible server, and real memcached.
 
-``MemcachedProcess`` runs the ``memcached`` binary (Debian package
-``memcached``) on a free loopback TCP port or a unix socket and stops it by
-PID.  It is what omcache's own test suite uses, and users may use it for
-theirs::
+``EmbeddedServer`` runs omcache's own memcached-compatible server (written in
+Go, inside the engine) in this process: no memcached installation needed,
+binary/text/meta protocols, TCP or unix socket, and fault injection
+(``set_fault("stall")``...).  ``MemcachedProcess`` runs the real ``memcached``
+binary (Debian package ``memcached``) on a free loopback port or a unix socket
+and stops it by PID::
 
-    from omcache.testing import MemcachedProcess
+    from omcache.testing import EmbeddedServer
 
-    with MemcachedProcess() as server:
+    with EmbeddedServer() as server:
         client = omcache.Client([server.address])
+
+For pytest, add ``pytest_plugins = ["omcache.testing"]`` to a conftest.py to
+get the ``omcache_server`` (embedded) and ``memcached_server`` (real memcached,
+skipped when it is not installed) fixtures.
 """
 
 from __future__ import annotations
@@ -20,9 +26,22 @@ import socket
 import subprocess
 import tempfile
 import time
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
-__all__ = ["MemcachedProcess", "MemcachedNotFound", "free_port", "find_memcached"]
+try:
+    import pytest
+except ImportError:  # pragma: no cover - pytest is optional
+    pytest = None  # type: ignore[assignment]
+
+__all__ = [
+    "EmbeddedServer",
+    "MemcachedProcess",
+    "MemcachedNotFound",
+    "free_port",
+    "find_memcached",
+    "omcache_server",
+    "memcached_server",
+]
 
 
 class MemcachedNotFound(RuntimeError):
@@ -160,3 +179,132 @@ class MemcachedProcess:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+class EmbeddedServer:
+    """omcache's embedded memcached-compatible server, running inside this process.
+
+    ``host``/``port``: TCP listen address (port 0 picks a free one);
+    ``unix_path``: also/instead listen on a unix socket.  ``memory_mb`` and
+    ``item_size_max`` mirror memcached's -m and -I.  Not a replacement for
+    memcached: it is for demos, unit tests and fault injection.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        unix_path: Optional[str] = None,
+        memory_mb: int = 64,
+        item_size_max: int = 1024 * 1024,
+    ) -> None:
+        lines = []
+        if unix_path is None or port:
+            h = f"[{host}]" if ":" in host else host
+            lines.append(f"addr={h}:{port}")
+        if unix_path is not None:
+            lines.append(f"unix={unix_path}")
+        lines.append(f"max_bytes={memory_mb * 1024 * 1024}")
+        lines.append(f"item_size_max={item_size_max}")
+        self._config = "\n".join(lines)
+        self._handle = 0
+        self._pid = 0
+        self.tcp_address = ""
+        self.unix_path = unix_path or ""
+
+    @property
+    def address(self) -> str:
+        """The server spec to give a client: "host:port", or the unix path if no TCP."""
+        return self.tcp_address or self.unix_path
+
+    def _core(self):  # type: ignore[no-untyped-def]
+        from . import _engine
+
+        if not self._handle or self._pid != os.getpid():
+            raise RuntimeError("embedded server is not running in this process")
+        return _engine, _engine.core()
+
+    def start(self) -> "EmbeddedServer":
+        """Start serving; returns self."""
+        from . import _engine
+
+        c = _engine.core()
+        r = _engine.take_bytes(c, c.bind_ServerStart(self._config))
+        if r[0] != _engine.OK:
+            raise _engine.packed_error(c, r)
+        self._handle = int.from_bytes(r[1:9], "little")
+        self._pid = os.getpid()
+        pos = 9
+        fields = []
+        for _ in range(2):
+            n = int.from_bytes(r[pos : pos + 4], "little")
+            fields.append(r[pos + 4 : pos + 4 + n].decode())
+            pos += 4 + n
+        self.tcp_address, self.unix_path = fields
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close every connection."""
+        if self._handle and self._pid == os.getpid():
+            eng, c = self._core()
+            r = c.bind_ServerStop(self._handle)
+            self._handle = 0
+            if r != eng.OK:
+                eng.raise_for(c, r)
+        self._handle = 0
+
+    def set_fault(self, spec: str) -> None:
+        """Inject a fault: "delay=200ms", "stall", "close-mid-response", "corrupt",
+        "refuse", "blackhole" (see go/memcachedtest); "" clears all faults."""
+        eng, c = self._core()
+        r = c.bind_ServerSetFault(self._handle, spec)
+        if r != eng.OK:
+            eng.raise_for(c, r)
+
+    def clear_faults(self) -> None:
+        """Remove every injected fault."""
+        self.set_fault("")
+
+    def advance_clock(self, seconds: float) -> None:
+        """Move the server's clock forward, expiring items without sleeping."""
+        eng, c = self._core()
+        r = c.bind_ServerAdvanceClock(self._handle, int(seconds * 1000))
+        if r != eng.OK:
+            eng.raise_for(c, r)
+
+    def pause(self) -> None:
+        """Stop answering (like SIGSTOP on memcached): connections stay open, replies never come."""
+        self.set_fault("stall")
+
+    def resume(self) -> None:
+        """Undo pause() (clears every fault)."""
+        self.clear_faults()
+
+    def item_count(self) -> int:
+        """The number of items the server holds."""
+        _, c = self._core()
+        return int(c.bind_ServerItemCount(self._handle))
+
+    def __enter__(self) -> "EmbeddedServer":
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+if pytest is not None:
+
+    @pytest.fixture
+    def omcache_server() -> Iterator[EmbeddedServer]:
+        """An embedded memcached-compatible server on a free loopback port."""
+        with EmbeddedServer() as server:
+            yield server
+
+    @pytest.fixture
+    def memcached_server() -> Iterator[MemcachedProcess]:
+        """A real memcached on a free loopback port (skipped if memcached is not installed)."""
+        if find_memcached() is None:
+            pytest.skip("memcached is not installed")
+        with MemcachedProcess() as server:
+            yield server
