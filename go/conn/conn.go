@@ -100,8 +100,10 @@ type Conn struct {
 	rpos int
 	rend int
 
-	// deadline of the current exchange; zero until the first call that has
-	// to wait, so the fast path never reads the clock.
+	// deadline of the current exchange. Set by Send when the first read
+	// may block (it then bounds the polls that follow); otherwise zero
+	// until the first wait, so the poll-mode fast path never reads the
+	// clock.
 	deadline time.Time
 	received bool // any byte read since the last Send
 	blockOK  bool // the next read may block (see blockingRead)
