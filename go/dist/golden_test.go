@@ -34,6 +34,9 @@ type goldenConfig struct {
 	// ExtraKeysHex are keys for this configuration only, placed after the
 	// common keys (keys aimed at continuum points two servers share).
 	ExtraKeysHex []string `json:"extra_keys_hex"`
+	// LaterBehaviors were assigned to the pylibmc client after it was
+	// constructed (after its servers were added).
+	LaterBehaviors map[string]any `json:"later_behaviors"`
 }
 
 func loadPlacement(t testing.TB) (placementFile, [][]byte) {
@@ -71,6 +74,14 @@ func behaviorText(v any) string {
 	panic(fmt.Sprintf("behavior value %v (%T)", v, v))
 }
 
+func behaviorTexts(m map[string]any) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = behaviorText(v)
+	}
+	return out
+}
+
 // goldenSelector builds the selector a golden configuration describes; the
 // live mask is nil unless the configuration has dead servers.
 func goldenSelector(c goldenConfig) (Selector, []bool, error) {
@@ -91,12 +102,14 @@ func goldenSelector(c goldenConfig) (Selector, []bool, error) {
 			return nil, nil, err
 		}
 		var cfg Config
-		b := map[string]string{}
-		for k, v := range c.Behaviors {
-			b[k] = behaviorText(v)
-		}
-		if err := cfg.SetBehaviors(b); err != nil {
+		if err := cfg.SetBehaviors(behaviorTexts(c.Behaviors)); err != nil {
 			return nil, nil, err
+		}
+		if c.LaterBehaviors != nil {
+			cfg.AddServers(servers)
+			if err := cfg.SetBehaviors(behaviorTexts(c.LaterBehaviors)); err != nil {
+				return nil, nil, err
+			}
 		}
 		// pylibmc adds servers after applying behaviors; libmemcached
 		// rebuilds over live servers once it has ejected the dead ones.

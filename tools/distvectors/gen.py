@@ -249,6 +249,7 @@ class Config:
     dead: list[int] = field(default_factory=list)  # spec indices with no server
     note: str = ""
     tie_keys: bool = False  # add keys whose crc hits points shared by two servers
+    later: dict | None = None  # behaviors assigned after construction (client.behaviors = ...)
 
 
 def tcp(name: str, host: str = "127.0.0.1", weight: int | None = None) -> Spec:
@@ -311,6 +312,15 @@ def configurations() -> list[Config]:
     cfgs.append(Config("ketama_weighted-spec-weights", "pylibmc",
                        [tcp("A", weight=2), tcp("B", weight=1), tcp("C", weight=5), tcp("D", weight=1)],
                        {"ketama_weighted": True}))
+    cfgs.append(Config("ketama-assigned-after-servers", "pylibmc",
+                       [tcp("A", weight=1), tcp("B", weight=2), tcp("C", weight=3)], {}, later={"ketama": True},
+                       note="servers added under modula: their weights never turned weighting on"))
+    cfgs.append(Config("spec-weights-then-hash-md5", "pylibmc",
+                       [tcp("A", weight=1), tcp("B", weight=2), tcp("C", weight=3)], {"ketama": True},
+                       later={"hash": "md5"}, note="the weighted flag survives a later hash change"))
+    cfgs.append(Config("spec-weights-then-ketama-again", "pylibmc",
+                       [tcp("A", weight=1), tcp("B", weight=2), tcp("C", weight=3)], {"ketama": True},
+                       later={"ketama": True}, note="setting ketama again turns weighting off"))
     cfgs.append(Config("modula-spec-weights-ignored", "pylibmc",
                        [tcp("A", weight=1), tcp("B", weight=5), tcp("C", weight=2)], {}))
     cfgs.append(Config("ketama-localhost", "pylibmc", [tcp(n, "localhost") for n in "ABC"], {"ketama": True},
@@ -403,6 +413,8 @@ def run_pylibmc(cfg: Config, specs: list[str], keys: list[bytes], servers: list[
     except pylibmc.Error as e:
         out["error"] = str(e)
         return out
+    if cfg.later is not None:
+        client.behaviors = dict(cfg.later)
     if cfg.dead:
         # Let libmemcached find the dead servers and eject them, then start
         # over with empty live servers.
@@ -584,6 +596,8 @@ def main() -> None:
             entry = {"name": cfg.name, "client": cfg.client, "specs": specs}
             if extra:
                 entry["extra_keys_hex"] = [k.hex() for k in extra]
+            if cfg.later is not None:
+                entry["later_behaviors"] = cfg.later
             if cfg.weights is not None:
                 entry["weights"] = cfg.weights
             if cfg.dead:
