@@ -212,7 +212,10 @@ func (c *conn) handleBinary() error {
 		if extLen == 4 {
 			delay = int64(binary.BigEndian.Uint32(ext))
 		}
-		c.withStore(func(st *store, now int64) { st.flush(delay, now) })
+		c.withStore(func(st *store, now int64) {
+			st.st.cmdFlush++
+			st.flush(delay, now)
+		})
 		c.binSuccess(r, 0, nil, nil)
 	case opSet, opAdd, opReplace, opAppend, opPrepend:
 		return c.binUpdate(r)
@@ -264,8 +267,8 @@ func (c *conn) binUpdate(r *binRequest) error {
 	}
 	st := c.srv.store
 	if r.vlen > maxInt32-2 || !st.sizeOK(len(r.key), flags, int(r.vlen)) {
+		// Unlike text, memcached's binary path leaves store_too_large alone.
 		c.withStore(func(st *store, now int64) {
-			st.st.storeTooLarge++
 			if r.cmd == opSet {
 				if old, _ := st.find(r.key, now); old != nil {
 					st.unlink(old)

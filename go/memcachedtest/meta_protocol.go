@@ -210,18 +210,28 @@ func (c *conn) metaGet(tokens []string) {
 		c.outError(errstr)
 		return
 	}
-	if !opaqueOK(flags) {
-		c.outError(msgOpaqueTooLong)
-		return
-	}
 	c.noreply = of.noReply
 
+	// memcached fetches with an immediate LRU bump unless a flag needs the
+	// item's state from before this fetch (h, l) or changes it (N, R, T);
+	// then the bump waits until the reply is built, and is skipped if that
+	// fails (an over-long opaque).
+	locked := false
+	for _, tok := range flags {
+		switch tok[0] {
+		case 'N', 'R', 'T', 'h', 'l':
+			locked = true
+		}
+	}
 	it, expired := st.find(key, now)
+	if it != nil && !locked && !of.noUpdate {
+		st.bump(it, now)
+	}
 	created := false
 	if it == nil && of.vivify {
 		// The stub's TTL comes from N below, when the flags are walked.
+		// Like memcached, it does not remember a base64 key.
 		nit := st.newItem(key, nil, 0, 0)
-		nit.keyBinary = of.keyBinary
 		if st.link(nit, nil, of.newCas, now) {
 			it, created = nit, true
 		}
@@ -237,6 +247,21 @@ func (c *conn) metaGet(tokens []string) {
 		return
 	}
 
+	if !opaqueOK(flags) {
+		// Too late for a clean refusal: memcached has already applied
+		// any T or N before it looks at the opaque.
+		for _, tok := range flags {
+			switch {
+			case tok[0] == 'O' && len(tok) > maxOpaqueLength:
+				c.outError(msgOpaqueTooLong)
+				return
+			case tok[0] == 'T':
+				it.exptime = absExptime(of.exptime, now)
+			case tok[0] == 'N' && created:
+				it.exptime = absExptime(of.vivifyTTL, now)
+			}
+		}
+	}
 	out := c.out
 	if of.value {
 		out = append(out, "VA "...)
@@ -309,8 +334,7 @@ func (c *conn) metaGet(tokens []string) {
 		out = append(out, '\r', '\n')
 	}
 	c.out = out
-	// The bump comes last so h and l report the state before this fetch.
-	if !of.noUpdate {
+	if locked && !of.noUpdate {
 		st.bump(it, now)
 	}
 	if ttlSet {
@@ -392,6 +416,7 @@ func (c *conn) metaSet(tokens []string) error {
 		return err
 	}
 	if data[vlen] != '\r' || data[vlen+1] != '\n' {
+		st.countBadChunk()
 		c.outError(msgBadChunk)
 		return nil
 	}
@@ -599,7 +624,6 @@ func (c *conn) metaArithmetic(tokens []string) {
 		// Created with no TTL; N sets it when the flags are walked.
 		switch s, nit := st.vivifyNumber(key, of.initial, 0, of.newCas, now); s {
 		case statusStored:
-			nit.keyBinary = of.keyBinary
 			it, v, created = nit, of.initial, true
 		case statusNoMemory:
 			c.outError("SERVER_ERROR Out of memory allocating new item")

@@ -339,6 +339,7 @@ func (s *Server) AdvanceClock(d time.Duration) {
 // FlushAll empties the cache at once, like "flush_all".
 func (s *Server) FlushAll() {
 	s.store.mu.Lock()
+	s.store.st.cmdFlush++
 	s.store.flush(0, s.now())
 	s.store.mu.Unlock()
 }

@@ -184,10 +184,12 @@ func (s *store) prepare(now int64) {
 // flush implements flush_all: at once for delay <= 0, else once the
 // (memcached-style relative or absolute) delay has passed.
 func (s *store) flush(delay int64, now int64) {
-	s.st.cmdFlush++
 	if delay <= 0 {
 		s.flushAt = 0
 		s.clear()
+		// memcached marks an immediate flush with a fresh cas id
+		// (oldest_cas), which uses up one value of the counter.
+		s.nextCas()
 		return
 	}
 	s.flushAt = absExptime(delay, now)
@@ -426,8 +428,8 @@ func (s *store) storeItem(r *storeRequest, now int64) (storeStatus, *item) {
 		if !s.sizeOK(len(r.key), old.flags, len(joined)) {
 			return statusNotStored, nil
 		}
+		// The joined item forgets a base64 key, as memcached's does.
 		nit = s.newItem(r.key, joined, old.flags, old.exptime)
-		nit.keyBinary = old.keyBinary
 	}
 	if !s.link(nit, old, r.newCas, now) {
 		return statusNoMemory, nil
@@ -496,9 +498,6 @@ func (s *store) addDelta(key string, incr bool, delta, cas, newCas uint64, now i
 		return deltaOK, v, it
 	}
 	nit := s.newItem(it.key, digits, it.flags, it.exptime)
-	nit.keyBinary = it.keyBinary
-	nit.stale = it.stale
-	nit.tokenSent = it.tokenSent
 	if !s.link(nit, it, newCas, now) {
 		return deltaNoMemory, 0, nil
 	}
@@ -545,6 +544,14 @@ func (s *store) get(key string, now int64) *item {
 	s.classes[it.class].getHits++
 	s.bump(it, now)
 	return it
+}
+
+// countBadChunk counts a storage command whose data block did not end in
+// CRLF: memcached counts it in cmd_set before checking.
+func (s *store) countBadChunk() {
+	s.mu.Lock()
+	s.st.cmdSet++
+	s.mu.Unlock()
 }
 
 func (s *store) countDeltaMiss(incr bool) {

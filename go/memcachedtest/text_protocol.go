@@ -325,6 +325,7 @@ func (c *conn) textUpdate(tokens []string, mode storeMode) error {
 		return err
 	}
 	if data[vlen] != '\r' || data[vlen+1] != '\n' {
+		st.countBadChunk()
 		c.outString(msgBadChunk)
 		return nil
 	}
@@ -447,6 +448,11 @@ func (c *conn) textTouch(tokens []string) {
 
 func (c *conn) textFlushAll(tokens []string) {
 	c.setNoreplyMaybe(tokens)
+	st := c.srv.store
+	// memcached counts the command before it looks at the arguments.
+	st.mu.Lock()
+	st.st.cmdFlush++
+	st.mu.Unlock()
 	nt := len(tokens) + 1
 	var delay int32
 	want := 2
@@ -460,7 +466,6 @@ func (c *conn) textFlushAll(tokens []string) {
 			return
 		}
 	}
-	st := c.srv.store
 	st.mu.Lock()
 	now := c.srv.now()
 	st.prepare(now)
