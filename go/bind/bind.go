@@ -25,79 +25,155 @@ import (
 	"time"
 
 	"github.com/omcache/omcache/go/client"
+	"github.com/omcache/omcache/go/dist"
 )
 
 // Version is the engine's version, reported by EngineVersion.
 const Version = "0.1.0"
 
 // EngineVersion returns the engine's version string.
-func EngineVersion() string { return Version }
+// entry is one registered client with the selector that places its keys.
+type entry struct {
+	c   *client.Client
+	sel dist.Selector
+}
 
 var registry struct {
 	sync.RWMutex
 	next    int64
-	clients map[int64]*client.Client
+	clients map[int64]*entry
+}
+
+func lookupEntry(h int64) (*entry, error) {
+	registry.RLock()
+	e := registry.clients[h]
+	registry.RUnlock()
+	if e == nil {
+		return nil, fmt.Errorf("%w: %d", errBadHandle, h)
+	}
+	return e, nil
 }
 
 func lookup(h int64) (*client.Client, error) {
-	registry.RLock()
-	c := registry.clients[h]
-	registry.RUnlock()
-	if c == nil {
-		return nil, fmt.Errorf("%w: %d", errBadHandle, h)
+	e, err := lookupEntry(h)
+	if err != nil {
+		return nil, err
 	}
-	return c, nil
+	return e.c, nil
 }
 
-// ClientNew creates a client from a configuration of "name=value" lines
-// (server=ADDR, repeated; connect_timeout_ms=N; io_timeout_ms=N;
-// max_idle_conns=N). It returns a packed result: StatusOK followed by the
-// handle as 8 little-endian bytes, or an error status and message.
+// ClientNew creates a client from a configuration of "name=value" lines:
+//
+//	server=SPEC            repeated; pylibmc syntax: host, host:port,
+//	                       [v6]:port, host:port:weight, /unix/path
+//	weights=W,W,...        python-memcached bucket weights, one per server
+//	                       (servers are then parsed the python-memcached way)
+//	distribution=NAME      dist.Config.Distribution (default modula)
+//	hash=NAME              key hash (default "default", one-at-a-time)
+//	ketama_hash=NAME       stored, reported back (libmemcached ignores it)
+//	weighted=0|1           weighted ketama
+//	sort_hosts=0|1         sort servers before placing
+//	behavior.NAME=VALUE    a pylibmc behavior, applied in order after the
+//	                       fields above, with libmemcached's side effects
+//	connect_timeout_ms=N, io_timeout_ms=N, max_idle_conns=N
+//
+// It returns a packed result: StatusOK followed by the handle as 8
+// little-endian bytes, or an error status and message.
 func ClientNew(config string) (ret []byte) {
 	defer recoverPacked(&ret)
-	addrs, opts, err := parseConfig(config)
+	servers, cfg, opts, err := parseConfig(config)
 	if err != nil {
 		return packedError(err)
 	}
+	sel, err := dist.New(servers, cfg)
+	if err != nil {
+		return packedError(fmt.Errorf("%w: %w", errBadConfig, err))
+	}
+	addrs := make([]string, len(servers))
+	for i, s := range servers {
+		addrs[i] = s.Addr()
+	}
+	opts.Selector = sel
 	c, err := client.New(addrs, opts)
 	if err != nil {
 		return packedError(fmt.Errorf("%w: %w", errBadConfig, err))
 	}
 	registry.Lock()
 	if registry.clients == nil {
-		registry.clients = make(map[int64]*client.Client)
+		registry.clients = make(map[int64]*entry)
 	}
 	registry.next++
 	h := registry.next
-	registry.clients[h] = c
+	registry.clients[h] = &entry{c: c, sel: sel}
 	registry.Unlock()
 	out := make([]byte, 9)
 	binary.LittleEndian.PutUint64(out[1:], uint64(h))
 	return out
 }
 
-func parseConfig(config string) ([]string, client.Options, error) {
-	var addrs []string
+func badConfig(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{errBadConfig}, args...)...)
+}
+
+func parseFlag(name, value string) (bool, error) {
+	switch value {
+	case "1", "true":
+		return true, nil
+	case "0", "false":
+		return false, nil
+	}
+	return false, badConfig("%s must be 0 or 1, got %q", name, value)
+}
+
+// parseConfig reads ClientNew's configuration.
+func parseConfig(config string) ([]dist.Server, dist.Config, client.Options, error) {
+	var specs []string
+	var weights []int
+	var cfg dist.Config
 	var opts client.Options
+	var behaviors [][2]string
+	fail := func(err error) ([]dist.Server, dist.Config, client.Options, error) {
+		return nil, cfg, opts, err
+	}
 	for _, line := range strings.Split(config, "\n") {
 		if line == "" {
 			continue
 		}
 		name, value, ok := strings.Cut(line, "=")
 		if !ok {
-			return nil, opts, fmt.Errorf("%w: line %q is not name=value", errBadConfig, line)
+			return fail(badConfig("line %q is not name=value", line))
 		}
 		switch name {
 		case "server":
-			addr, err := normalizeAddr(value)
-			if err != nil {
-				return nil, opts, err
+			specs = append(specs, value)
+		case "weights":
+			for _, w := range strings.Split(value, ",") {
+				n, err := strconv.Atoi(w)
+				if err != nil || n < 0 || n > 1<<20 {
+					return fail(badConfig("bad weight %q", w))
+				}
+				weights = append(weights, n)
 			}
-			addrs = append(addrs, addr)
+		case "distribution":
+			cfg.Distribution = value
+		case "hash":
+			cfg.Hash = value
+		case "ketama_hash":
+			cfg.KetamaHash = value
+		case "weighted", "sort_hosts":
+			b, err := parseFlag(name, value)
+			if err != nil {
+				return fail(err)
+			}
+			if name == "weighted" {
+				cfg.Weighted = b
+			} else {
+				cfg.SortHosts = b
+			}
 		case "connect_timeout_ms", "io_timeout_ms", "max_idle_conns":
 			n, err := strconv.ParseInt(value, 10, 64)
 			if err != nil || n < 0 || n > 1<<31 {
-				return nil, opts, fmt.Errorf("%w: %s must be an integer from 0 to 2**31, got %q", errBadConfig, name, value)
+				return fail(badConfig("%s must be an integer from 0 to 2**31, got %q", name, value))
 			}
 			switch name {
 			case "connect_timeout_ms":
@@ -108,73 +184,81 @@ func parseConfig(config string) ([]string, client.Options, error) {
 				opts.MaxIdleConnsPerServer = int(n)
 			}
 		default:
-			return nil, opts, fmt.Errorf("%w: unknown option %q", errBadConfig, name)
+			b, ok := strings.CutPrefix(name, "behavior.")
+			if !ok {
+				return fail(badConfig("unknown option %q", name))
+			}
+			behaviors = append(behaviors, [2]string{b, value})
 		}
 	}
-	if len(addrs) == 0 {
-		return nil, opts, fmt.Errorf("%w: no servers given", errBadConfig)
+	if len(specs) == 0 {
+		return fail(badConfig("no servers given"))
 	}
-	return addrs, opts, nil
+	if weights != nil && len(weights) != len(specs) {
+		return fail(badConfig("%d weights for %d servers", len(weights), len(specs)))
+	}
+	servers := make([]dist.Server, len(specs))
+	for i, spec := range specs {
+		var err error
+		if weights != nil {
+			servers[i], err = dist.ParsePythonMemcacheSpec(spec, weights[i])
+		} else {
+			servers[i], err = dist.ParseSpec(spec)
+		}
+		if err != nil {
+			return fail(fmt.Errorf("%w: %w", errBadConfig, err))
+		}
+	}
+	cfg.AddServers(servers)
+	for _, b := range behaviors {
+		if err := cfg.SetBehavior(b[0], b[1]); err != nil {
+			return fail(fmt.Errorf("%w: %w", errBadConfig, err))
+		}
+	}
+	return servers, cfg, opts, nil
 }
 
-// normalizeAddr accepts "host", "host:port", "[v6]:port" and "/unix/path",
-// returning the form client.New expects.
-func normalizeAddr(s string) (string, error) {
-	s = strings.TrimSpace(s)
-	switch {
-	case s == "":
-		return "", fmt.Errorf("%w: empty server address", errBadConfig)
-	case strings.HasPrefix(s, "/"):
-		return s, nil
-	case strings.HasPrefix(s, "["):
-		end := strings.Index(s, "]")
-		if end < 0 {
-			return "", fmt.Errorf("%w: server %q: missing ]", errBadConfig, s)
+// ServerForKey returns the index of the server key maps to (in the order the
+// servers were given), -1 when none, or -2 for a bad handle.
+func ServerForKey(h, keyAddr, keyLen int64) (ret int64) {
+	defer func() {
+		if recover() != nil {
+			ret = -2
 		}
-		rest := s[end+1:]
-		if rest == "" {
-			return s + ":11211", nil
-		}
-		if !strings.HasPrefix(rest, ":") {
-			return "", fmt.Errorf("%w: server %q: expected :port after ]", errBadConfig, s)
-		}
-		if err := checkPort(s, rest[1:]); err != nil {
-			return "", err
-		}
-		return s, nil
+	}()
+	e, err := lookupEntry(h)
+	if err != nil {
+		return -2
 	}
-	host, port, ok := strings.Cut(s, ":")
-	if !ok {
-		return s + ":11211", nil
-	}
-	if host == "" || strings.ContainsAny(host, " \t") {
-		return "", fmt.Errorf("%w: server %q: bad host", errBadConfig, s)
-	}
-	if err := checkPort(s, port); err != nil {
-		return "", err
-	}
-	return host + ":" + port, nil
+	return int64(e.sel.Pick(bytesAt(keyAddr, keyLen)))
 }
 
-func checkPort(spec, port string) error {
-	n, err := strconv.Atoi(port)
-	if err != nil || n < 1 || n > 65535 {
-		return fmt.Errorf("%w: server %q: port must be 1-65535", errBadConfig, spec)
+// ExplainKey says how key was placed: hash, continuum point or bucket, and
+// the server (see dist.Explanation).
+func ExplainKey(h, keyAddr, keyLen int64) (ret string) {
+	defer func() {
+		if r := recover(); r != nil {
+			ret = "internal engine error"
+		}
+	}()
+	e, err := lookupEntry(h)
+	if err != nil {
+		return cleanMessage(err.Error())
 	}
-	return nil
+	return cleanMessage(e.sel.Explain(bytesAt(keyAddr, keyLen)).String())
 }
 
 // ClientClose closes the client's connections and forgets the handle.
 func ClientClose(h int64) (ret int64) {
 	defer recoverInt(&ret)
 	registry.Lock()
-	c := registry.clients[h]
+	e := registry.clients[h]
 	delete(registry.clients, h)
 	registry.Unlock()
-	if c == nil {
+	if e == nil {
 		return result(fmt.Errorf("%w: %d", errBadHandle, h))
 	}
-	c.Close()
+	e.c.Close()
 	return 0
 }
 

@@ -3,6 +3,7 @@ package bind
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -175,19 +176,57 @@ func TestBadHandlesAndConfigs(t *testing.T) {
 	}
 }
 
-func TestNormalizeAddr(t *testing.T) {
+func TestParseConfigServersAndPlacement(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{"host", "host:11211"},
 		{"host:1", "host:1"},
+		{"host:1:5", "host:1"},
 		{"[::1]:5", "[::1]:5"},
-		{"[::1]", "[::1]:11211"},
 		{"/tmp/x.sock", "/tmp/x.sock"},
 	}
 	for _, tt := range tests {
-		got, err := normalizeAddr(tt.in)
-		if err != nil || got != tt.want {
-			t.Errorf("normalizeAddr(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+		servers, _, _, err := parseConfig("server=" + tt.in)
+		if err != nil || len(servers) != 1 || servers[0].Addr() != tt.want {
+			t.Errorf("parseConfig(server=%q) = %v, %v; want %q", tt.in, servers, err, tt.want)
 		}
+	}
+	for _, cfg := range []string{
+		"server=a:1\ndistribution=bogus",
+		"server=a:1\nhash=bogus",
+		"server=a:1\nbehavior.no_such_behavior=1",
+		"server=a:1\nweighted=maybe",
+		"server=a:1\nserver=b:1\nweights=1",
+	} {
+		if r := ClientNew(cfg); r[0] != StatusBadConfig {
+			t.Errorf("ClientNew(%q) status %d (%s)", cfg, r[0], r[1:])
+		}
+	}
+}
+
+func TestServerForKeyFollowsDistribution(t *testing.T) {
+	r := ClientNew("server=127.0.0.1:1\nserver=127.0.0.1:2\nserver=127.0.0.1:3\ndistribution=consistent")
+	if r[0] != StatusOK {
+		t.Fatalf("ClientNew: %s", r[1:])
+	}
+	h := int64(binary.LittleEndian.Uint64(r[1:]))
+	defer ClientClose(h)
+	seen := map[int64]bool{}
+	for i := 0; i < 200; i++ {
+		a, n := pyMem(t, []byte(fmt.Sprintf("key-%d", i)))
+		idx := ServerForKey(h, a, n)
+		if idx < 0 || idx > 2 {
+			t.Fatalf("ServerForKey = %d", idx)
+		}
+		seen[idx] = true
+		if i == 0 && !strings.Contains(ExplainKey(h, a, n), "point") {
+			t.Errorf("ExplainKey = %q", ExplainKey(h, a, n))
+		}
+	}
+	if len(seen) != 3 {
+		t.Errorf("keys landed on %d of 3 servers", len(seen))
+	}
+	if ServerForKey(987654, 0, 0) != -2 {
+		t.Error("bad handle not reported")
 	}
 }
 

@@ -86,6 +86,24 @@ def parse_servers(servers: Servers) -> list[str]:
     return out
 
 
+# Python-friendly spellings of go/dist's distribution names.
+_DISTRIBUTION_ALIASES = {
+    "libmemcached_ketama": "consistent",
+    "libmemcached_ketama_weighted": "ketama_weighted",
+    "libmemcached_ketama_pre1010": "ketama_pre1010",
+    "python_memcache": "python-memcached",
+    "python_memcached": "python-memcached",
+}
+
+
+def _config_word(name: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+    if "\n" in value or "\x00" in value or "=" in value and name == "behavior name":
+        raise exc.ConfigError(f"invalid {name} {value!r}")
+    return value
+
+
 def _ms(name: str, seconds: float) -> int:
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
         raise TypeError(f"{name} must be a number of seconds, not {type(seconds).__name__}")
@@ -97,10 +115,21 @@ def _ms(name: str, seconds: float) -> int:
 class Client:
     """A memcached client over the binary protocol, backed by the Go engine.
 
-    ``servers`` is a list of "host:port", "[v6addr]:port" or unix socket path
-    strings, or one comma-separated string.  Timeouts are in seconds.  A
-    client may be shared by many threads (the GIL is released during I/O) and
-    survives ``fork()``: in a child process it reconnects on first use.
+    ``servers`` is a list of "host", "host:port", "host:port:weight",
+    "[v6addr]:port" or unix socket path strings, or one comma-separated
+    string.  Timeouts are in seconds.  A client may be shared by many threads
+    (the GIL is released during I/O) and survives ``fork()``: in a child
+    process it reconnects on first use.
+
+    Key placement is libmemcached's, byte for byte: ``distribution`` is
+    "consistent" (ketama as in libmemcached >= 1.0.10, the default, as in
+    OMcache), "modula", "ketama_weighted", "ketama_pre1010" (the continuum of
+    older libmemcached, for clusters shared with old clients) or
+    "python-memcached" (python-memcached's buckets, with ``weights``);
+    ``hash`` is one of libmemcached's hashers ("default" one-at-a-time, "md5",
+    "crc", "fnv1_64", "fnv1a_64", "fnv1_32", "fnv1a_32", "murmur",
+    "jenkins"); ``behaviors`` applies pylibmc behaviors that affect placement,
+    with libmemcached's side effects.
     """
 
     def __init__(
@@ -109,9 +138,31 @@ class Client:
         *,
         connect_timeout: float = 1.0,
         io_timeout: float = 1.0,
+        distribution: str = "consistent",
+        hash: str = "default",
+        ketama_hash: Optional[str] = None,
+        sort_hosts: bool = False,
+        weights: Optional[Sequence[int]] = None,
+        behaviors: Optional[Mapping[str, object]] = None,
     ) -> None:
         self._servers = parse_servers(servers)
+        dist = _DISTRIBUTION_ALIASES.get(distribution, distribution)
         lines = [f"server={s}" for s in self._servers]
+        lines.append(f"distribution={_config_word('distribution', dist)}")
+        lines.append(f"hash={_config_word('hash', hash)}")
+        if ketama_hash is not None:
+            lines.append(f"ketama_hash={_config_word('ketama_hash', ketama_hash)}")
+        if sort_hosts:
+            lines.append("sort_hosts=1")
+        if weights is not None:
+            ws = list(weights)
+            if len(ws) != len(self._servers) or not all(isinstance(w, int) and not isinstance(w, bool) and w >= 0 for w in ws):
+                raise exc.ConfigError("weights must be one non-negative int per server")
+            lines.append("weights=" + ",".join(map(str, ws)))
+        for name, value in (behaviors or {}).items():
+            if isinstance(value, bool):
+                value = int(value)
+            lines.append(f"behavior.{_config_word('behavior name', name)}={_config_word(name, str(value))}")
         lines.append(f"connect_timeout_ms={_ms('connect_timeout', connect_timeout)}")
         lines.append(f"io_timeout_ms={_ms('io_timeout', io_timeout)}")
         self._config = "\n".join(lines)
@@ -495,6 +546,23 @@ class Client:
             s, pos = _read_str(r, pos)
             out.append(s)
         return out
+
+    # -- placement ----------------------------------------------------------
+
+    def server_for_key(self, key: Key) -> int:
+        """Return the index (in the server list) of the server key maps to; -1 if none."""
+        k = key_bytes(key)
+        c, h = self._engine()
+        r = c.bind_ServerForKey(h, id(k) + _OFF, len(k))
+        if r < -1:
+            raise exc.EngineError("stale client handle")
+        return int(r)
+
+    def explain_key(self, key: Key) -> str:
+        """Say how key is placed: its hash, the continuum point or bucket, and the server."""
+        k = key_bytes(key)
+        c, h = self._engine()
+        return str(c.bind_ExplainKey(h, id(k) + _OFF, len(k)))
 
     def close(self) -> None:
         """Close the client's connections. Further calls raise ClientClosedError."""
