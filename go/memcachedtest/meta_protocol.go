@@ -242,6 +242,10 @@ func (c *conn) metaGet(tokens []string) {
 		if expired {
 			st.st.getExpired++
 		}
+		if !opaqueOK(flags) {
+			c.outError(msgOpaqueTooLong)
+			return
+		}
 		line := appendEchoFlags([]byte("EN"), flags, key, of.keyBinary)
 		c.outString(string(line))
 		return

@@ -1,7 +1,7 @@
 package memcachedtest
 
 import (
-	"bufio"
+	"bytes"
 	"strconv"
 	"strings"
 )
@@ -9,9 +9,8 @@ import (
 const (
 	maxKeyLength = 250
 	// A line that grows past this without a newline closes the connection
-	// unless it is a multi-get, as in memcached (which uses 2048; a larger
-	// read buffer makes the exact point timing-dependent there anyway).
-	maxCommandLine = readBufferSize
+	// unless it is a multi-get, as in memcached.
+	maxCommandLine = 2048
 	maxGetLine     = 16 << 20
 	maxInt32       = 1<<31 - 1
 	maxVerbosity   = 2
@@ -33,26 +32,44 @@ const (
 )
 
 // readLine returns the next command line without its LF and, as memcached
-// does, without a CR before the LF unless the CR is the whole line.
+// does, without a CR before the LF unless the CR is the whole line. Like
+// memcached, it hangs up once more than maxCommandLine bytes arrived
+// without a newline, unless the line is a multi-get.
 func (c *conn) readLine() (string, error) {
 	var acc []byte
 	for {
-		frag, err := c.r.ReadSlice('\n')
-		if err == nil {
-			if acc != nil {
-				frag = append(acc, frag...)
+		n := c.r.Buffered()
+		if n == 0 {
+			if _, err := c.r.Peek(1); err != nil {
+				return "", errDropConn
 			}
-			line := frag[:len(frag)-1]
+			n = c.r.Buffered()
+		}
+		buf, _ := c.r.Peek(n)
+		if i := bytes.IndexByte(buf, '\n'); i >= 0 {
+			line := append(acc, buf[:i]...)
+			c.r.Discard(i + 1)
 			if len(line) > 1 && line[len(line)-1] == '\r' {
 				line = line[:len(line)-1]
 			}
 			return string(line), nil
 		}
-		if err != bufio.ErrBufferFull {
-			return "", errDropConn
+		total := len(acc) + n
+		if total > maxGetLine {
+			return "", errCloseConn
 		}
-		acc = append(acc, frag...)
-		if len(acc) > maxGetLine || (len(acc) > maxCommandLine && !looksLikeGet(acc)) {
+		if total > maxCommandLine {
+			head := append(acc[:len(acc):len(acc)], buf[:min(n, 128)]...)
+			if !looksLikeGet(head) {
+				return "", errCloseConn
+			}
+		}
+		if n == readBufferSize {
+			acc = append(acc, buf...)
+			c.r.Discard(n)
+			continue
+		}
+		if _, err := c.r.Peek(n + 1); err != nil {
 			return "", errDropConn
 		}
 	}
