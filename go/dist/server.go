@@ -49,12 +49,19 @@ func (s Server) Addr() string {
 
 // String returns the server as a pylibmc spec that ParseSpec reads back:
 // the address, with ":weight" appended when the weight is not 1 (unix
-// sockets cannot carry a weight in pylibmc's syntax, so theirs is left out).
+// sockets cannot carry a weight in pylibmc's syntax, so theirs is left out;
+// a host named "udp" is bracketed so that it does not read as a UDP spec).
 func (s Server) String() string {
-	if s.Unix || s.Weight == 1 {
-		return s.Addr()
+	addr := s.Addr()
+	if !s.Unix && s.Host == "udp" {
+		// "udp:11211" would read as a UDP spec; pylibmc takes brackets
+		// around any host.
+		addr = "[udp]:" + strconv.Itoa(s.Port)
 	}
-	return s.Addr() + ":" + strconv.Itoa(s.Weight)
+	if s.Unix || s.Weight == 1 {
+		return addr
+	}
+	return addr + ":" + strconv.Itoa(s.Weight)
 }
 
 // ParseSpec parses one server spec the way pylibmc 1.6 does:
