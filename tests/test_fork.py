@@ -112,3 +112,47 @@ def test_fresh_copy_without_memfd(memcached: MemcachedProcess, env: dict[str, st
     r = subprocess.run([sys.executable, "-c", src], capture_output=True, text=True, timeout=60, env=full_env)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "ok"
+
+
+def test_child_closes_sockets_inherited_from_parent_engine(memcached: MemcachedProcess) -> None:
+    out = run(
+        f"""
+        import os, socket, stat, omcache
+        c = omcache.Client([{memcached.address!r}])
+        assert c.set("fd-check", b"x")
+
+        def socket_fds():
+            out = set()
+            for name in os.listdir("/proc/self/fd"):
+                try:
+                    if stat.S_ISSOCK(os.fstat(int(name)).st_mode):
+                        out.add(int(name))
+                except OSError:
+                    pass
+            return out
+
+        mine = socket.socketpair()  # the child's own sockets must survive
+        before = socket_fds()
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                assert c.get("fd-check") == b"x"  # loads a fresh engine, reconnects
+                after = socket_fds()
+                inherited = before - after
+                assert mine[0].fileno() in after and mine[1].fileno() in after
+                # the parent engine's connection was closed, one new one opened
+                assert len(inherited) >= 1, (before, after)
+                os.write(w, b"ok")
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert os.read(r, 2) == b"ok"
+        assert c.get("fd-check") == b"x"  # the parent's connection still works
+        print("ok")
+        """
+    )
+    assert out.strip() == "ok"

@@ -263,3 +263,37 @@ func TestRoundTripThroughBindAgainstMemcached(t *testing.T) {
 		t.Fatalf("GetMulti: %q", m)
 	}
 }
+
+func TestTrackSocketsRecordsInodes(t *testing.T) {
+	table := make([]byte, 8*4096)
+	addr, n := pyMem(t, table)
+	if r := TrackSockets(addr, n/8); r != 0 {
+		t.Fatalf("TrackSockets: %d", r)
+	}
+	defer TrackSockets(0, 0)
+	if r := TrackSockets(addr+1, 10); r&0xff != StatusBadConfig {
+		t.Fatalf("unaligned table accepted: %d", r)
+	}
+	srv := mctest.Start(t, mctest.Options{})
+	r := ClientNew("server=" + srv.Addr)
+	h := int64(binary.LittleEndian.Uint64(r[1:]))
+	ka, kn := pyMem(t, []byte("track"))
+	Get(h, ka, kn)
+	mem := bytesAt(addr, n)
+	count := func() int {
+		c := 0
+		for i := 0; i+8 <= len(mem); i += 8 {
+			if binary.LittleEndian.Uint64(mem[i:]) != 0 {
+				c++
+			}
+		}
+		return c
+	}
+	if got := count(); got != 1 {
+		t.Fatalf("%d sockets recorded after one Get, want 1", got)
+	}
+	ClientClose(h)
+	if got := count(); got != 0 {
+		t.Fatalf("%d sockets recorded after Close, want 0", got)
+	}
+}

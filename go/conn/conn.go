@@ -133,7 +133,7 @@ func (c *Conn) Close() error {
 	if c.fd < 0 {
 		return nil
 	}
-	err := unix.Close(c.fd)
+	err := closeSocket(c.fd)
 	c.fd = -1
 	if c.err == nil {
 		c.err = ErrClosed
@@ -147,7 +147,7 @@ func (c *Conn) fail(err error) error {
 		c.err = err
 	}
 	if c.fd >= 0 {
-		unix.Close(c.fd)
+		closeSocket(c.fd)
 		c.fd = -1
 	}
 	return c.err

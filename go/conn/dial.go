@@ -123,13 +123,13 @@ func connect(sa unix.Sockaddr, deadline time.Time) (int, error) {
 	case *unix.SockaddrInet6:
 		family = unix.AF_INET6
 	}
-	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	fd, err := openSocket(family)
 	if err != nil {
 		return -1, fmt.Errorf("socket: %w", err)
 	}
 	if family != unix.AF_UNIX {
 		if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
-			unix.Close(fd)
+			closeSocket(fd)
 			return -1, fmt.Errorf("setsockopt TCP_NODELAY: %w", err)
 		}
 	}
@@ -151,7 +151,7 @@ func connect(sa unix.Sockaddr, deadline time.Time) (int, error) {
 		}
 	}
 	if err != nil {
-		unix.Close(fd)
+		closeSocket(fd)
 		return -1, fmt.Errorf("connect: %w", err)
 	}
 	return fd, nil
@@ -160,11 +160,11 @@ func connect(sa unix.Sockaddr, deadline time.Time) (int, error) {
 func setBlockingWithTimeout(fd int, timeout time.Duration) error {
 	tv := unix.NsecToTimeval(int64(timeout))
 	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-		unix.Close(fd)
+		closeSocket(fd)
 		return fmt.Errorf("setsockopt SO_RCVTIMEO: %w", err)
 	}
 	if err := unix.SetNonblock(fd, false); err != nil {
-		unix.Close(fd)
+		closeSocket(fd)
 		return fmt.Errorf("clear O_NONBLOCK: %w", err)
 	}
 	return nil

@@ -30,6 +30,7 @@ import importlib.util
 import logging
 import os
 import signal
+import stat
 import sys
 import tempfile
 import threading
@@ -111,6 +112,11 @@ _core_pid = 0
 # before fork(): from then on the library's path is mapped to a dead runtime.
 _inherited_mapping = False
 _loads = 0
+# The engine records its sockets' inode numbers here, indexed by descriptor
+# (go/bind TrackSockets). The memory is Python's, so a forked child still has
+# it after the parent's Go runtime is gone, and closes those sockets.
+_SOCKET_TABLE_SIZE = 4096
+_socket_table: Optional["ctypes.Array[ctypes.c_uint64]"] = None
 
 
 def library_path() -> str:
@@ -205,6 +211,43 @@ def _load_fresh_copy(path: str, pid: int) -> ModuleType:
     )
 
 
+def _track_sockets(core: ModuleType) -> None:
+    global _socket_table
+    if _socket_table is None:
+        _socket_table = (ctypes.c_uint64 * _SOCKET_TABLE_SIZE)()
+    r = core.bind_TrackSockets(ctypes.addressof(_socket_table), _SOCKET_TABLE_SIZE)
+    if r != OK:
+        raise_for(core, r)
+
+
+def close_inherited_sockets() -> int:
+    """In a forked child: close the sockets the parent's engine had open.
+
+    Only descriptors that are still the very same sockets (same inode) are
+    closed, so a descriptor the child reused for something else is left
+    alone.  Returns how many were closed.  Never calls into Go.
+    """
+    table = _socket_table
+    if table is None:
+        return 0
+    closed = 0
+    for fd, ino in enumerate(table):
+        if not ino:
+            continue
+        table[fd] = 0
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            continue
+        if stat.S_ISSOCK(st.st_mode) and st.st_ino == ino:
+            try:
+                os.close(fd)
+                closed += 1
+            except OSError:
+                pass
+    return closed
+
+
 def _check_layout(core: ModuleType) -> None:
     probe = b"omcache\x00probe"
     if ctypes.string_at(id(probe) + BYTES_DATA_OFFSET, len(probe)) != probe:
@@ -228,10 +271,14 @@ def _load() -> ModuleType:
         path = library_path()
         if _inherited_mapping:
             log.debug("omcache: engine was loaded by parent process; loading a fresh copy in pid %d", pid)
+            closed = close_inherited_sockets()
+            if closed:
+                log.debug("omcache: closed %d sockets inherited from the parent's engine", closed)
             module = _load_fresh_copy(path, pid)
         else:
             module = _load_from(path, "omcache._gopy._core")
         _check_layout(module)
+        _track_sockets(module)
         _core, _core_pid = module, pid
         _inherited_mapping = True
         _loads += 1
