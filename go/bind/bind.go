@@ -76,6 +76,7 @@ func lookup(h int64) (*client.Client, error) {
 //	behavior.NAME=VALUE    a pylibmc behavior, applied in order after the
 //	                       fields above, with libmemcached's side effects
 //	connect_timeout_ms=N, io_timeout_ms=N, max_idle_conns=N
+//	binary_keys=0|1        keys may hold any bytes (client.Options.BinaryKeys)
 //
 // It returns a packed result: StatusOK followed by the handle as 8
 // little-endian bytes, or an error status and message.
@@ -160,6 +161,12 @@ func parseConfig(config string) ([]dist.Server, dist.Config, client.Options, err
 			cfg.Hash = value
 		case "ketama_hash":
 			cfg.KetamaHash = value
+		case "binary_keys":
+			b, err := parseFlag(name, value)
+			if err != nil {
+				return fail(err)
+			}
+			opts.BinaryKeys = b
 		case "weighted", "sort_hosts":
 			b, err := parseFlag(name, value)
 			if err != nil {

@@ -52,6 +52,11 @@ type Options struct {
 	MaxItemSize int
 	// Selector maps keys to servers (default Modula{N: len(addrs)}).
 	Selector Selector
+	// BinaryKeys lets keys hold any bytes, spaces and control characters
+	// included (still 1 to 250 of them), as the binary protocol allows and
+	// pylibmc's binary mode does. By default keys must also be valid in the
+	// text protocol, so that every client sharing the servers can use them.
+	BinaryKeys bool
 }
 
 // Client is a memcached client for a fixed list of servers.
@@ -60,6 +65,8 @@ type Client struct {
 	addrs    []string
 	selector Selector
 	connOpts conn.Options
+	// binaryKeys is Options.BinaryKeys.
+	binaryKeys bool
 }
 
 // server is one server's address and its pool of idle connections.
@@ -100,8 +107,9 @@ func New(addrs []string, opts Options) (*Client, error) {
 		opts.Selector = Modula{N: len(addrs)}
 	}
 	c := &Client{
-		addrs:    append([]string(nil), addrs...),
-		selector: opts.Selector,
+		addrs:      append([]string(nil), addrs...),
+		selector:   opts.Selector,
+		binaryKeys: opts.BinaryKeys,
 		connOpts: conn.Options{
 			ConnectTimeout: opts.ConnectTimeout,
 			IOTimeout:      opts.IOTimeout,

@@ -25,7 +25,7 @@ func (c *Client) Gat(key []byte, exp uint32) (*Item, error) {
 }
 
 func (c *Client) getItem(op binprot.Opcode, key []byte, exp uint32) (*Item, error) {
-	if !legalKey(key) {
+	if !c.keyOK(key) {
 		return nil, ErrMalformedKey
 	}
 	req := request{op: op, key: key, exp: exp}
@@ -42,7 +42,7 @@ func (c *Client) getItem(op binprot.Opcode, key []byte, exp uint32) (*Item, erro
 // Touch sets the expiration of the item under key to exp. It returns
 // ErrCacheMiss if there is no such item.
 func (c *Client) Touch(key []byte, exp uint32) error {
-	if !legalKey(key) {
+	if !c.keyOK(key) {
 		return ErrMalformedKey
 	}
 	return c.simple(&request{op: binprot.OpTouch, key: key, exp: exp})
@@ -86,7 +86,7 @@ func (c *Client) store(op binprot.Opcode, item *Item) error {
 	if item == nil {
 		return ErrInvalidArguments
 	}
-	if !legalKey(item.Key) {
+	if !c.keyOK(item.Key) {
 		return ErrMalformedKey
 	}
 	req := request{op: op, key: item.Key, value: item.Value, flags: item.Flags, exp: item.Expiration, cas: item.CAS}
@@ -118,7 +118,7 @@ func storeError(op binprot.Opcode, cas uint64, err error) error {
 // Delete removes the item under key. It returns ErrCacheMiss if there was
 // none.
 func (c *Client) Delete(key []byte) error {
-	if !legalKey(key) {
+	if !c.keyOK(key) {
 		return ErrMalformedKey
 	}
 	return c.simple(&request{op: binprot.OpDelete, key: key})
@@ -139,7 +139,7 @@ func (c *Client) Decr(key []byte, delta, initial uint64, exp uint32, create bool
 }
 
 func (c *Client) delta(op binprot.Opcode, key []byte, delta, initial uint64, exp uint32, create bool) (uint64, error) {
-	if !legalKey(key) {
+	if !c.keyOK(key) {
 		return 0, ErrMalformedKey
 	}
 	if !create {

@@ -32,3 +32,12 @@ func legalKey(key []byte) bool {
 	}
 	return true
 }
+
+// keyOK reports whether key is legal for this client: any 1 to 250 bytes with
+// Options.BinaryKeys, else legalKey's text-protocol rule.
+func (c *Client) keyOK(key []byte) bool {
+	if c.binaryKeys {
+		return len(key) > 0 && len(key) <= 250
+	}
+	return legalKey(key)
+}

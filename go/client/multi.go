@@ -50,7 +50,7 @@ func (c *Client) run(b *batch) {
 			continue
 		}
 		key := b.key(i)
-		if !legalKey(key) {
+		if !c.keyOK(key) {
 			b.errs[i] = ErrMalformedKey
 			continue
 		}

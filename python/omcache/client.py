@@ -129,7 +129,10 @@ class Client:
     ``hash`` is one of libmemcached's hashers ("default" one-at-a-time, "md5",
     "crc", "fnv1_64", "fnv1a_64", "fnv1_32", "fnv1a_32", "murmur",
     "jenkins"); ``behaviors`` applies pylibmc behaviors that affect placement,
-    with libmemcached's side effects.
+    with libmemcached's side effects.  ``binary_keys=True`` lets keys hold
+    any bytes (spaces, control characters; still 1 to 250 of them), as the
+    binary protocol allows; by default keys must also be valid in the text
+    protocol, so that every client sharing the servers can read them.
     """
 
     def __init__(
@@ -144,6 +147,7 @@ class Client:
         sort_hosts: bool = False,
         weights: Optional[Sequence[int]] = None,
         behaviors: Optional[Mapping[str, object]] = None,
+        binary_keys: bool = False,
     ) -> None:
         self._servers = parse_servers(servers)
         dist = _DISTRIBUTION_ALIASES.get(distribution, distribution)
@@ -165,6 +169,8 @@ class Client:
             lines.append(f"behavior.{_config_word('behavior name', name)}={_config_word(name, str(value))}")
         lines.append(f"connect_timeout_ms={_ms('connect_timeout', connect_timeout)}")
         lines.append(f"io_timeout_ms={_ms('io_timeout', io_timeout)}")
+        if binary_keys:
+            lines.append("binary_keys=1")
         self._config = "\n".join(lines)
         self._pid = 0
         self._h = 0
