@@ -219,3 +219,33 @@ func TestGoldenSortOrderMatchesLibmemcached(t *testing.T) {
 		t.Fatalf("only %d configurations with a reported order", n)
 	}
 }
+
+// TestGoldenPre1010IsConsistentWeighted places the keys of the golden
+// "consistent weighted" configurations with KetamaPre1010: libmemcached
+// before 1.0.10 always built the weighted continuum and kept the key hash.
+func TestGoldenPre1010IsConsistentWeighted(t *testing.T) {
+	f, keys := loadPlacement(t)
+	n := 0
+	for _, c := range f.Configs {
+		if !strings.HasPrefix(c.Name, "consistent-weighted-") {
+			continue
+		}
+		n++
+		servers, err := ParseSpecs(c.Specs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sel, err := New(servers, Config{Distribution: KetamaPre1010})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, k := range keys {
+			if want := strings.IndexByte(f.IndexAlphabet, c.Placement[i]); sel.Pick(k) != want {
+				t.Fatalf("%s: key %q: pre-1.0.10 ketama picks %d, libmemcached %d", c.Name, k, sel.Pick(k), want)
+			}
+		}
+	}
+	if n < 2 {
+		t.Fatalf("only %d consistent-weighted configurations", n)
+	}
+}

@@ -9,9 +9,9 @@
 //     C "char", which is signed on x86 (where the reference data comes
 //     from): bytes >= 0x80 are sign-extended before they are mixed in, so
 //     UTF-8 keys hash differently from textbook implementations. (On arm64
-//     Linux char is unsigned, so libmemcached built there places such keys
-//     elsewhere; this package follows the x86 builds, which is what nearly
-//     all deployed pylibmc clients run.)
+//     Linux char is unsigned, so a libmemcached built there would hash such
+//     keys differently; this package follows the x86-64 build, which is the
+//     one the reference vectors were taken from.)
 //   - crc is not a CRC-32 but ((crc32(key) >> 16) & 0x7fff), 15 bits.
 //   - fnv1a_64 is computed with 32-bit arithmetic (the 64-bit offset basis and
 //     prime truncated to 32 bits), so it is neither FNV-1a/64 nor FNV-1a/32.
