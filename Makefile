@@ -28,7 +28,7 @@ install: $(PY)
 	$(PY) -m pip install -q .
 
 build: deps $(PY)
-	$(PY) -m pip install -q ".[test]"
+	$(PY) -m pip install -q --no-binary pylibmc ".[test]"
 
 # Needs no memcached: the demo runs against the embedded server.
 demo: install

@@ -258,8 +258,8 @@ func TestRoundTripThroughBindAgainstMemcached(t *testing.T) {
 	}
 	pa, pn := pyMem(t, packKeys("bind-key", "bad key"))
 	m := GetMulti(h, pa, pn, false, 0)
-	// one error record for "bad key" (index 1), the miss is left out
-	if m[0] != StatusOK || binary.LittleEndian.Uint32(m[1:]) != 1 || m[5] != StatusBadKey {
+	// one record, the error of "bad key" (index 1); the miss is left out
+	if m[0] != StatusOK || binary.LittleEndian.Uint32(m[1:]) != 1 || binary.LittleEndian.Uint32(m[5:]) != 1 || m[9] != StatusBadKey {
 		t.Fatalf("GetMulti: %q", m)
 	}
 }

@@ -2,33 +2,56 @@ package bind
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/omcache/omcache/go/client"
 )
 
-// packItems encodes aligned multi-get results: for every key that hit or
-// failed (misses are left out) a record of index (u32), status (u8), then for
-// a hit flags (u32), cas (u64) and the value, for an error the message.
+// itemRecordLen is the size of one fixed record of packItems.
+const itemRecordLen = 4 + 1 + 4 + 8 + 4
+
+// packItems encodes aligned multi-get results for every key that hit or
+// failed (misses are left out): StatusOK, u32 count, count fixed records
+// (u32 index, u8 status, u32 flags, u64 cas, u32 length), then the records'
+// data back to back: a hit's value, or an error's message. Fixed records
+// let Python walk them with one struct.iter_unpack.
 func packItems(items []*client.Item, errs []error) []byte {
-	size := 0
-	for _, it := range items {
-		if it != nil {
-			size += 4 + 1 + 4 + 8 + 4 + len(it.Value)
+	count, size := 0, 0
+	msgs := make([]string, len(items))
+	for i, it := range items {
+		switch err := errs[i]; {
+		case err == nil && it != nil:
+			count++
+			size += itemRecordLen + len(it.Value)
+		case err != nil && !errors.Is(err, client.ErrCacheMiss):
+			count++
+			msgs[i] = cleanMessage(err.Error())
+			size += itemRecordLen + len(msgs[i])
 		}
 	}
-	p := newPacker(StatusOK, size)
+	p := newPacker(StatusOK, 4+size)
+	p.u32(uint32(count))
 	for i, it := range items {
-		err := errs[i]
-		switch {
+		switch err := errs[i]; {
 		case err == nil && it != nil:
 			p.u32(uint32(i))
 			p.u8(StatusOK)
 			p.u32(it.Flags)
 			p.u64(it.CAS)
-			p.bytes(it.Value)
+			p.u32(uint32(len(it.Value)))
 		case err != nil && !errors.Is(err, client.ErrCacheMiss):
 			p.u32(uint32(i))
-			p.errRecord(err)
+			p.u8(statusOf(err))
+			p.u32(0)
+			p.u64(0)
+			p.u32(uint32(len(msgs[i])))
+		}
+	}
+	for i, it := range items {
+		if errs[i] == nil && it != nil {
+			p.buf = append(p.buf, it.Value...)
+		} else if msgs[i] != "" {
+			p.buf = append(p.buf, msgs[i]...)
 		}
 	}
 	return p.buf
@@ -74,10 +97,10 @@ func GetMulti(h, keysAddr, keysLen int64, gat bool, exptime int64) (ret []byte) 
 	return packItems(items, errs)
 }
 
-// SetMulti stores many items (u32 count, then per item u32 key length, u32
-// value length, u32 flags, u32 expiration, then all keys and values back to
-// back, key before value) with quiet SETs and one NOOP per server. See
-// packErrs for the result.
+// SetMulti stores many items with quiet SETs and one NOOP per server. The
+// packed argument is: u32 count, u32 expiration, count u32 key lengths, count
+// u32 value lengths, count u32 flags, then the keys back to back, then the
+// values back to back. See packErrs for the result.
 func SetMulti(h, itemsAddr, itemsLen int64) (ret []byte) {
 	defer recoverPacked(&ret)
 	c, err := lookup(h)
@@ -86,21 +109,27 @@ func SetMulti(h, itemsAddr, itemsLen int64) (ret []byte) {
 	}
 	u := unpacker{buf: bytesAt(itemsAddr, itemsLen)}
 	n := u.u32()
-	if u.err == nil && uint64(n)*16 > uint64(len(u.buf)) {
-		return packedError(errInternal)
+	exp := u.u32()
+	if u.err == nil && uint64(n)*12 > uint64(len(u.buf)) {
+		return packedError(fmt.Errorf("%w: packed item list claims %d items", errInternal, n))
+	}
+	lens := make([]uint32, 3*n)
+	for i := range lens {
+		lens[i] = u.u32()
 	}
 	items := make([]client.Item, n)
-	lens := make([]uint32, 2*n)
-	for i := range items {
-		lens[2*i], lens[2*i+1] = u.u32(), u.u32()
-		items[i].Flags = u.u32()
-		items[i].Expiration = u.u32()
-	}
 	ptrs := make([]*client.Item, n)
 	for i := range items {
-		items[i].Key = u.take(lens[2*i])
-		items[i].Value = u.take(lens[2*i+1])
+		items[i].Key = u.take(lens[i])
+		items[i].Flags = lens[2*int(n)+i]
+		items[i].Expiration = exp
 		ptrs[i] = &items[i]
+	}
+	for i := range items {
+		items[i].Value = u.take(lens[int(n)+i])
+	}
+	if u.err == nil && len(u.buf) != 0 {
+		u.err = fmt.Errorf("%w: %d trailing bytes in packed item list", errInternal, len(u.buf))
 	}
 	if u.err != nil {
 		return packedError(u.err)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import struct
@@ -29,8 +30,8 @@ class Item(NamedTuple):
 _OP_SET, _OP_ADD, _OP_REPLACE, _OP_APPEND, _OP_PREPEND = range(5)
 _GET_HEADER = struct.Struct("<BIQ")
 _U32 = struct.Struct("<I")
-_REC_HEAD = struct.Struct("<IB")
-_HIT = struct.Struct("<IQI")
+_ITEM_REC = struct.Struct("<IBIQI")  # index, status, flags, cas, length (go/bind packItems)
+_ERR_REC = struct.Struct("<IBI")  # index, status, message length (go/bind packErrs)
 _U64 = struct.Struct("<Q")
 _MAX_U64 = (1 << 64) - 1
 _GET_HEADER_LEN = _GET_HEADER.size
@@ -353,7 +354,12 @@ class Client:
         out; pass a dict as ``errors`` to receive {key: exception} for them
         (they are also logged at WARNING).
         """
-        return {k: it.value for k, it in self.get_multi_items(keys, errors=errors).items()}
+        klist = keys if isinstance(keys, list) else list(keys)
+        out: Dict[K, bytes] = {}
+        if klist:
+            for rec, value in self._get_multi(klist, None, errors):
+                out[klist[rec[0]]] = value
+        return out
 
     def get_multi_items(
         self,
@@ -363,13 +369,22 @@ class Client:
         errors: Optional[Dict[K, Exception]] = None,
     ) -> Dict[K, Item]:
         """get_multi returning Items (value, flags, cas); with ``gat_expire`` also touches each hit."""
-        klist = list(keys)
-        if not klist:
-            return {}
-        if gat_expire is not None:
-            _check_u32("expire", gat_expire)
-        wire = [key_bytes(k) for k in klist]
-        packed = _pack_keys(wire)
+        klist = keys if isinstance(keys, list) else list(keys)
+        out: Dict[K, Item] = {}
+        if klist:
+            if gat_expire is not None:
+                _check_u32("expire", gat_expire)
+            for rec, value in self._get_multi(klist, gat_expire, errors):
+                out[klist[rec[0]]] = Item(value, rec[2], rec[3])
+        return out
+
+    def _get_multi(
+        self, klist: List[K], gat_expire: Optional[int], errors: Optional[Dict[K, Exception]]
+    ) -> List[Tuple[Tuple[int, int, int, int, int], bytes]]:
+        """Run GetMulti; return (record, value) for hits, handle error records."""
+        wire = [k.encode() if type(k) is str else key_bytes(k) for k in klist]
+        n = len(wire)
+        packed = struct.pack(f"<I{n}I", n, *map(len, wire)) + b"".join(wire)
         c, h = self._engine()
         r = _engine.take_bytes(
             c,
@@ -377,19 +392,17 @@ class Client:
         )
         if r[0] != _OK:
             raise _engine.packed_error(c, r)
-        out: Dict[K, Item] = {}
-        pos, end = 1, len(r)
-        while pos < end:
-            i, status = _REC_HEAD.unpack_from(r, pos)
-            pos += 5
-            if status == _OK:
-                flags, cas, n = _HIT.unpack_from(r, pos)
-                pos += 16
-                out[klist[i]] = Item(r[pos : pos + n], flags, cas)
-                pos += n
+        (count,) = _U32.unpack_from(r, 1)
+        pos = 5 + count * _ITEM_REC.size
+        hits = []
+        for rec in _ITEM_REC.iter_unpack(memoryview(r)[5:pos]):
+            end = pos + rec[4]
+            if rec[1] == _OK:
+                hits.append((rec, r[pos:end]))
             else:
-                pos = self._record_error(c, r, pos, status, klist[i], errors)
-        return out
+                self._record_error(c, rec[1], r[pos:end], klist[rec[0]], errors)
+            pos = end
+        return hits
 
     def set_multi(
         self,
@@ -403,9 +416,9 @@ class Client:
 
         Pass a dict as ``errors`` to receive {key: exception} for the failures.
         """
-        _check_u32("expire", expire)
         _check_u32("flags", flags)
-        return self.set_multi_items([(k, v, flags) for k, v in mapping.items()], expire, errors=errors)
+        klist = list(mapping)
+        return self._set_multi(klist, list(mapping.values()), itertools.repeat(flags, len(klist)), expire, errors)
 
     def set_multi_items(
         self,
@@ -415,22 +428,36 @@ class Client:
         errors: Optional[Dict[K, Exception]] = None,
     ) -> List[K]:
         """set_multi over (key, value, flags) triples, for serialising callers."""
-        if not items:
-            return []
+        klist = [it[0] for it in items]
+        flags = [it[2] for it in items]
+        for f in flags:
+            _check_u32("flags", f)
+        return self._set_multi(klist, [it[1] for it in items], flags, expire, errors)
+
+    def _set_multi(
+        self,
+        klist: List[K],
+        values: List[bytes],
+        flags: Iterable[int],
+        expire: int,
+        errors: Optional[Dict[K, Exception]],
+    ) -> List[K]:
         _check_u32("expire", expire)
-        heads: List[int] = []
-        parts: List[bytes] = []
-        for key, value, flags in items:
-            _check_u32("flags", flags)
-            k, v = key_bytes(key), value_bytes(value)
-            heads += (len(k), len(v), flags, expire)
-            parts += (k, v)
-        packed = _U32.pack(len(items)) + struct.pack(f"<{len(heads)}I", *heads) + b"".join(parts)
+        if not klist:
+            return []
+        ks = [k.encode() if type(k) is str else key_bytes(k) for k in klist]
+        vs = [v if type(v) is bytes else value_bytes(v) for v in values]
+        n = len(ks)
+        packed = (
+            struct.pack(f"<II{n}I{n}I{n}I", n, expire, *map(len, ks), *map(len, vs), *flags)
+            + b"".join(ks)
+            + b"".join(vs)
+        )
         c, h = self._engine()
         r = _engine.take_bytes(c, c.bind_SetMulti(h, id(packed) + _OFF, len(packed)))
         if r[0] != _OK:
             raise _engine.packed_error(c, r)
-        return self._failed_keys(c, r, [it[0] for it in items], errors)
+        return self._failed_keys(c, r, klist, errors)
 
     def delete_multi(self, keys: Iterable[K], *, errors: Optional[Dict[K, Exception]] = None) -> List[K]:
         """Delete many keys in one pipelined exchange per server; return the keys NOT deleted.
@@ -441,29 +468,28 @@ class Client:
         klist = list(keys)
         if not klist:
             return []
-        packed = _pack_keys([key_bytes(k) for k in klist])
+        packed = _pack_keys([k.encode() if type(k) is str else key_bytes(k) for k in klist])
         c, h = self._engine()
         r = _engine.take_bytes(c, c.bind_DeleteMulti(h, id(packed) + _OFF, len(packed)))
         if r[0] != _OK:
             raise _engine.packed_error(c, r)
         return self._failed_keys(c, r, klist, errors)
 
-    def _record_error(self, c: ModuleType, r: bytes, pos: int, status: int, key: object, errors: Optional[dict]) -> int:  # type: ignore[type-arg]
-        (n,) = _U32.unpack_from(r, pos)
-        pos += 4
-        e = _engine.packed_error(c, bytes([status]) + r[pos : pos + n])
+    def _record_error(self, c: ModuleType, status: int, msg: bytes, key: K, errors: Optional[Dict[K, Exception]]) -> None:
+        e = _engine.packed_error(c, bytes([status]) + msg)
         if errors is not None:
             errors[key] = e
         if status != _MISS:
             log.warning("omcache: %r: %s: %s", key, type(e).__name__, e)
-        return pos + n
 
     def _failed_keys(self, c: ModuleType, r: bytes, klist: Sequence[K], errors: Optional[Dict[K, Exception]]) -> List[K]:
         failed: List[K] = []
         pos, end = 1, len(r)
         while pos < end:
-            i, status = _REC_HEAD.unpack_from(r, pos)
-            pos = self._record_error(c, r, pos + 5, status, klist[i], errors)
+            i, status, n = _ERR_REC.unpack_from(r, pos)
+            pos += _ERR_REC.size
+            self._record_error(c, status, r[pos : pos + n], klist[i], errors)
+            pos += n
             failed.append(klist[i])
         return failed
 
@@ -622,7 +648,7 @@ def _signed64(n: int) -> int:
 def _pack_keys(keys: List[bytes]) -> bytes:
     """u32 count, count u32 lengths, then the keys back to back (go/bind keyList)."""
     n = len(keys)
-    return _U32.pack(n) + struct.pack(f"<{n}I", *map(len, keys)) + b"".join(keys)
+    return struct.pack(f"<I{n}I", n, *map(len, keys)) + b"".join(keys)
 
 
 def _item(c: ModuleType, r: bytes) -> Optional[Item]:
