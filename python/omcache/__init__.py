@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 
+from . import memcache, serde
 from .client import Client, Item
 from .exceptions import (
     ClientClosedError,
@@ -35,6 +36,9 @@ from .exceptions import (
     TimeoutError,
     TooLargeValueError,
 )
+from .omcache_api import OMcache
+from .pyclient import SerdeClient
+from .serde import PylibmcSerde, PythonMemcachedSerde, RawSerde, SerdeError
 
 __version__ = "0.1.0"
 
@@ -60,5 +64,13 @@ __all__ = [
     "ServerError",
     "TimeoutError",
     "TooLargeValueError",
+    "OMcache",
+    "SerdeClient",
+    "SerdeError",
+    "PylibmcSerde",
+    "PythonMemcachedSerde",
+    "RawSerde",
+    "memcache",
+    "serde",
     "__version__",
 ]
