@@ -286,16 +286,20 @@ func (c *conn) binUpdate(r *binRequest) error {
 		mode = modeCAS
 	}
 	var status storeStatus
-	var it *item
+	var cas uint64
 	c.withStore(func(st *store, now int64) {
+		var it *item
 		status, it = st.storeItem(&storeRequest{
 			key: r.key, value: value, flags: flags, exptime: absExptime(exptime, now),
 			mode: mode, cas: r.cas,
 		}, now)
+		if it != nil {
+			cas = it.cas
+		}
 	})
 	switch status {
 	case statusStored:
-		c.binSuccess(r, it.cas, nil, nil)
+		c.binSuccess(r, cas, nil, nil)
 	case statusExists:
 		c.binError(r, statusKeyEEXISTS)
 	case statusNotFound:
@@ -318,16 +322,25 @@ func (c *conn) binUpdate(r *binRequest) error {
 func (c *conn) binGet(r *binRequest) {
 	touch := r.cmd == opTouch || r.cmd == opGat || r.cmd == opGatK
 	withKey := r.cmd == opGetK || r.cmd == opGatK
-	var it *item
+	// Items change under the store lock (cas, in-place incr), so the
+	// reply is built from a copy taken while holding it.
+	var (
+		found bool
+		snap  item
+	)
 	c.withStore(func(st *store, now int64) {
+		var it *item
 		if touch {
 			exptime := int64(binary.BigEndian.Uint32(r.extras))
 			it = st.touch(r.key, absExptime(exptime, now), now)
 		} else {
 			it = st.get(r.key, now)
 		}
+		if it != nil {
+			found, snap = true, item{flags: it.flags, cas: it.cas, value: it.value}
+		}
 	})
-	if it == nil {
+	if !found {
 		switch {
 		case r.quiet:
 		case withKey:
@@ -339,17 +352,17 @@ func (c *conn) binGet(r *binRequest) {
 		return
 	}
 	var flags [4]byte
-	binary.BigEndian.PutUint32(flags[:], it.flags)
+	binary.BigEndian.PutUint32(flags[:], snap.flags)
 	key := ""
 	if withKey {
 		key = r.key
 	}
 	var value []byte
 	if r.cmd != opTouch {
-		value = it.value
+		value = snap.value
 	}
 	// Hits are answered even for quiet gets: that is their point.
-	c.binReply(r, it.cas, flags[:], key, value)
+	c.binReply(r, snap.cas, flags[:], key, value)
 }
 
 func (c *conn) binArithmetic(r *binRequest) {
@@ -359,28 +372,31 @@ func (c *conn) binArithmetic(r *binRequest) {
 	incr := r.cmd == opIncrement
 	var (
 		status   deltaStatus
-		v        uint64
-		it       *item
+		v, cas   uint64
+		ok       bool
 		vivified storeStatus
 	)
 	c.withStore(func(st *store, now int64) {
+		var it *item
 		status, v, it = st.addDelta(r.key, incr, delta, r.cas, 0, now)
-		if status != deltaNotFound {
-			return
+		if status == deltaNotFound {
+			// An expiration of all ones means "do not create".
+			if exptime == 0xffffffff {
+				st.countDeltaMiss(incr)
+				return
+			}
+			vivified, it = st.vivifyNumber(r.key, initial, absExptime(int64(exptime), now), 0, now)
+			v = initial
 		}
-		// An expiration of all ones means "do not create".
-		if exptime == 0xffffffff {
-			st.countDeltaMiss(incr)
-			return
+		if it != nil {
+			ok, cas = true, it.cas
 		}
-		vivified, it = st.vivifyNumber(r.key, initial, absExptime(int64(exptime), now), 0, now)
-		v = initial
 	})
 	switch {
-	case status == deltaOK || (status == deltaNotFound && it != nil):
+	case ok:
 		var body [8]byte
 		binary.BigEndian.PutUint64(body[:], v)
-		c.binSuccess(r, it.cas, nil, body[:])
+		c.binSuccess(r, cas, nil, body[:])
 	case status == deltaNonNumeric:
 		c.binError(r, statusDeltaBadval)
 	case status == deltaCasMismatch:

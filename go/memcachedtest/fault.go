@@ -50,7 +50,8 @@ type Fault struct {
 	// established ones stop after their current request.
 	Blackhole bool
 	// SlowRead throttles reading: before each read of at most 4 KiB the
-	// server sleeps this long, so clients' writes back up.
+	// server sleeps this long, so clients' writes back up. A read already
+	// waiting for data when the fault is set is not slowed.
 	SlowRead time.Duration
 }
 
