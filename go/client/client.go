@@ -11,6 +11,12 @@
 // per server, send each group as one write of quiet requests followed by a
 // NOOP, and talk to all servers concurrently. Their results are slices
 // aligned with the input, so one unreachable server only fails its own keys.
+//
+// Failing servers are tracked when Options ask for it (FailureLimit,
+// DeadTimeout, RetryTimeout): a dead server's keys move to live servers
+// (Failover) or fail fast, and it is probed in the background until it
+// answers again. See ServerState for the rules; a call never waits longer
+// than ConnectTimeout plus IOTimeout whatever the servers do.
 package client
 
 import (
@@ -27,6 +33,9 @@ const (
 	DefaultConnectTimeout        = time.Second
 	DefaultIOTimeout             = time.Second
 	DefaultMaxIdleConnsPerServer = 8
+	// DefaultReconnectTimeout is how often a dead server is probed when
+	// Options.ReconnectTimeout is zero (libmemcached's retry_timeout).
+	DefaultReconnectTimeout = 2 * time.Second
 	// DefaultMaxItemSize is memcached's default item size limit (-I 1m).
 	DefaultMaxItemSize = 1 << 20
 )
@@ -57,6 +66,39 @@ type Options struct {
 	// pylibmc's binary mode does. By default keys must also be valid in the
 	// text protocol, so that every client sharing the servers can use them.
 	BinaryKeys bool
+
+	// Failover sends the keys of a dead server to live servers: the
+	// Selector's PickLive (the next live point on a ketama ring, the hash
+	// modulo the live servers for modula), or the Ejector's placement.
+	// Without it, calls for a dead server's keys fail at once with a
+	// *ServerDownError matching ErrServerDead. It needs a LiveSelector or
+	// an Ejector.
+	Failover bool
+	// FailureLimit is how many consecutive failures (connect errors,
+	// timeouts, resets, protocol errors) make a server Dead. 0 counts
+	// none: only DeadTimeout can then kill a server.
+	FailureLimit int
+	// RetryTimeout is how long calls for a server fail fast with
+	// ErrServerDown after each of its failures below FailureLimit, before
+	// it is tried again (libmemcached's retry_timeout). 0 keeps trying it
+	// on every call.
+	RetryTimeout time.Duration
+	// ReconnectTimeout is how long a dead server is left alone before a
+	// background probe (connect and NOOP) tries it again; the first probe
+	// that succeeds makes it Healthy, and its keys return (OMcache's
+	// reconnect_timeout, pylibmc's dead_timeout). Default 2 s.
+	ReconnectTimeout time.Duration
+	// DeadTimeout makes a server Dead at its first failure DeadTimeout or
+	// more after the first failure of its streak, however few failures
+	// that is (OMcache's dead_timeout): it bounds how long a server may
+	// stay unreachable before its keys move. 0 disables the bound.
+	DeadTimeout time.Duration
+	// Ejector, if set, rebuilds the placement over the live servers each
+	// time a server dies or comes back, as libmemcached does with
+	// auto_eject_hosts (pylibmc's remove_failed); for weighted ketama this
+	// places keys differently from walking past dead points. It implies
+	// Failover.
+	Ejector Ejector
 }
 
 // Client is a memcached client for a fixed list of servers.
@@ -67,15 +109,18 @@ type Client struct {
 	connOpts conn.Options
 	// binaryKeys is Options.BinaryKeys.
 	binaryKeys bool
+	healthFields
 }
 
-// server is one server's address and its pool of idle connections.
+// server is one server's address, its pool of idle connections and its
+// health record.
 type server struct {
 	addr    string
 	mu      sync.Mutex
 	idle    []*conn.Conn
 	maxIdle int
 	closed  bool
+	h       health
 }
 
 // New returns a client for addrs, each "host:port", "[v6addr]:port" or an
@@ -106,6 +151,10 @@ func New(addrs []string, opts Options) (*Client, error) {
 	if opts.Selector == nil {
 		opts.Selector = Modula{N: len(addrs)}
 	}
+	pol, err := newPolicy(&opts)
+	if err != nil {
+		return nil, err
+	}
 	c := &Client{
 		addrs:      append([]string(nil), addrs...),
 		selector:   opts.Selector,
@@ -116,6 +165,10 @@ func New(addrs []string, opts Options) (*Client, error) {
 			MaxBody:        uint32(opts.MaxItemSize + bodySlack),
 		},
 	}
+	c.policy = pol
+	c.live, _ = opts.Selector.(LiveSelector)
+	c.now = time.Now
+	c.probeAt.Store(noProbe)
 	for _, a := range addrs {
 		if a == "" {
 			return nil, fmt.Errorf("%w: empty server address", ErrInvalidArguments)
@@ -143,15 +196,6 @@ func (c *Client) Close() error {
 		s.dropIdle()
 	}
 	return nil
-}
-
-// pick returns the server for key.
-func (c *Client) pick(key []byte) (int, error) {
-	i := c.selector.Pick(key)
-	if i < 0 || i >= len(c.servers) {
-		return 0, ErrNoServers
-	}
-	return i, nil
 }
 
 // get returns an idle connection (pooled = true) or a new one.
@@ -256,16 +300,23 @@ type result struct {
 
 // do runs req on the server owning req.key.
 func (c *Client) do(req *request, res *result) error {
-	si, err := c.pick(req.key)
+	si, err := c.route(req.key)
 	if err != nil {
 		return err
 	}
-	return c.doOn(c.servers[si], req, res)
+	return c.doOn(si, req, res)
 }
 
-// doOn runs req on server s. It returns transport and protocol errors; the
-// server's status is in res.err.
-func (c *Client) doOn(s *server, req *request, res *result) error {
+// doOn runs req on server si and records the outcome in its health. It
+// returns transport and protocol errors; the server's status is in res.err.
+func (c *Client) doOn(si int, req *request, res *result) error {
+	epoch := c.servers[si].h.epoch.Load()
+	err := c.exchangeOn(c.servers[si], req, res)
+	c.record(si, epoch, err)
+	return err
+}
+
+func (c *Client) exchangeOn(s *server, req *request, res *result) error {
 	for attempt := 0; ; attempt++ {
 		cn, pooled, err := c.get(s)
 		if err != nil {

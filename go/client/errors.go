@@ -64,6 +64,16 @@ var (
 
 	// ErrClosed means the Client was closed.
 	ErrClosed = errors.New("omcache: client closed")
+
+	// ErrServerDown means nothing was sent because the key's server failed
+	// recently and is left alone until its RetryTimeout has passed. The
+	// error is a *ServerDownError; it also matches ErrConnection.
+	ErrServerDown = errors.New("omcache: server down after a failure")
+
+	// ErrServerDead means nothing was sent because the key's server is
+	// marked dead and failover is off (or no server is live). The error is
+	// a *ServerDownError; it also matches ErrConnection.
+	ErrServerDead = errors.New("omcache: server marked dead")
 )
 
 // ServerError is a status the server answered that has no sentinel of its

@@ -54,7 +54,7 @@ func (c *Client) run(b *batch) {
 			b.errs[i] = ErrMalformedKey
 			continue
 		}
-		si, err := c.pick(key)
+		si, err := c.route(key)
 		if err != nil {
 			b.errs[i] = err
 			continue
@@ -100,6 +100,7 @@ func (c *Client) run(b *batch) {
 // connection if a pooled one turns out to have been closed by the server.
 func (c *Client) runGroup(b *batch, si int, idx []int) {
 	s := c.servers[si]
+	epoch := s.h.epoch.Load()
 	defer func() {
 		// A panic here would kill the host process (this may be a goroutine
 		// of ours, where the caller's recover cannot reach): fail the
@@ -111,19 +112,20 @@ func (c *Client) runGroup(b *batch, si int, idx []int) {
 	for attempt := 0; ; attempt++ {
 		cn, pooled, err := c.get(s)
 		if err != nil {
+			c.record(si, epoch, err)
 			b.failUnanswered(idx, err)
 			return
 		}
 		err = b.exchange(cn, si, idx, &arena{left: len(idx)})
 		s.put(cn)
-		if err == nil {
-			return
-		}
-		if pooled && attempt == 0 && !cn.Received() && staleConnError(err) {
+		if err != nil && pooled && attempt == 0 && !cn.Received() && staleConnError(err) {
 			s.dropIdle()
 			continue
 		}
-		b.failUnanswered(idx, err)
+		c.record(si, epoch, err)
+		if err != nil {
+			b.failUnanswered(idx, err)
+		}
 		return
 	}
 }

@@ -28,3 +28,27 @@ func (m Modula) Pick(key []byte) int {
 	}
 	return int(crc32.ChecksumIEEE(key) % uint32(m.N))
 }
+
+// PickLive implements LiveSelector: crc32(key) modulo the number of live
+// servers, over the live servers in order.
+func (m Modula) PickLive(key []byte, alive func(server int) bool) int {
+	n := 0
+	for i := 0; i < m.N; i++ {
+		if alive(i) {
+			n++
+		}
+	}
+	if n == 0 {
+		return -1
+	}
+	want := int(crc32.ChecksumIEEE(key) % uint32(n))
+	for i := 0; i < m.N; i++ {
+		if alive(i) {
+			if want == 0 {
+				return i
+			}
+			want--
+		}
+	}
+	return -1
+}

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 
@@ -9,7 +10,8 @@ import (
 )
 
 // eachServer runs f for every server concurrently and returns its errors
-// aligned with Servers().
+// aligned with Servers(). A server the client is avoiding (dead, or in the
+// back-off after a failure) gets its *ServerDownError without f running.
 func (c *Client) eachServer(f func(si int) error) []error {
 	errs := make([]error, len(c.servers))
 	var wg sync.WaitGroup
@@ -23,7 +25,9 @@ func (c *Client) eachServer(f func(si int) error) []error {
 					errs[si] = fmt.Errorf("%w: internal error: %v", ErrProtocol, p)
 				}
 			}()
-			errs[si] = f(si)
+			if errs[si] = c.admit(si); errs[si] == nil {
+				errs[si] = f(si)
+			}
 		}()
 	}
 	wg.Wait()
@@ -35,7 +39,7 @@ func (c *Client) eachServer(f func(si int) error) []error {
 func (c *Client) FlushAll(delay uint32) []error {
 	return c.eachServer(func(si int) error {
 		var res result
-		if err := c.doOn(c.servers[si], &request{op: binprot.OpFlush, exp: delay}, &res); err != nil {
+		if err := c.doOn(si, &request{op: binprot.OpFlush, exp: delay}, &res); err != nil {
 			return err
 		}
 		return res.err
@@ -47,7 +51,7 @@ func (c *Client) FlushAll(delay uint32) []error {
 func (c *Client) Noop() []error {
 	return c.eachServer(func(si int) error {
 		var res result
-		if err := c.doOn(c.servers[si], &request{op: binprot.OpNoop}, &res); err != nil {
+		if err := c.doOn(si, &request{op: binprot.OpNoop}, &res); err != nil {
 			return err
 		}
 		return res.err
@@ -60,7 +64,7 @@ func (c *Client) Version() ([]string, []error) {
 	versions := make([]string, len(c.servers))
 	errs := c.eachServer(func(si int) error {
 		var res result
-		if err := c.doOn(c.servers[si], &request{op: binprot.OpVersion}, &res); err != nil {
+		if err := c.doOn(si, &request{op: binprot.OpVersion}, &res); err != nil {
 			return err
 		}
 		versions[si] = string(res.value)
@@ -76,9 +80,11 @@ func (c *Client) Stats(group string) ([]map[string]string, []error) {
 	stats := make([]map[string]string, len(c.servers))
 	errs := c.eachServer(func(si int) error {
 		s := c.servers[si]
+		epoch := s.h.epoch.Load()
 		for attempt := 0; ; attempt++ {
 			cn, pooled, err := c.get(s)
 			if err != nil {
+				c.record(si, epoch, err)
 				return err
 			}
 			m, err := statsExchange(cn, group)
@@ -86,6 +92,12 @@ func (c *Client) Stats(group string) ([]map[string]string, []error) {
 			if err != nil && pooled && attempt == 0 && !cn.Received() && staleConnError(err) {
 				s.dropIdle()
 				continue
+			}
+			var se *ServerError
+			if errors.As(err, &se) {
+				c.record(si, epoch, nil) // the server answered
+			} else {
+				c.record(si, epoch, err)
 			}
 			stats[si] = m
 			return err
