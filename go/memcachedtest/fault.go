@@ -32,10 +32,11 @@ type Fault struct {
 	// Stall reads and drops requests without executing or answering them.
 	Stall bool
 	// CloseMidResponse sends only part of a response batch and closes the
-	// connection: CloseAfterBytes bytes, or half the batch when 0; never the
-	// whole batch.
+	// connection; never the whole batch.
 	CloseMidResponse bool
-	CloseAfterBytes  int
+	// CloseAfterBytes is how much CloseMidResponse lets through; 0 means
+	// half the batch.
+	CloseAfterBytes int
 	// Corrupt replaces each response batch with the same number of garbage
 	// bytes: a text connection still sees CRLF-terminated lines, a binary
 	// one gets a header with a bad magic byte.

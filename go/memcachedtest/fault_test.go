@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -195,6 +196,13 @@ func TestFaultRefuse(t *testing.T) {
 	clearFaults(t, s)
 	dial(t, "tcp", s.Addr()).do("get k\r\n", "VALUE k 0 1", "x", "END")
 	dial(t, "unix", sock).do("get k\r\n", "VALUE k 0 1", "x", "END")
+
+	// Closing while refusing still cleans up the socket file.
+	setFault(t, s, "refuse")
+	s.Close()
+	if _, err := os.Stat(sock); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("socket file after Close: %v", err)
+	}
 }
 
 func TestFaultHangup(t *testing.T) {

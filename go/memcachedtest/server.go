@@ -11,14 +11,21 @@ import (
 	"time"
 )
 
-// Defaults mirror memcached 1.6's: -m 64, -I 1m, -c 1024.
+// Defaults mirror memcached 1.6's -m 64, -I 1m, -c 1024 and -a 0700.
 const (
-	DefaultMaxBytes    = 64 << 20
+	// DefaultMaxBytes is the memory limit when Config.MaxBytes is 0.
+	DefaultMaxBytes = 64 << 20
+	// DefaultItemSizeMax is the item size limit when Config.ItemSizeMax is 0.
 	DefaultItemSizeMax = 1 << 20
-	DefaultMaxConns    = 1024
-	DefaultVersion     = "1.6.18-memcachedtest"
-	DefaultUnixPerm    = 0o700
-	minItemSizeMax     = 1024
+	// DefaultMaxConns is the connection limit when Config.MaxConns is 0.
+	DefaultMaxConns = 1024
+	// DefaultVersion is what "version" reports when Config.Version is
+	// empty; clients that parse it see memcached 1.6.18.
+	DefaultVersion = "1.6.18-memcachedtest"
+	// DefaultUnixPerm is the unix socket's mode when Config.UnixPerm is 0.
+	DefaultUnixPerm = 0o700
+
+	minItemSizeMax = 1024
 )
 
 // ErrServerClosed is returned by methods called after Close.
@@ -217,6 +224,10 @@ func (s *Server) Close() error {
 	s.closed = true
 	close(s.done)
 	s.closeListenersLocked(true)
+	if s.refusing && s.cfg.UnixPath != "" {
+		// A refuse fault left the socket file in place on purpose.
+		os.Remove(s.cfg.UnixPath)
+	}
 	for c := range s.conns {
 		c.nc.Close()
 	}
