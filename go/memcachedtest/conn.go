@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"sync/atomic"
-	"time"
 )
 
 const (
@@ -147,9 +146,8 @@ func (c *conn) write(b []byte) error {
 	if len(b) == 0 {
 		return nil
 	}
-	// A client that stops reading must not pin the goroutine forever once
-	// the server is closing; Close closes the socket, which unblocks this.
-	c.nc.SetWriteDeadline(time.Time{})
+	// A client that stops reading blocks this write; Close closes the
+	// socket, which unblocks it.
 	n, err := c.nc.Write(b)
 	c.srv.bytesWritten.Add(int64(n))
 	if err != nil {

@@ -360,5 +360,6 @@ func (s *Server) FlushAll() {
 func (s *Server) Len() int {
 	s.store.mu.Lock()
 	defer s.store.mu.Unlock()
+	s.store.prepare(s.now())
 	return len(s.store.items)
 }

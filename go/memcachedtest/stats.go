@@ -263,6 +263,7 @@ func (s *Server) itemsStats() []statLine {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	now := s.now()
+	st.prepare(now)
 	oldest := map[int]int64{}
 	for it := st.tail; it != nil; it = it.prev {
 		if _, ok := oldest[it.class]; !ok {
@@ -299,6 +300,7 @@ func (s *Server) slabsStats() []statLine {
 	st := s.store
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	st.prepare(s.now())
 	var lines []statLine
 	var malloced int64
 	ids := st.activeClasses()

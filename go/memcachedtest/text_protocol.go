@@ -368,8 +368,6 @@ func textStoreReply(s storeStatus) string {
 		return "NOT_FOUND"
 	case statusNoMemory:
 		return msgNoMemory
-	case statusTooLarge:
-		return msgTooLarge
 	default:
 		return "NOT_STORED"
 	}
@@ -600,6 +598,7 @@ func (c *conn) textCachedump(tokens []string) {
 	st := c.srv.store
 	st.mu.Lock()
 	now := c.srv.now()
+	st.prepare(now)
 	n := uint32(0)
 	for it := st.head; it != nil && (limit == 0 || n < limit); it = it.next {
 		if it.class != int(class) || it.expired(now) {
