@@ -297,3 +297,41 @@ func TestTrackSocketsRecordsInodes(t *testing.T) {
 		t.Fatalf("%d sockets recorded after Close, want 0", got)
 	}
 }
+
+func TestGetIntoFitsOrStashes(t *testing.T) {
+	srv := mctest.Start(t, mctest.Options{})
+	r := ClientNew("server=" + srv.Addr)
+	h := int64(binary.LittleEndian.Uint64(r[1:]))
+	defer ClientClose(h)
+	ka, kn := pyMem(t, []byte("into-key"))
+	value := []byte(strings.Repeat("x", 100))
+	va, vn := pyMem(t, value)
+	if st := Store(h, OpSet, ka, kn, va, vn, 7, 0, 0); st != 0 {
+		t.Fatalf("Store: %d", st)
+	}
+	bufAddr, bufCap := pyMem(t, make([]byte, 4096))
+	buf := bytesAt(bufAddr, bufCap)
+	n := GetInto(h, ka, kn, bufAddr, bufCap, false, 0)
+	if n != int64(getHeaderLen+100) || buf[0] != StatusOK || binary.LittleEndian.Uint32(buf[1:]) != 7 || string(buf[getHeaderLen:n]) != string(value) {
+		t.Fatalf("GetInto = %d, %q", n, buf[:20])
+	}
+	// too small a buffer: the result waits for TakeResult
+	n = GetInto(h, ka, kn, bufAddr, 20, false, 0)
+	if n >= 0 || PendingResults() != 1 {
+		t.Fatalf("GetInto with a small buffer = %d, pending %d", n, PendingResults())
+	}
+	got := TakeResult(-n)
+	if got[0] != StatusOK || string(got[getHeaderLen:]) != string(value) || PendingResults() != 0 {
+		t.Fatalf("TakeResult = %q", got[:20])
+	}
+	if TakeResult(-n)[0] != StatusInternal {
+		t.Fatal("a result could be taken twice")
+	}
+	ma, mn := pyMem(t, []byte("into-missing"))
+	if n := GetInto(h, ma, mn, bufAddr, bufCap, false, 0); n != 1 || buf[0] != StatusMiss {
+		t.Fatalf("miss: %d %d", n, buf[0])
+	}
+	if n := GetInto(987654, ma, mn, bufAddr, bufCap, false, 0); n < 2 || buf[0] != StatusBadHandle {
+		t.Fatalf("bad handle: %d %d", n, buf[0])
+	}
+}
