@@ -18,6 +18,7 @@ import memcache  # python-memcached 1.62, a test requirement
 import pylibmc  # pylibmc 1.6.3, a test requirement
 import pytest
 
+import omcache
 from omcache import serde
 from omcache.serde import (
     FLAG_INTEGER,
@@ -31,6 +32,7 @@ from omcache.serde import (
     RawSerde,
     SerdeError,
 )
+from omcache.testing import free_port
 
 
 class Color(enum.IntEnum):
@@ -303,3 +305,82 @@ def test_get_serde() -> None:
         serde.get_serde("json")
     with pytest.raises(TypeError):
         serde.get_serde(object())  # type: ignore[arg-type]
+
+
+# -- omcache.SerdeClient on a server -------------------------------------------
+
+@pytest.fixture
+def sc(memcached: Any) -> Any:
+    with omcache.SerdeClient([memcached.address], key_prefix="app:") as c:
+        c.flush_all()
+        yield c
+
+
+def test_serde_client_round_trips_python_objects(sc: Any) -> None:
+    for i, v in enumerate([b"b", "s", 3, 2**80, 1.5, [1], {"a": Point(1, 2)}, None]):
+        assert sc.set(f"k{i}", v) is True
+        assert sc.get(f"k{i}") == v
+    assert sc.get("k0") == b"b"
+    assert sc.get("missing") is None and sc.get("missing", 7) == 7
+    assert sc.get(b"k1") == "s"  # str and bytes keys are the same key
+
+
+def test_serde_client_prefix_is_on_the_wire_only(sc: Any, memcached: Any) -> None:
+    sc.set("u", "v")
+    with omcache.Client([memcached.address]) as raw:
+        assert raw.get("app:u") == b"v" and raw.get("u") is None
+    assert sc.set_multi({"a": 1, b"b": 2}) == []
+    assert sc.get_multi(["a", b"b", "c"]) == {"a": 1, b"b": 2}
+    assert sc.delete_multi(["a", "c"]) == ["c"]
+    assert sc.get_multi(["a", b"b"]) == {b"b": 2}
+
+
+def test_serde_client_commands(sc: Any) -> None:
+    assert sc.add("a", 1) is True and sc.add("a", 2) is False
+    assert sc.replace("r", 1) is False and sc.replace("a", 5) is True
+    assert sc.append("a", "0") is True and sc.prepend("a", b"1") is True
+    assert sc.get("a") == 150
+    assert sc.append("nope", "x") is False
+    with pytest.raises(TypeError):
+        sc.append("a", 5)
+    assert sc.incr("a", 10) == 160 and sc.decr("a", 200) == 0
+    assert sc.incr("n") is None and sc.incr("n", initial=3) == 3
+    value, cas = sc.gets("a")
+    assert value == 0 and cas
+    assert sc.cas("a", 9, cas) is True and sc.cas("a", 10, cas) is False
+    assert sc.gets("none") == (None, None)
+    assert sc.touch("a", 100) is True and sc.touch("none", 100) is False
+    assert sc.gat("a", 100) == 9 and sc.gat("none", 100, "d") == "d"
+    assert sc.delete("a") is True and sc.delete("a") is False
+    (stats,) = sc.stats().values()
+    assert int(stats["cmd_set"]) > 0
+
+
+def test_serde_client_serde_choice_and_options(memcached: Any) -> None:
+    with omcache.SerdeClient([memcached.address], serde="python-memcached", io_timeout=2.0) as c:
+        c.set("b", True)
+        assert c.get("b") is True
+        with omcache.Client([memcached.address]) as raw:
+            it = raw.get_item("b")
+        assert it is not None and it.flags == FLAG_PICKLE and it.value == pickle.dumps(True, 0)
+    with omcache.SerdeClient([memcached.address], serde=PylibmcSerde(min_compress_len=10)) as c:
+        c.set("z", "z" * 100)
+        assert c.get("z") == "z" * 100
+        with omcache.Client([memcached.address]) as raw:
+            it = raw.get_item("z")
+        assert it is not None and it.flags == FLAG_TEXT | FLAG_ZLIB
+
+
+def test_serde_client_errors_are_raised(memcached: Any) -> None:
+    with omcache.SerdeClient([f"127.0.0.1:{free_port()}"], connect_timeout=0.5) as dead:
+        with pytest.raises(omcache.ConnectionError):
+            dead.set("k", 1)
+    with omcache.SerdeClient([memcached.address]) as c:
+        with pytest.raises(omcache.TooLargeValueError):
+            c.set("big", b"x" * (2 * 1024 * 1024))
+        with omcache.Client([memcached.address]) as raw:
+            raw.set("weird", b"x", flags=FLAG_PICKLE | FLAG_TEXT)
+        with pytest.raises(SerdeError):
+            c.get("weird")
+    with pytest.raises(omcache.ClientClosedError):
+        c.get("k")

@@ -157,6 +157,9 @@ class OMcache:
         kw["io_timeout"] = _seconds(io_ms)
         if client_supports("distribution"):
             kw["distribution"] = DISTRIBUTION_METHODS[self._method]
+            if self._method == "libmemcached_ketama_weighted" and "hash" not in kw:
+                # OMcache's weighted ketama hashes keys with md5, as libmemcached's does.
+                kw["hash"] = "md5"
         if client_supports("reconnect_timeout"):
             kw["reconnect_timeout"] = _seconds(self._reconnect_ms)
         if client_supports("dead_timeout"):
@@ -167,6 +170,10 @@ class OMcache:
         """Build the client for the current settings, then drop the old ones."""
         servers = self._servers if servers is None else servers
         new = Client(servers, **self._client_kwargs(self._io_ms)) if servers else None
+        if new is not None:
+            # The engine parses the configuration when the client first runs;
+            # do it now so a bad server spec fails in set_servers(), not later.
+            new.server_addresses()
         with self._lock:
             old = [self._client, *self._timeout_clients.values(), *self._server_clients.values()]
             self._servers = servers
