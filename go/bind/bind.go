@@ -133,6 +133,7 @@ func parseConfig(config string) ([]dist.Server, dist.Config, client.Options, err
 	var cfg dist.Config
 	var opts client.Options
 	var behaviors [][2]string
+	var autoEject bool
 	fail := func(err error) ([]dist.Server, dist.Config, client.Options, error) {
 		return nil, cfg, opts, err
 	}
@@ -190,6 +191,35 @@ func parseConfig(config string) ([]dist.Server, dist.Config, client.Options, err
 			case "max_idle_conns":
 				opts.MaxIdleConnsPerServer = int(n)
 			}
+		// Failure handling (client.Options): failover=0|1, auto_eject=0|1
+		// (rebuild placement over live servers, as libmemcached's
+		// auto_eject_hosts; implies failover), failure_limit=N (0: no
+		// count), retry_timeout_ms, reconnect_timeout_ms, dead_timeout_ms.
+		case "failover", "auto_eject":
+			b, err := parseFlag(name, value)
+			if err != nil {
+				return fail(err)
+			}
+			if name == "failover" {
+				opts.Failover = b
+			} else {
+				autoEject = b
+			}
+		case "failure_limit", "retry_timeout_ms", "reconnect_timeout_ms", "dead_timeout_ms":
+			n, err := strconv.ParseInt(value, 10, 64)
+			if err != nil || n < 0 || n > 1<<31 {
+				return fail(badConfig("%s must be an integer from 0 to 2**31, got %q", name, value))
+			}
+			switch name {
+			case "failure_limit":
+				opts.FailureLimit = int(n)
+			case "retry_timeout_ms":
+				opts.RetryTimeout = time.Duration(n) * time.Millisecond
+			case "reconnect_timeout_ms":
+				opts.ReconnectTimeout = time.Duration(n) * time.Millisecond
+			case "dead_timeout_ms":
+				opts.DeadTimeout = time.Duration(n) * time.Millisecond
+			}
 		default:
 			b, ok := strings.CutPrefix(name, "behavior.")
 			if !ok {
@@ -220,6 +250,12 @@ func parseConfig(config string) ([]dist.Server, dist.Config, client.Options, err
 	for _, b := range behaviors {
 		if err := cfg.SetBehavior(b[0], b[1]); err != nil {
 			return fail(fmt.Errorf("%w: %w", errBadConfig, err))
+		}
+	}
+	if autoEject {
+		ejectCfg := cfg
+		opts.Ejector = func(live []bool) (client.Selector, error) {
+			return dist.NewLive(servers, ejectCfg, live)
 		}
 	}
 	return servers, cfg, opts, nil
