@@ -1,0 +1,1273 @@
+"""pylibmc's extension module, ``_pylibmc``, rebuilt on omcache's Go engine.
+
+This module holds what pylibmc 1.6.3 keeps in C: the ``client`` base type
+with every memcached command, the native value (de)serialisation, the
+exceptions and the constants.  ``omcache_pylibmc`` (the ``pylibmc`` package
+stand-in) builds ``Client``, the behaviors dict and the pools on top, exactly
+as pylibmc's Python half builds on its ``_pylibmc``.
+
+There is no libmemcached underneath: keys, values and flags go to
+``omcache.Client`` (the Go engine, binary protocol).  What libmemcached 1.1.4
+decides for pylibmc (behaviors and their side effects, key checks, which
+outcomes are errors and which are ``False``) is reproduced here; the
+deliberate differences are listed in docs/pylibmc.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import operator
+import pickle
+import zlib
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Type, Union
+
+import omcache
+from omcache import exceptions as oexc
+
+log = logging.getLogger("omcache")
+
+#: The pylibmc release whose API this module reproduces.
+__version__ = "1.6.3"
+#: The libmemcached release whose semantics are reproduced (there is no
+#: libmemcached inside: placement, behaviors and key rules are omcache's own
+#: implementation of libmemcached 1.1.4's).
+libmemcached_version = "1.1.4"
+#: ``libmemcached_version`` as pylibmc encodes it (0xMMmmmppp).
+libmemcached_version_hex = 0x01001004
+#: SASL authentication is not implemented yet: ``username``/``password`` raise.
+support_sasl = False
+#: zlib compression of values (``min_compress_len``) is always available.
+support_compression = True
+#: The omcache release providing the engine.
+omcache_version = omcache.__version__
+
+#: Server type codes used in (type, host, port[, weight]) server tuples.
+server_type_tcp = 1
+server_type_udp = 2
+server_type_unix = 4
+
+#: libmemcached's hash function numbers, as pylibmc exposes them.
+hash_default = 0
+hash_md5 = 1
+hash_crc = 2
+hash_fnv1_64 = 3
+hash_fnv1a_64 = 4
+hash_fnv1_32 = 5
+hash_fnv1a_32 = 6
+hash_hsieh = 7
+hash_murmur = 8
+hash_jenkins = 9
+
+#: libmemcached's distribution numbers, as pylibmc exposes them.
+distribution_modula = 0
+distribution_consistent = 1
+distribution_consistent_ketama = 2
+distribution_random = 3
+distribution_consistent_ketama_spy = 4
+distribution_consistent_weighted = 5
+distribution_virtual_bucket = 6
+distribution_consistent_max = 7
+
+#: libmemcached's callback number for the key namespace.
+callback_namespace = 0
+
+#: Every behavior name, in the order pylibmc applies them (which decides how
+#: behaviors with side effects combine).
+all_behaviors: List[str] = [
+    "no_block", "tcp_nodelay", "tcp_keepalive", "hash", "ketama_hash", "ketama",
+    "ketama_weighted", "distribution", "cas", "buffer_requests", "verify_keys",
+    "connect_timeout", "send_timeout", "receive_timeout", "num_replicas",
+    "auto_eject", "retry_timeout", "remove_failed", "failure_limit",
+    "_io_msg_watermark", "_io_bytes_watermark", "_io_key_prefetch",
+    "_hash_with_prefix_key", "_noreply", "_sort_hosts", "_poll_timeout",
+    "_socket_send_size", "_socket_recv_size", "dead_timeout", "pickle_protocol",
+]
+#: Callback names settable through the behaviors mapping.
+all_callbacks: List[str] = ["namespace"]
+
+# Value flags (pylibmc's, from python-memcached's convention).
+_F_PICKLE, _F_INTEGER, _F_LONG, _F_ZLIB, _F_TEXT = 1, 2, 4, 8, 16
+_F_TYPES = _F_PICKLE | _F_INTEGER | _F_LONG | _F_TEXT
+
+_MAX_KEY = 250
+_U32 = 0xFFFFFFFF
+_U64 = (1 << 64) - 1
+# memcached's REALTIME_MAXDELTA + 1: its text parser stores an item with a
+# negative exptime under this value, which means "already expired".
+_EXPIRED = 60 * 60 * 24 * 30 + 1
+# Bytes the text protocol cannot carry in a key (space, control characters).
+_TEXT_KEY_OK = bytes(range(0x21, 0x7F)) + bytes(range(0x80, 0x100))
+# Bytes libmemcached's verify_keys accepts (isgraph over signed char).
+_GRAPH = bytes(range(0x21, 0x7F))
+
+# libmemcached return codes quoted in messages.
+_RC_TIMEOUT = 31
+_RC_INVALID_ARGUMENTS = 38
+
+
+class Error(Exception):
+    """Base class of every pylibmc error (``pylibmc.Error``, alias ``MemcachedError``)."""
+
+
+Error.__module__ = "omcache_pylibmc"
+
+
+class CacheMiss(Error):
+    """Raise it from ``deserialize`` to make the read a miss."""
+
+
+CacheMiss.__module__ = "omcache_pylibmc"
+
+# (name, libmemcached return code) for the exceptions pylibmc derives from
+# Error, in pylibmc's order.
+_MC_ERRORS: List[Tuple[str, int, str]] = [
+    ("Failure", 1, "The command failed."),
+    ("HostLookupError", 2, "A server's host name could not be resolved."),
+    ("ConnectionError", 3, "A server could not be reached or the connection broke."),
+    ("ConnectionBindError", 4, "A local address could not be bound."),
+    ("WriteError", 5, "Writing to a server failed."),
+    ("ReadError", 6, "Reading from a server failed."),
+    ("UnknownReadFailure", 7, "A server's answer could not be read (binary protocol incr/decr on a non-number)."),
+    ("ProtocolError", 8, "A server sent something that is not memcached protocol."),
+    ("ClientError", 9, "The server refused the command as malformed (text protocol CLIENT_ERROR)."),
+    ("ServerError", 10, "The server reported an error of its own."),
+    ("SocketCreateError", 11, "A socket could not be created."),
+    ("DataExists", 12, "The item changed since it was read (CAS mismatch)."),
+    ("DataDoesNotExist", 13, "The item does not exist."),
+    ("NotFound", 16, "The key does not exist (incr/decr, cas, binary replace)."),
+    ("AllocationError", 17, "Memory could not be allocated."),
+    ("SomeErrors", 19, "Some servers failed (flush_all, get_stats)."),
+    ("NoServers", 20, "The client has no server for the key."),
+    ("UnixSocketError", 27, "A unix socket could not be used."),
+    ("NotSupportedError", 28, "The operation or setting is not supported."),
+    ("FetchNotFinished", 30, "A multi-get was interrupted."),
+    ("BadKeyProvided", 33, "The key is not acceptable (verify_keys, empty key to cas/incr)."),
+    ("InvalidHostProtocolError", 34, "The server address names an unknown protocol."),
+    ("ServerDead", 35, "The server is marked dead."),
+    ("ServerDown", 47, "The server failed recently and is disabled until its retry timeout."),
+    ("TooBig", 37, "The value is larger than the server's item size limit."),
+    ("UnknownStatKey", 36, "The stat name is unknown."),
+]
+
+#: (name, class) for every pylibmc exception, Error and CacheMiss first.
+exceptions: List[Tuple[str, Type[Error]]] = [("Error", Error), ("CacheMiss", CacheMiss)]
+_BY_NAME: Dict[str, Type[Error]] = {}
+for _name, _rc, _doc in _MC_ERRORS:
+    _cls = type(_name, (Error,), {"__doc__": _doc, "__module__": "omcache_pylibmc", "retcode": _rc})
+    exceptions.append((_name, _cls))
+    _BY_NAME[_name] = _cls
+    globals()[_name] = _cls
+del _name, _rc, _doc, _cls
+
+#: pylibmc <= 1.2.3's name for Error.
+MemcachedError = Error
+
+# Static names for the classes built above (the loop binds them in globals()).
+Failure: Type[Error] = _BY_NAME["Failure"]
+HostLookupError: Type[Error] = _BY_NAME["HostLookupError"]
+ConnectionError: Type[Error] = _BY_NAME["ConnectionError"]  # noqa: A001 - pylibmc's name
+ConnectionBindError: Type[Error] = _BY_NAME["ConnectionBindError"]
+WriteError: Type[Error] = _BY_NAME["WriteError"]
+ReadError: Type[Error] = _BY_NAME["ReadError"]
+UnknownReadFailure: Type[Error] = _BY_NAME["UnknownReadFailure"]
+ProtocolError: Type[Error] = _BY_NAME["ProtocolError"]
+ClientError: Type[Error] = _BY_NAME["ClientError"]
+ServerError: Type[Error] = _BY_NAME["ServerError"]
+SocketCreateError: Type[Error] = _BY_NAME["SocketCreateError"]
+DataExists: Type[Error] = _BY_NAME["DataExists"]
+DataDoesNotExist: Type[Error] = _BY_NAME["DataDoesNotExist"]
+NotFound: Type[Error] = _BY_NAME["NotFound"]
+AllocationError: Type[Error] = _BY_NAME["AllocationError"]
+SomeErrors: Type[Error] = _BY_NAME["SomeErrors"]
+NoServers: Type[Error] = _BY_NAME["NoServers"]
+UnixSocketError: Type[Error] = _BY_NAME["UnixSocketError"]
+NotSupportedError: Type[Error] = _BY_NAME["NotSupportedError"]
+FetchNotFinished: Type[Error] = _BY_NAME["FetchNotFinished"]
+BadKeyProvided: Type[Error] = _BY_NAME["BadKeyProvided"]
+InvalidHostProtocolError: Type[Error] = _BY_NAME["InvalidHostProtocolError"]
+ServerDead: Type[Error] = _BY_NAME["ServerDead"]
+ServerDown: Type[Error] = _BY_NAME["ServerDown"]
+TooBig: Type[Error] = _BY_NAME["TooBig"]
+UnknownStatKey: Type[Error] = _BY_NAME["UnknownStatKey"]
+
+
+# -- errors from the engine ---------------------------------------------------
+
+
+def _mapped_class(e: Exception, binary: bool) -> Tuple[Type[Error], int]:
+    """The pylibmc class (and libmemcached return code) for an omcache exception."""
+    if isinstance(e, oexc.TimeoutError):
+        return Error, _RC_TIMEOUT
+    table: List[Tuple[Type[BaseException], Type[Error]]] = [
+        (oexc.NotFoundError, NotFound),
+        (oexc.KeyExistsError, DataExists),
+        (oexc.TooLargeValueError, TooBig),
+        (oexc.DeltaBadValueError, UnknownReadFailure if binary else ClientError),
+        (oexc.InvalidArgumentsError, ClientError),
+        (oexc.ServerError, ServerError),
+        (oexc.ConnectionError, ConnectionError),
+        (oexc.ProtocolError, ProtocolError),
+        (oexc.NoServersError, NoServers),
+        (oexc.InvalidKeyError, BadKeyProvided),
+        (NotImplementedError, NotSupportedError),
+    ]
+    for src, dst in table:
+        if isinstance(e, src):
+            return dst, getattr(dst, "retcode", 0)
+    return Error, 0
+
+
+def _lead(what: str, rc: int, key: Optional[bytes]) -> str:
+    s = f"error {rc} from {what}"
+    if key:
+        s += "(" + key[:32].decode("utf-8", "replace") + ")"
+    return s
+
+
+def _translate(e: Exception, binary: bool, what: str, key: Optional[bytes] = None) -> Error:
+    """Build the pylibmc exception for omcache exception e raised by ``what``."""
+    cls, rc = _mapped_class(e, binary)
+    return cls(f"{_lead(what, rc, key)}: {e}")
+
+
+def _text_key_error(what: str, key: bytes) -> Error:
+    return ClientError(
+        f"{_lead(what, ClientError.retcode, key)}: the key contains a space or a control character, "  # type: ignore[attr-defined]
+        "which memcached's text protocol (binary=False) cannot carry; use binary=True to store such keys"
+    )
+
+
+# -- argument conversion, as pylibmc's PyArg formats do ---------------------
+
+
+def _c_uint(name: str, v: object) -> int:
+    """PyArg "I"/"k": any integer, wrapped to 32 bits."""
+    try:
+        n = operator.index(v)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, not {type(v).__name__}") from None
+    return n & _U32
+
+
+def _c_int(name: str, v: object) -> int:
+    """PyArg "i": an integer that fits a C int."""
+    try:
+        n = operator.index(v)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"'{type(v).__name__}' object cannot be interpreted as an integer") from None
+    if n > 0x7FFFFFFF:
+        raise OverflowError("signed integer is greater than maximum")
+    if n < -0x80000000:
+        raise OverflowError("signed integer is less than minimum")
+    return n
+
+
+def _c_long(name: str, v: object) -> int:
+    """A behavior value: int or bool that fits a C long."""
+    if not isinstance(v, int):
+        raise TypeError(f"behavior {name} must be int, not {type(v).__name__}")
+    n = int(v)
+    if not -(1 << 63) <= n < (1 << 63):
+        raise OverflowError(f"behavior {name}: Python int too large to convert to C long")
+    return n
+
+
+def _key_arg(key: object) -> bytes:
+    """A key as bytes: str is encoded as UTF-8, bytes (and subclasses) pass."""
+    if isinstance(key, bytes):
+        return key
+    if isinstance(key, str):
+        return key.encode("utf-8")
+    raise TypeError(f"key must be bytes or str, not {type(key).__name__}")
+
+
+def _normalized(key: object) -> bytes:
+    """pylibmc's key normalisation: bytes/str, at most 250 bytes."""
+    b = _key_arg(key)
+    if len(b) > _MAX_KEY:
+        raise ValueError(f"key length {len(b)} too long, max is {_MAX_KEY}")
+    return b
+
+
+def _prefix_arg(prefix: object) -> bytes:
+    if prefix is None:
+        return b""
+    if isinstance(prefix, (bytes, str)):
+        return _key_arg(prefix)
+    raise TypeError(f"key_prefix must be str or bytes, not {type(prefix).__name__}")
+
+
+def _compress_level(level: object) -> int:
+    n = _c_int("compress_level", level)
+    if n == -1:
+        return -1
+    if not 0 <= n <= 9:
+        raise ValueError("compress_level must be between 0 and 9 inclusive")
+    return n
+
+
+def _deflate(data: bytes, flags: int, min_compress: int, level: int) -> Tuple[bytes, int]:
+    """Compress data when asked and when it pays, as pylibmc does."""
+    if level and min_compress and len(data) >= min_compress:
+        packed = zlib.compress(data, level)
+        if len(packed) < len(data):
+            return packed, flags | _F_ZLIB
+    return data, flags
+
+
+def _inflate(data: bytes) -> bytes:
+    try:
+        return zlib.decompress(data)
+    except zlib.error as e:
+        raise Error(f"Failed to decompress value: {e}") from e
+
+
+# -- server lists -------------------------------------------------------------
+
+ServerTuple = Tuple[int, str, int, int]
+
+
+def _parse_server_string(spec: str) -> List[ServerTuple]:
+    """libmemcached's memcached_servers_parse: "host[:port[:weight]]" items
+    separated by commas or spaces; "/path" is a unix socket."""
+    out: List[ServerTuple] = []
+    for item in spec.replace(",", " ").split():
+        if item.startswith("/"):
+            out.append((server_type_unix, item, 0, 1))
+            continue
+        host, port, weight = item, 0, 1
+        if item.startswith("["):
+            end = item.find("]")
+            if end < 0:
+                raise Error(f"memcached_servers_parse: bad server {item!r}")
+            host, rest = item[1:end], item[end + 1:]
+            parts = rest.split(":")[1:] if rest.startswith(":") else []
+        else:
+            host, *parts = item.split(":")
+        try:
+            if parts:
+                port = int(parts[0])
+            if len(parts) > 1:
+                weight = int(parts[1])
+        except ValueError:
+            raise Error(f"memcached_servers_parse: bad server {item!r}") from None
+        out.append((server_type_tcp, host, port, weight))
+    return out
+
+
+def _server_tuples(servers: Iterable[object]) -> List[ServerTuple]:
+    """Check (type, host[, port[, weight]]) tuples and byte strings as pylibmc's client() does."""
+    out: List[ServerTuple] = []
+    stype_seen = 0
+    for srv in servers:
+        if isinstance(srv, bytes):
+            out.extend(_parse_server_string(srv.decode("utf-8")))
+            continue
+        if not isinstance(srv, tuple) or not 2 <= len(srv) <= 4:
+            raise TypeError(
+                f"a server must be a (type, host[, port[, weight]]) tuple or a bytes spec, not {srv!r}"
+            )
+        stype = operator.index(srv[0])
+        host = srv[1]
+        if not isinstance(host, str):
+            raise TypeError(f"server host must be str, not {type(host).__name__}")
+        port = operator.index(srv[2]) if len(srv) > 2 else 0
+        weight = operator.index(srv[3]) if len(srv) > 3 else 1
+        if not 0 <= port <= 0xFFFF or not 0 <= weight <= 0xFFFF:
+            raise OverflowError("port and weight must fit an unsigned short")
+        if stype_seen and stype_seen != stype:
+            raise ValueError("can't mix transport types")
+        stype_seen = stype
+        if stype == server_type_udp:
+            raise NotSupportedError(
+                f"UDP server {host}:{port}: omcache_pylibmc speaks TCP and unix sockets only"
+            )
+        if stype == server_type_unix:
+            if port:
+                raise ValueError("can't set port on unix sockets")
+        elif stype != server_type_tcp:
+            raise ValueError(f"bad type: {stype}")
+        out.append((stype, host, port, weight))
+    return out
+
+
+def _engine_spec(s: ServerTuple) -> str:
+    """The omcache server spec for a server tuple (port 0 is libmemcached's 11211)."""
+    stype, host, port, weight = s
+    if stype == server_type_unix:
+        return host
+    if not host:
+        host = "localhost"
+    h = f"[{host}]" if ":" in host else host
+    spec = f"{h}:{port or 11211}"
+    return f"{spec}:{weight}" if weight != 1 else spec
+
+
+def _stats_label(s: ServerTuple, index: int) -> bytes:
+    stype, host, port, _ = s
+    if stype == server_type_unix:
+        return f"{host}:0 ({index})".encode()
+    return f"{host or 'localhost'}:{port or 11211} ({index})".encode()
+
+
+# -- behaviors ----------------------------------------------------------------
+
+_INT32 = {"connect_timeout", "send_timeout", "receive_timeout", "retry_timeout", "_poll_timeout",
+          "_socket_send_size", "_socket_recv_size", "dead_timeout"}
+_UINT32 = {"num_replicas", "failure_limit", "_io_msg_watermark", "_io_bytes_watermark", "_io_key_prefetch"}
+_FLAGS = {"no_block", "tcp_nodelay", "tcp_keepalive", "cas", "buffer_requests", "verify_keys",
+          "_hash_with_prefix_key", "_noreply", "_sort_hosts"}
+_CONSISTENT = {distribution_consistent, distribution_consistent_ketama,
+               distribution_consistent_ketama_spy, distribution_consistent_weighted}
+_DIST_NAMES = {
+    distribution_modula: "modula",
+    distribution_consistent: "consistent",
+    distribution_consistent_ketama: "consistent ketama",
+    distribution_consistent_ketama_spy: "consistent ketama spy",
+    distribution_consistent_weighted: "consistent weighted",
+}
+_HASH_NAMES = {
+    hash_default: "default", hash_md5: "md5", hash_crc: "crc", hash_fnv1_64: "fnv1_64",
+    hash_fnv1a_64: "fnv1a_64", hash_fnv1_32: "fnv1_32", hash_fnv1a_32: "fnv1a_32",
+    hash_murmur: "murmur", hash_jenkins: "jenkins",
+}
+# What libmemcached 1.1.4 reports for a new client (socket sizes read back 0
+# here: libmemcached would connect to ask the kernel, omcache does not).
+_DEFAULTS: Dict[str, int] = {
+    "no_block": 0, "tcp_nodelay": 0, "tcp_keepalive": 0, "hash": 0, "ketama_hash": 0,
+    "ketama": 0, "ketama_weighted": 0, "distribution": 0, "cas": 0, "buffer_requests": 0,
+    "verify_keys": 0, "connect_timeout": 4000, "send_timeout": 0, "receive_timeout": 0,
+    "num_replicas": 0, "auto_eject": 0, "retry_timeout": 2, "remove_failed": 0,
+    "failure_limit": 5, "_io_msg_watermark": 500, "_io_bytes_watermark": 65 * 1024,
+    "_io_key_prefetch": 0, "_hash_with_prefix_key": 0, "_noreply": 0, "_sort_hosts": 0,
+    "_poll_timeout": 5000, "_socket_send_size": 0, "_socket_recv_size": 0,
+    "dead_timeout": 0, "pickle_protocol": -1,
+}
+# Behaviors that change what the engine must be built with.
+_ENGINE_BEHAVIORS = {"hash", "ketama", "ketama_weighted", "distribution", "_sort_hosts",
+                     "connect_timeout", "send_timeout", "receive_timeout", "_poll_timeout"}
+
+
+def _int32(v: int) -> int:
+    v &= _U32
+    return v - (1 << 32) if v >= (1 << 31) else v
+
+
+class _Settings:
+    """A client's libmemcached-side state: behavior values with the side
+    effects memcached_behavior_set has on each other, and placement."""
+
+    __slots__ = ("values", "distribution", "hash", "ketama_hash", "weighted", "auto_eject", "binary")
+
+    def __init__(self, binary: bool) -> None:
+        self.values: Dict[str, int] = {n: v for n, v in _DEFAULTS.items() if n in _INT32 | _UINT32 | _FLAGS}
+        self.values["pickle_protocol"] = -1
+        self.distribution = distribution_modula
+        self.hash = hash_default
+        self.ketama_hash = hash_default
+        self.weighted = False
+        self.auto_eject = False
+        self.binary = binary
+
+    def copy(self) -> "_Settings":
+        """An independent copy (for clone())."""
+        other = _Settings(self.binary)
+        other.values = dict(self.values)
+        other.distribution, other.hash, other.ketama_hash = self.distribution, self.hash, self.ketama_hash
+        other.weighted, other.auto_eject = self.weighted, self.auto_eject
+        return other
+
+    def read(self) -> Dict[str, int]:
+        """The behaviors as memcached_behavior_get reports them (numeric)."""
+        consistent = self.distribution in _CONSISTENT
+        out: Dict[str, int] = {}
+        for name in all_behaviors:
+            if name == "hash":
+                out[name] = self.hash
+            elif name == "ketama_hash":
+                out[name] = self.ketama_hash
+            elif name == "ketama":
+                out[name] = int(consistent)
+            elif name == "ketama_weighted":
+                out[name] = int(consistent and self.weighted)
+            elif name == "distribution":
+                out[name] = self.distribution
+            elif name in ("auto_eject", "remove_failed"):
+                out[name] = int(self.auto_eject)
+            else:
+                out[name] = self.values[name]
+        return out
+
+    def _fail(self, name: str, v: int) -> Error:
+        return Error(f"memcached_behavior_set returned {_RC_INVALID_ARGUMENTS} for behavior '{name}' = {v}")
+
+    def _check_hash(self, name: str, v: int) -> int:
+        if v == hash_hsieh or v not in _HASH_NAMES:
+            if v == 10:  # libmemcached's HASH_CUSTOM: a C function pointer
+                raise NotSupportedError(f"behavior '{name}' = 10 (custom hash function) is not supported")
+            raise self._fail(name, v)
+        return v
+
+    def _set_distribution(self, name: str, v: int) -> None:
+        if v in (distribution_random, distribution_virtual_bucket):
+            raise NotSupportedError(
+                f"distribution {v} ({'random' if v == distribution_random else 'virtual bucket'}) "
+                "is not supported by omcache_pylibmc"
+            )
+        if v not in _DIST_NAMES:
+            raise self._fail(name, v)
+        if v in (distribution_consistent, distribution_consistent_ketama):
+            self.weighted = False
+        elif v == distribution_consistent_weighted:
+            self.weighted = True
+        self.distribution = v
+
+    def set(self, name: str, v: int) -> None:
+        """memcached_behavior_set for one (numeric) behavior."""
+        if name == "hash":
+            self.hash = self._check_hash(name, v)
+        elif name == "ketama_hash":
+            self.ketama_hash = self._check_hash(name, v)
+        elif name == "ketama":
+            self._set_distribution(name, distribution_consistent_ketama if v else distribution_modula)
+        elif name == "ketama_weighted":
+            if not v:
+                self._set_distribution(name, distribution_consistent_ketama)
+            else:
+                self.hash = self.ketama_hash = hash_md5
+                self._set_distribution(name, distribution_consistent_weighted)
+        elif name == "distribution":
+            self._set_distribution(name, v)
+        elif name in ("auto_eject", "remove_failed"):
+            self.auto_eject = bool(v)
+        elif name == "failure_limit":
+            if v & _U32 == 0:
+                raise self._fail(name, v)
+            self.values[name] = v & _U32
+        elif name == "verify_keys":
+            if self.binary:
+                raise self._fail(name, v)
+            self.values[name] = int(bool(v))
+        elif name == "num_replicas":
+            if v & _U32:
+                raise NotSupportedError("num_replicas (libmemcached replication) is not supported by omcache_pylibmc")
+            self.values[name] = 0
+        elif name == "pickle_protocol":
+            self.values[name] = v
+        elif name in _FLAGS:
+            self.values[name] = int(bool(v))
+        elif name in _INT32:
+            self.values[name] = _int32(v)
+        elif name in _UINT32:
+            self.values[name] = v & _U32
+
+    def add_servers(self, servers: Sequence[ServerTuple]) -> None:
+        """libmemcached's rule when servers are added: a weight above 1 turns
+        weighting on if the distribution is consistent at that moment."""
+        if self.distribution in _CONSISTENT and any(s[3] > 1 for s in servers):
+            self.weighted = True
+
+    def engine_options(self) -> Dict[str, Any]:
+        """Keyword arguments for omcache.Client reproducing this state."""
+        v = self.values
+        opts: Dict[str, Any] = {
+            "distribution": _DIST_NAMES[self.distribution],
+            "hash": _HASH_NAMES[self.hash],
+            "sort_hosts": bool(v["_sort_hosts"]),
+            "binary_keys": self.binary,
+        }
+        if self.distribution in (distribution_consistent, distribution_consistent_ketama) and not self.weighted:
+            # omcache applies the server-weight rule when it is built; a
+            # distribution set after the servers were added (as here) turns
+            # weighting off again, exactly as in libmemcached.
+            opts["behaviors"] = {"distribution": _DIST_NAMES[self.distribution]}
+        connect = v["connect_timeout"]
+        opts["connect_timeout"] = min(connect / 1000.0, 86400.0) if connect > 0 else 4.0
+        io = [ms / 1000.0 for ms in (v["_poll_timeout"],) if ms > 0]
+        io += [us / 1e6 for us in (v["receive_timeout"], v["send_timeout"]) if us > 0]
+        opts["io_timeout"] = max(min(min(io), 86400.0), 0.001) if io else 5.0
+        return opts
+
+
+# -- the client type ------------------------------------------------------------
+
+
+class client:
+    """pylibmc's base client type (``_pylibmc.client``), on omcache's engine.
+
+    ``servers`` is an iterable of (type, host[, port[, weight]]) tuples
+    (type: server_type_tcp or server_type_unix) or byte strings in
+    libmemcached's "host:port[:weight],..." syntax.  ``binary`` selects the
+    binary protocol's semantics (the engine always speaks binary; see
+    docs/pylibmc.md).  ``behaviors`` holds numeric behavior values; unknown
+    names are ignored here (``pylibmc.Client`` rejects them).
+
+    Subclasses may override ``serialize`` and ``deserialize``.
+    """
+
+    def __init__(
+        self,
+        servers: Iterable[object],
+        binary: object = False,
+        username: Optional[str] = None,
+        password: Optional[str] = None,
+        behaviors: Optional[Mapping[str, object]] = None,
+    ) -> None:
+        it = iter(servers)  # TypeError for non-iterables, as pylibmc
+        if username is not None or password is not None:
+            raise TypeError(
+                "SASL authentication is not supported by omcache_pylibmc yet "
+                "(pylibmc.support_sasl is False); connect without username/password"
+            )
+        try:
+            is_binary = bool(operator.index(binary))  # type: ignore[arg-type]
+        except TypeError:
+            raise TypeError(f"'{type(binary).__name__}' object cannot be interpreted as an integer") from None
+        self._om_settings = _Settings(is_binary)
+        self._om_namespace = b""
+        if behaviors is not None:
+            self._om_apply(behaviors, rebuild=False)
+        tuples = _server_tuples(it)
+        if not tuples:
+            raise Error("empty server list")
+        self._om_servers = tuples
+        self._om_check_namespace()
+        self._om_settings.add_servers(tuples)
+        self._om_mc: omcache.Client = self._om_build()
+
+    # -- engine -------------------------------------------------------------
+
+    def _om_build(self) -> omcache.Client:
+        """Create (and open) the omcache client for the current settings."""
+        try:
+            mc = omcache.Client([_engine_spec(s) for s in self._om_servers], **self._om_settings.engine_options())
+            # Opening now (no connection is made) keeps a client's first
+            # command from allocating engine state, as libmemcached's
+            # memcached_create does everything up front.
+            mc.server_addresses()
+        except oexc.ConfigError as e:
+            raise Error(f"invalid server list or behaviors: {e}") from e
+        return mc
+
+    def _om_rebuild(self) -> None:
+        old, self._om_mc = self._om_mc, self._om_build()
+        old.close()
+
+    @property
+    def _om_binary(self) -> bool:
+        return self._om_settings.binary
+
+    # -- keys ----------------------------------------------------------------
+
+    def _om_wire(self, kb: bytes, what: str) -> Optional[bytes]:
+        """The key as sent (namespace prepended), or None when the text
+        protocol cannot carry it under verify_keys (the caller's soft failure).
+
+        Raises ClientError for keys with spaces or control characters in text
+        mode, BadKeyProvided when the namespace makes the key too long.
+        """
+        ns = self._om_namespace
+        wire = ns + kb if ns else kb
+        if len(wire) > _MAX_KEY:
+            raise BadKeyProvided(f"{_lead(what, BadKeyProvided.retcode, kb)}: key with namespace is longer than {_MAX_KEY} bytes")  # type: ignore[attr-defined]
+        if not self._om_settings.binary:
+            if self._om_settings.values["verify_keys"] and wire.translate(None, _GRAPH):
+                return None
+            if wire.translate(None, _TEXT_KEY_OK):
+                raise _text_key_error(what, kb)
+        return wire
+
+    def _om_read_key(self, kb: bytes, what: str) -> Optional[bytes]:
+        """The wire key for a read; None means "certainly a miss"."""
+        if not self._om_settings.binary:
+            ns = self._om_namespace
+            wire = ns + kb if ns else kb
+            if self._om_settings.values["verify_keys"] and wire.translate(None, _GRAPH):
+                raise BadKeyProvided(f"{_lead(what, BadKeyProvided.retcode, kb)}: key has characters verify_keys refuses")  # type: ignore[attr-defined]
+            if wire.translate(None, _TEXT_KEY_OK):
+                return None  # no item can exist under it
+        return self._om_wire(kb, what)
+
+    def _om_exptime(self, t: int) -> int:
+        """An expiration as memcached will treat it (t is already 32-bit)."""
+        if not self._om_settings.binary and t >= (1 << 31):
+            # The text protocol carries it as a negative number: expired.
+            return _EXPIRED
+        return t
+
+    # -- serialisation ------------------------------------------------------
+
+    def serialize(self, value: Any) -> Tuple[bytes, int]:
+        """Return (bytes, flags) for value: bytes raw (0), str UTF-8 (16),
+        bool b"1"/b"0" (2), int decimal (4), anything else pickled (1)."""
+        if isinstance(value, bytes):
+            return value, 0
+        if isinstance(value, str):
+            return value.encode("utf-8"), _F_TEXT
+        if isinstance(value, bool):
+            return (b"1" if value else b"0"), _F_INTEGER
+        if isinstance(value, int):
+            return str(value).encode("ascii"), _F_LONG
+        return pickle.dumps(value, self._om_settings.values["pickle_protocol"]), _F_PICKLE
+
+    def deserialize(self, bytes_: bytes, flags: int) -> Any:
+        """Return the value (bytes_, flags) stands for; raise CacheMiss in an
+        override to turn a read into a miss.  flags may include zlib's 8 (the
+        data is already inflated)."""
+        kind = _c_uint("flags", flags) & _F_TYPES
+        if kind == 0:
+            return bytes_
+        if kind == _F_TEXT:
+            return bytes_.decode("utf-8")
+        if kind == _F_INTEGER or kind == _F_LONG:
+            return int(bytes_)
+        if kind == _F_PICKLE:
+            return pickle.loads(bytes_)
+        raise Error(f"unknown memcached key flags {kind}")
+
+    def _om_encode(self, value: Any) -> Tuple[bytes, int]:
+        """serialize(value), checked as pylibmc checks an override's result."""
+        r = self.serialize(value)
+        if not isinstance(r, tuple) or len(r) < 2 or not isinstance(r[1], int):
+            raise ValueError("serialize() must return (bytes, flags)")
+        data, flags = r[0], int(r[1])
+        if not isinstance(data, bytes):
+            raise TypeError(f"serialize() must return bytes, not {type(data).__name__}")
+        if not -(1 << 63) <= flags < (1 << 63):
+            raise OverflowError("serialize() flags do not fit a C long")
+        return data, flags & _U32
+
+    def _om_decode(self, data: bytes, flags: int) -> Any:
+        """Inflate if needed, then deserialize; CacheMiss propagates."""
+        if flags & _F_ZLIB:
+            data = _inflate(data)
+        return self.deserialize(data, flags)
+
+    # -- reads ----------------------------------------------------------------
+
+    # A deserialize override may keep the exception it catches (pylibmc's
+    # tests do): its traceback keeps this frame, and the locals it has when it
+    # returns, alive.  So the read methods drop their references to the
+    # caller's keys (and their result) before returning: pylibmc, being C,
+    # leaves no such references behind either.
+
+    def get(self, key: Union[str, bytes], default: Any = None, /) -> Any:
+        """Return the value of key, or default (None) on a miss."""
+        kb = _normalized(key)
+        del key
+        if not kb:
+            return default
+        wire = self._om_read_key(kb, "memcached_get")
+        if wire is None:
+            return default
+        try:
+            item = self._om_mc.get_item(wire)
+        except oexc.Error as e:
+            raise _translate(e, self._om_binary, "memcached_get", kb) from e
+        del kb, wire
+        if item is None:
+            return default
+        try:
+            return self._om_decode(item.value, item.flags)
+        except CacheMiss:
+            return default
+
+    def gets(self, key: Union[str, bytes], /) -> Tuple[Any, Optional[int]]:
+        """Return (value, cas unique) for key, (None, None) on a miss.
+
+        Requires the "cas" behavior (ValueError otherwise).
+        """
+        kb = _normalized(key)
+        del key
+        if not kb:
+            return (None, None)
+        if not self._om_settings.values["cas"]:
+            raise ValueError("gets without cas behavior")
+        wire = self._om_read_key(kb, "memcached_gets")
+        if wire is None:
+            return (None, None)
+        try:
+            item = self._om_mc.get_item(wire)
+        except oexc.Error as e:
+            raise _translate(e, self._om_binary, "memcached_gets") from e
+        del kb, wire
+        if item is None:
+            return (None, None)
+        try:
+            return (self._om_decode(item.value, item.flags), item.cas)
+        except CacheMiss:
+            return (None, None)
+
+    def _om_multi_keys(self, keys: Iterable[Union[str, bytes]], prefix: bytes) -> Tuple[List[bytes], Dict[bytes, Any]]:
+        """Wire keys for get_multi, and {key bytes: key as given}."""
+        ns = self._om_namespace
+        text = not self._om_settings.binary
+        verify = text and self._om_settings.values["verify_keys"]
+        wires: List[bytes] = []
+        result_key: Dict[bytes, Any] = {}
+        for k in keys:
+            kb = _normalized(k)
+            full = prefix + kb if prefix else kb
+            if not full:
+                continue
+            if isinstance(k, str) or kb not in result_key:
+                result_key[kb] = k
+            wire = ns + full if ns else full
+            if len(wire) > _MAX_KEY:
+                raise BadKeyProvided(f"{_lead('memcached_mget', BadKeyProvided.retcode, None)}: key {full[:32]!r} is longer than {_MAX_KEY} bytes")  # type: ignore[attr-defined]
+            if text:
+                if verify and wire.translate(None, _GRAPH):
+                    raise BadKeyProvided(f"{_lead('memcached_mget', BadKeyProvided.retcode, None)}: key {full[:32]!r} has characters verify_keys refuses")  # type: ignore[attr-defined]
+                if wire.translate(None, _TEXT_KEY_OK):
+                    continue  # no item can exist under it
+            wires.append(wire)
+        return wires, result_key
+
+    def get_multi(self, keys: Iterable[Union[str, bytes]], key_prefix: Optional[Union[str, bytes]] = None) -> Dict[Any, Any]:
+        """Return {key: value} for the keys that hit; keys are returned as
+        given (str or bytes), without ``key_prefix``.  Empty keys are skipped.
+
+        In text mode (binary=False) a failing server leaves its keys out; in
+        binary mode it raises, as pylibmc does.
+        """
+        prefix = _prefix_arg(key_prefix)
+        wires, result_key = self._om_multi_keys(keys, prefix)
+        del keys
+        if not wires:
+            return {}
+        errors: Dict[bytes, Exception] = {}
+        try:
+            items = self._om_mc.get_multi_items(wires, errors=errors)
+        except oexc.Error as e:
+            raise _translate(e, self._om_binary, "memcached_mget") from e
+        del wires
+        for err in errors.values():
+            if not isinstance(err, oexc.NotFoundError) and self._om_settings.binary:
+                raise _translate(err, True, "memcached_mget") from err
+        skip = len(self._om_namespace) + len(prefix)
+        out: Dict[Any, Any] = {}
+        for wire, item in items.items():
+            try:
+                out[result_key[wire[skip:]]] = self._om_decode(item.value, item.flags)
+            except CacheMiss:
+                continue
+        del result_key
+        box = [out]
+        del out
+        return box.pop()
+
+    # -- writes ---------------------------------------------------------------
+
+    def _om_store(self, op: str, key: object, val: Any, time: object, min_compress_len: object, compress_level: object) -> bool:
+        exptime = self._om_exptime(_c_uint("time", time))
+        min_compress = _c_uint("min_compress_len", min_compress_len)
+        level = _compress_level(compress_level)
+        kb = _normalized(key)
+        data, flags = self._om_encode(val)
+        if not kb:
+            return False
+        what = "memcached_" + op
+        wire = self._om_wire(kb, what)
+        if wire is None:
+            return False
+        data, flags = _deflate(data, flags, min_compress, level)
+        mc = self._om_mc
+        try:
+            if op == "set":
+                return mc.set(wire, data, exptime, flags=flags)
+            if op == "add":
+                return mc.add(wire, data, exptime, flags=flags)
+            if op == "replace":
+                ok = mc.replace(wire, data, exptime, flags=flags)
+                if not ok and self._om_settings.binary:
+                    # The binary protocol answers NOT_FOUND, which pylibmc raises.
+                    raise NotFound(_lead(what, NotFound.retcode, None))  # type: ignore[attr-defined]
+                return ok
+            if op == "append":
+                return mc.append(wire, data)
+            return mc.prepend(wire, data)
+        except oexc.Error as e:
+            raise _translate(e, self._om_binary, what) from e
+
+    def set(self, key: Union[str, bytes], val: Any, time: int = 0, min_compress_len: int = 0, compress_level: int = -1) -> bool:
+        """Store val under key; True. ``time`` is memcached's expiration;
+        values of at least ``min_compress_len`` bytes are zlib-compressed."""
+        return self._om_store("set", key, val, time, min_compress_len, compress_level)
+
+    def add(self, key: Union[str, bytes], val: Any, time: int = 0, min_compress_len: int = 0, compress_level: int = -1) -> bool:
+        """Store val only if key does not exist; False if it does."""
+        return self._om_store("add", key, val, time, min_compress_len, compress_level)
+
+    def replace(self, key: Union[str, bytes], val: Any, time: int = 0, min_compress_len: int = 0, compress_level: int = -1) -> bool:
+        """Store val only if key exists: False if not (text mode), NotFound
+        raised in binary mode, as pylibmc does."""
+        return self._om_store("replace", key, val, time, min_compress_len, compress_level)
+
+    def append(self, key: Union[str, bytes], val: Any, time: int = 0, min_compress_len: int = 0, compress_level: int = -1) -> bool:
+        """Append val's serialised bytes to key's value; False if key is missing."""
+        return self._om_store("append", key, val, time, min_compress_len, compress_level)
+
+    def prepend(self, key: Union[str, bytes], val: Any, time: int = 0, min_compress_len: int = 0, compress_level: int = -1) -> bool:
+        """Prepend val's serialised bytes to key's value; False if key is missing."""
+        return self._om_store("prepend", key, val, time, min_compress_len, compress_level)
+
+    def cas(self, key: Union[str, bytes], val: Any, cas: int, time: int = 0) -> bool:
+        """Store val if key's cas unique is still ``cas`` (from gets): True if
+        stored, False if the item changed; NotFound if key is missing.
+
+        Requires the "cas" behavior.  Values are not compressed.
+        """
+        kb = _key_arg(key)
+        try:
+            unique = operator.index(cas)
+        except TypeError:
+            raise TypeError(f"cas must be an integer, not {type(cas).__name__}") from None
+        if not -(1 << 63) <= unique < (1 << 63):
+            raise OverflowError("int too big to convert")
+        exptime = self._om_exptime(_c_uint("time", time))
+        if not self._om_settings.values["cas"]:
+            raise ValueError("cas without cas behavior")
+        kb = _normalized(kb)
+        data, flags = self._om_encode(val)
+        what = "memcached_cas"
+        if not kb:
+            raise BadKeyProvided(f"{_lead(what, BadKeyProvided.retcode, None)}: empty key")  # type: ignore[attr-defined]
+        wire = self._om_wire(kb, what)
+        if wire is None:
+            raise BadKeyProvided(f"{_lead(what, BadKeyProvided.retcode, kb)}: key has characters verify_keys refuses")  # type: ignore[attr-defined]
+        unique &= _U64
+        try:
+            if unique == 0:
+                # A zero unique is no condition: libmemcached's cas is then a replace.
+                ok: Optional[bool] = self._om_mc.replace(wire, data, exptime, flags=flags) or None
+            else:
+                ok = self._om_mc.cas(wire, data, unique, exptime, flags=flags)
+        except oexc.Error as e:
+            raise _translate(e, self._om_binary, what, kb) from e
+        if ok is None:
+            raise NotFound(_lead(what, NotFound.retcode, kb))  # type: ignore[attr-defined]
+        return ok
+
+    def delete(self, key: Union[str, bytes], /) -> bool:
+        """Delete key: True if it existed, False if not."""
+        kb = _normalized(key)
+        if not kb:
+            return False
+        wire = self._om_wire(kb, "memcached_delete")
+        if wire is None:
+            return False
+        try:
+            return self._om_mc.delete(wire)
+        except oexc.Error as e:
+            raise _translate(e, self._om_binary, "memcached_delete", kb) from e
+
+    def touch(self, key: Union[str, bytes], seconds: int, /) -> bool:
+        """Set key's expiration: True if it exists, False if not."""
+        kb = _normalized(key)
+        exptime = self._om_exptime(_c_uint("seconds", seconds))
+        if not kb:
+            return False
+        wire = self._om_wire(kb, "memcached_touch")
+        if wire is None:
+            return False
+        try:
+            return self._om_mc.touch(wire, exptime)
+        except oexc.Error as e:
+            raise _translate(e, self._om_binary, "memcached_touch", kb) from e
+
+    # -- counters -------------------------------------------------------------
+
+    def _om_delta(self, decr: bool, wires: Sequence[Tuple[bytes, bytes]], delta: int) -> Optional[int]:
+        """Run incr/decr over (key, wire) pairs; raise pylibmc's summary error."""
+        notfound = failed = 0
+        last: Optional[Error] = None
+        cause: Optional[Exception] = None
+        result: Optional[int] = None
+        op = self._om_mc.decr if decr else self._om_mc.incr
+        for kb, wire in wires:
+            if not wire:
+                failed += 1
+                last = BadKeyProvided()
+                continue
+            try:
+                result = op(wire, delta)
+            except oexc.Error as e:
+                failed += 1
+                cls, _ = _mapped_class(e, self._om_binary)
+                last, cause = cls(), e
+                continue
+            if result is None:
+                notfound += 1
+        if notfound or failed:
+            n = notfound + failed
+            if not failed:
+                raise NotFound(f"{n} keys not found")
+            cls2: Type[Error] = type(last) if failed == 1 and last is not None else Error
+            raise cls2(f"{n} keys failed") from cause
+        return result
+
+    def _om_delta_key(self, key: object, what: str) -> Tuple[bytes, bytes]:
+        kb = _normalized(key)
+        if not kb:
+            return kb, b""
+        wire = self._om_wire(kb, what)
+        if wire is None:
+            return kb, b""
+        return kb, wire
+
+    def incr(self, key: Union[str, bytes], delta: int = 1, /) -> int:
+        """Add delta (>= 0) to key's decimal value and return the new value
+        (wrapping at 2**64); NotFound if key is missing."""
+        d = _c_int("delta", delta)
+        kb = _key_arg(key)
+        if d < 0:
+            raise ValueError("delta must be positive")
+        r = self._om_delta(False, [self._om_delta_key(kb, "memcached_increment")], d)
+        assert r is not None
+        return r
+
+    def decr(self, key: Union[str, bytes], delta: int = 1, /) -> int:
+        """Subtract delta (>= 0) from key's value, stopping at 0; return it.
+        NotFound if key is missing."""
+        d = _c_int("delta", delta)
+        kb = _key_arg(key)
+        if d < 0:
+            raise ValueError("delta must be positive")
+        r = self._om_delta(True, [self._om_delta_key(kb, "memcached_decrement")], d)
+        assert r is not None
+        return r
+
+    def incr_multi(self, keys: Sequence[Union[str, bytes]], key_prefix: Optional[Union[str, bytes]] = None, delta: int = 1) -> None:
+        """Increment every key by delta; return None.  Raises NotFound ("N
+        keys not found") if some were missing (the others are incremented)."""
+        if isinstance(keys, Mapping):
+            raise TypeError(f"{type(keys).__name__} is not a sequence")
+        prefix = _prefix_arg(key_prefix)
+        d = _c_uint("delta", delta)
+        pairs = []
+        for k in keys:
+            kb = _normalized(k)
+            pairs.append(self._om_delta_key(prefix + kb, "memcached_increment"))
+        self._om_delta(False, pairs, d)
+
+    # -- multi writes -----------------------------------------------------------
+
+    def _om_store_multi(
+        self,
+        op: str,
+        mapping: Mapping[Any, Any],
+        time: object,
+        key_prefix: object,
+        min_compress_len: object,
+        compress_level: object,
+    ) -> List[Any]:
+        if not isinstance(mapping, dict):
+            raise TypeError(f"argument 1 must be dict, not {type(mapping).__name__}")
+        exptime = self._om_exptime(_c_uint("time", time))
+        prefix = _prefix_arg(key_prefix)
+        min_compress = _c_uint("min_compress_len", min_compress_len)
+        level = _compress_level(compress_level)
+        what = f"memcached_{op}_multi"
+        entries: List[Tuple[Any, Optional[bytes]]] = []  # (key as given, wire key or None: not sent)
+        batch: List[Tuple[bytes, bytes, int]] = []
+        for k, v in mapping.items():
+            kb = _normalized(k)
+            full = prefix + kb if prefix else kb
+            if len(full) > _MAX_KEY:
+                raise ValueError(f"key length {len(full)} too long, max is {_MAX_KEY}")
+            data, flags = self._om_encode(v)
+            wire = self._om_wire(full, what) if full else None
+            entries.append((k, wire))
+            if wire is not None:
+                data, flags = _deflate(data, flags, min_compress, level)
+                batch.append((wire, data, flags))
+        errors: Dict[bytes, Exception] = {}
+        bad: List[bytes] = []
+        try:
+            if op == "set":
+                if batch:
+                    bad = self._om_mc.set_multi_items(batch, exptime, errors=errors)
+            else:
+                for wire, data, flags in batch:
+                    try:
+                        if not self._om_mc.add(wire, data, exptime, flags=flags):
+                            bad.append(wire)
+                    except oexc.Error as e:
+                        errors[wire] = e
+                        bad.append(wire)
+        except oexc.Error as e:
+            raise _translate(e, self._om_binary, what) from e
+        hard = [e for e in errors.values() if not isinstance(e, (oexc.NotStoredError, oexc.KeyExistsError))]
+        if hard:
+            raise _translate(hard[0], self._om_binary, what) from hard[0]
+        bad_set = set(bad)
+        return [k for k, wire in entries if wire is None or wire in bad_set]
+
+    def set_multi(
+        self,
+        keys: Dict[Any, Any],
+        time: int = 0,
+        key_prefix: Optional[Union[str, bytes]] = None,
+        min_compress_len: int = 0,
+        compress_level: int = -1,
+    ) -> List[Any]:
+        """Store every item of the dict ``keys`` (pipelined); return the list
+        of keys that were not stored.  Raises on server errors."""
+        return self._om_store_multi("set", keys, time, key_prefix, min_compress_len, compress_level)
+
+    def add_multi(
+        self,
+        keys: Dict[Any, Any],
+        time: int = 0,
+        key_prefix: Optional[Union[str, bytes]] = None,
+        min_compress_len: int = 0,
+        compress_level: int = -1,
+    ) -> List[Any]:
+        """add every item of the dict ``keys``; return the keys not stored
+        (those that already existed)."""
+        return self._om_store_multi("add", keys, time, key_prefix, min_compress_len, compress_level)
+
+    def delete_multi(self, keys: Iterable[Union[str, bytes]], key_prefix: Optional[Union[str, bytes]] = None) -> bool:
+        """Delete every key (pipelined): True if all existed, else False."""
+        if isinstance(keys, dict):
+            raise TypeError("keys must be a sequence, not a mapping")
+        prefix = _prefix_arg(key_prefix)
+        wires: List[bytes] = []
+        all_ok = True
+        for k in keys:
+            kb = _normalized(k)
+            full = prefix + kb if prefix else kb
+            if len(full) > _MAX_KEY:
+                raise ValueError(f"key length {len(full)} too long, max is {_MAX_KEY}")
+            if not full:
+                all_ok = False
+                continue
+            wire = self._om_wire(full, "memcached_delete")
+            if wire is None:
+                all_ok = False
+                continue
+            wires.append(wire)
+        if not wires:
+            return all_ok
+        errors: Dict[bytes, Exception] = {}
+        try:
+            not_deleted = self._om_mc.delete_multi(wires, errors=errors)
+        except oexc.Error as e:
+            raise _translate(e, self._om_binary, "memcached_delete") from e
+        for e in errors.values():
+            if not isinstance(e, oexc.NotFoundError):
+                raise _translate(e, self._om_binary, "memcached_delete") from e
+        return all_ok and not not_deleted
+
+    # -- servers ----------------------------------------------------------------
+
+    def hash(self, key: Union[str, bytes], /) -> int:
+        """Return the index of the server key maps to (libmemcached's
+        memcached_generate_hash)."""
+        kb = _key_arg(key)
+        return max(self._om_mc.server_for_key(kb), 0)
+
+    def get_stats(self, arg: Optional[str] = None, /) -> List[Tuple[bytes, Dict[str, bytes]]]:
+        """Return [(b"host:port (index)", {stat: value bytes})] per server.
+
+        ``arg`` is a stats group ("items", "slabs", "settings", ...).
+        Raises SomeErrors when a server cannot be reached.
+        """
+        if arg is not None and not isinstance(arg, str):
+            raise TypeError(f"get_stats() argument 1 must be str, not {type(arg).__name__}")
+        try:
+            stats = self._om_mc.stats(arg or "")
+            addrs = self._om_mc.server_addresses()
+        except ValueError as e:
+            raise Error(f"error {_RC_INVALID_ARGUMENTS} from get_stats: {e}") from e
+        except oexc.Error as e:
+            raise _translate(e, self._om_binary, "get_stats") from e
+        out: List[Tuple[bytes, Dict[str, bytes]]] = []
+        for i, (srv, addr) in enumerate(zip(self._om_servers, addrs)):
+            st = stats.get(addr)
+            if isinstance(st, Exception):
+                if isinstance(st, (oexc.ConnectionError, oexc.NoServersError)):
+                    raise SomeErrors(f"error {SomeErrors.retcode} from get_stats: {addr}: {st}") from st  # type: ignore[attr-defined]
+                raise Error(f"error {_RC_INVALID_ARGUMENTS} from get_stats: {addr}: {st}") from st
+            out.append((_stats_label(srv, i), {k: v.encode() for k, v in (st or {}).items()}))
+        return out
+
+    def flush_all(self, time: Optional[int] = None) -> bool:
+        """Invalidate every item on every server (after ``time`` seconds);
+        True.  Raises SomeErrors when a server failed."""
+        if time is not None and not isinstance(time, int):
+            raise TypeError(f"flush_all() argument 1 must be int, not {type(time).__name__}")
+        delay = max(int(time or 0), 0) & _U32
+        try:
+            return self._om_mc.flush_all(delay)
+        except oexc.Error as e:
+            raise SomeErrors(f"error {SomeErrors.retcode} from flush_all: {e}") from e  # type: ignore[attr-defined]
+
+    def disconnect_all(self) -> None:
+        """Close every connection; the client reconnects on its next command."""
+        self._om_rebuild()
+
+    # -- behaviors -----------------------------------------------------------
+
+    def _om_apply(self, behaviors: Mapping[str, object], rebuild: bool = True) -> None:
+        st = self._om_settings
+        changed = False
+        try:
+            for name in all_behaviors:
+                if name not in behaviors:
+                    continue
+                v = _c_long(name, behaviors[name])
+                st.set(name, v)
+                changed = changed or name in _ENGINE_BEHAVIORS
+            if "namespace" in behaviors:
+                ns = behaviors["namespace"]
+                if not isinstance(ns, (bytes, str)):
+                    raise TypeError(f"namespace must be bytes or str, not {type(ns).__name__}")
+                nsb = _key_arg(ns)
+                if len(nsb) > _MAX_KEY or (not st.binary and nsb.translate(None, _TEXT_KEY_OK)):
+                    raise ValueError(f"bad key provided: {nsb!r}")
+                self._om_namespace = nsb
+        finally:
+            # Like libmemcached, behaviors applied before a failing one stay.
+            if rebuild and changed:
+                self._om_rebuild()
+        if rebuild:
+            self._om_check_namespace()
+
+    def _om_check_namespace(self) -> None:
+        if self._om_namespace and not self._om_settings.values["_hash_with_prefix_key"] and len(self._om_servers) > 1:
+            raise NotSupportedError(
+                "a namespace with several servers needs _hash_with_prefix_key=1: omcache places keys "
+                "by the key as sent, libmemcached by the key without its namespace"
+            )
+
+    def get_behaviors(self) -> Dict[str, int]:
+        """Return every behavior's current value, numerically."""
+        return self._om_settings.read()
+
+    def set_behaviors(self, behaviors: Mapping[str, object]) -> None:
+        """Apply numeric behavior values (see pylibmc.Client.set_behaviors for names)."""
+        self._om_apply(behaviors)
+
+    # -- copies ------------------------------------------------------------------
+
+    def clone(self) -> "client":
+        """Return an independent client of the same class with the same
+        servers and settings (and its own connections)."""
+        other = type(self).__new__(type(self))
+        other._om_settings = self._om_settings.copy()
+        other._om_namespace = self._om_namespace
+        other._om_servers = list(self._om_servers)
+        other._om_mc = other._om_build()
+        return other
+
+
+__all__ = [
+    "client", "exceptions", "Error", "MemcachedError", "CacheMiss",
+    *[n for n, _, _ in _MC_ERRORS],
+    "all_behaviors", "all_callbacks", "callback_namespace",
+    "__version__", "libmemcached_version", "libmemcached_version_hex",
+    "support_sasl", "support_compression", "omcache_version",
+    "server_type_tcp", "server_type_udp", "server_type_unix",
+    *[n for n in list(globals()) if n.startswith(("hash_", "distribution_"))],
+]
