@@ -115,6 +115,40 @@ def _ms(name: str, seconds: float) -> int:
     return max(1, int(round(seconds * 1000)))
 
 
+def _failover_lines(
+    failover: bool,
+    failure_limit: int,
+    retry_timeout: float,
+    reconnect_timeout: float,
+    dead_timeout: Optional[float],
+    auto_eject: bool,
+) -> List[str]:
+    """The engine's failure-handling config lines (docs/failover.md); raises for bad values."""
+    for name, flag in (("failover", failover), ("auto_eject", auto_eject)):
+        if not isinstance(flag, bool):
+            raise TypeError(f"{name} must be a bool, not {type(flag).__name__}")
+    if isinstance(failure_limit, bool) or not isinstance(failure_limit, int):
+        raise TypeError(f"failure_limit must be an int, not {type(failure_limit).__name__}")
+    if not 0 <= failure_limit <= 1 << 31:
+        raise exc.ConfigError(f"failure_limit must be between 0 and 2**31, got {failure_limit}")
+    lines = [
+        f"failover={int(failover)}",
+        f"auto_eject={int(auto_eject)}",
+        f"failure_limit={failure_limit}",
+        f"retry_timeout_ms={_ms_or_zero('retry_timeout', retry_timeout)}",
+        f"reconnect_timeout_ms={_ms('reconnect_timeout', reconnect_timeout)}",
+    ]
+    if dead_timeout is not None:
+        lines.append(f"dead_timeout_ms={_ms('dead_timeout', dead_timeout)}")
+    return lines
+
+
+def _ms_or_zero(name: str, seconds: float) -> int:
+    if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and seconds == 0:
+        return 0
+    return _ms(name, seconds)
+
+
 class Client:
     """A memcached client over the binary protocol, backed by the Go engine.
 
@@ -136,6 +170,19 @@ class Client:
     any bytes (spaces, control characters; still 1 to 250 of them), as the
     binary protocol allows; by default keys must also be valid in the text
     protocol, so that every client sharing the servers can read them.
+
+    Failure handling (docs/failover.md has the full contract): a connect
+    error, timeout, reset or protocol error is a failure of that server;
+    ``failure_limit`` consecutive failures (or failures spanning
+    ``dead_timeout`` seconds) mark it dead.  With ``failover`` (the default,
+    as in OMcache) a dead server's keys go to the next live server on the
+    ring; without it their calls raise ConnectionError at once.  A dead
+    server is probed in the background every ``reconnect_timeout`` seconds,
+    and its keys return once it answers.  ``retry_timeout`` makes calls for
+    a server that just failed (below the limit) fail fast for that long;
+    ``auto_eject`` rebuilds the placement over the live servers instead of
+    walking past the dead one, as libmemcached's auto_eject does.  No call
+    waits longer than ``connect_timeout`` + ``io_timeout``.
     """
 
     def __init__(
@@ -151,6 +198,12 @@ class Client:
         weights: Optional[Sequence[int]] = None,
         behaviors: Optional[Mapping[str, object]] = None,
         binary_keys: bool = False,
+        failover: bool = True,
+        failure_limit: int = 2,
+        retry_timeout: float = 0.0,
+        reconnect_timeout: float = 2.0,
+        dead_timeout: Optional[float] = None,
+        auto_eject: bool = False,
     ) -> None:
         self._servers = parse_servers(servers)
         dist = _DISTRIBUTION_ALIASES.get(distribution, distribution)
@@ -174,6 +227,7 @@ class Client:
         lines.append(f"io_timeout_ms={_ms('io_timeout', io_timeout)}")
         if binary_keys:
             lines.append("binary_keys=1")
+        lines += _failover_lines(failover, failure_limit, retry_timeout, reconnect_timeout, dead_timeout, auto_eject)
         self._config = "\n".join(lines)
         self._pid = 0
         self._h = 0
