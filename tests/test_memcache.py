@@ -138,3 +138,23 @@ def test_empty_server_list() -> None:
     assert mc.get_multi(["k"]) == {}
     assert mc.set_multi({"k": 1}) == ["k"]
     assert mc.get_stats() == []
+
+
+def test_keys_of_a_dead_server_move_where_python_memcached_moves_them(memcached_factory: Callable[..., Any]) -> None:
+    """python-memcached rehashes a dead server's keys (crc of str(hash) + str(try));
+    both clients must agree on where they went."""
+    live = [memcached_factory().address, memcached_factory().address]
+    specs = [live[0], f"127.0.0.1:{free_port()}", live[1]]
+    real = real_memcache.Client(specs, socket_timeout=0.5)
+    ours = om.Client(specs, socket_timeout=0.5)
+    keys = [f"moved:{i}" for i in range(90)]
+    for k in keys:
+        assert real.set(k, k) is True
+    # The engine learns that the server is dead from a failed call; python-memcached
+    # from its connect() before sending.  After that they must agree.
+    ours.get_multi(keys)
+    assert ours.get_multi(keys) == {k: k for k in keys}
+    assert ours.set_multi({k: k + "!" for k in keys}) == []
+    assert real.get_multi(keys) == {k: k + "!" for k in keys}
+    per_server = [real_memcache.Client([a]).get_multi(keys) for a in live]
+    assert sorted(len(d) for d in per_server)[0] > 0 and sum(len(d) for d in per_server) == len(keys)

@@ -298,3 +298,39 @@ def test_context_manager_frees(memcached: Any) -> None:
         oc.set("cm", "v")
     with pytest.raises(omcache.NoServersError):
         oc.get("cm")
+
+
+def test_failover_and_reconnect_timeout(memcached_factory: Callable[..., Any]) -> None:
+    """A stopped server's keys move to the other server; with a short
+    reconnect_timeout they come back soon after it restarts."""
+    a, b = memcached_factory(), memcached_factory()
+    oc = OMcache([a.address, b.address])
+    oc.connect_timeout = 300
+    oc.io_timeout = 300
+    oc.reconnect_timeout = 100
+    keys = [f"fo{i}" for i in range(40)]
+    b.stop()
+    deadline = time.monotonic() + 10
+    pending = set(keys)
+    while pending and time.monotonic() < deadline:
+        for k in sorted(pending):
+            try:
+                oc.set(k, "moved")
+                pending.discard(k)
+            except omcache.ConnectionError:
+                pass
+    assert not pending, "keys of the stopped server did not fail over"
+    assert oc.get_multi(keys) == {k.encode(): b"moved" for k in keys}
+    b.start()
+    only_b = OMcache([b.address])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        for k in keys:
+            oc.set(k, "back")
+        if only_b.get_multi(keys):
+            break
+        time.sleep(0.05)
+    back = only_b.get_multi(keys)
+    assert 0 < len(back) < len(keys), "keys did not return to the restarted server"
+    oc.free()
+    only_b.free()

@@ -74,6 +74,11 @@ _SOCKET_TIMEOUT = 3
 # "No timeout" (socket_timeout=None) is bounded: every engine call has a deadline.
 _LONGEST_TIMEOUT = 86400.0
 
+# memcached reads an expiration above 30 days as a unix time, and one before
+# it started as "already expired": what a negative time means in the text
+# protocol, which python-memcached passes through.  (1970-01-31T00:00:01Z)
+_ALREADY_EXPIRED = 30 * 24 * 3600 + 1
+
 #: What a checked key may consist of: printable ASCII but space, and bytes >= 0x80.
 valid_key_chars_re = re.compile(b"[\x21-\x7e\x80-\xff]+$")
 
@@ -362,7 +367,12 @@ class Client:
                 raise NotImplementedError("server weights need omcache.Client's 'weights' option")
             kw["weights"] = weights
         if client_supports("reconnect_timeout"):
-            kw["reconnect_timeout"] = max(0.001, float(self.dead_retry))
+            # python-memcached retries a dead server dead_retry seconds after
+            # its failure (0: at once, which the engine spells 1 ms).
+            kw["reconnect_timeout"] = min(max(0.001, float(self.dead_retry)), _LONGEST_TIMEOUT)
+        if client_supports("failure_limit"):
+            # and marks it dead at its first failure, moving its keys on
+            kw["failure_limit"] = 1
         if self.flush_on_reconnect:
             kw["flush_on_reconnect"] = True
         kw.update(self._client_options)
@@ -471,6 +481,15 @@ class Client:
             out[wire] = orig
         return out
 
+    @staticmethod
+    def _exptime(time: Any) -> int:
+        """python-memcached formats time with "%d": floats truncate, negatives expire at once."""
+        if isinstance(time, float):
+            time = int(time)
+        if isinstance(time, int) and not isinstance(time, bool) and time < 0:
+            return _ALREADY_EXPIRED
+        return time  # type: ignore[no-any-return]
+
     # -- values -------------------------------------------------------------
 
     def _val_to_store_info(self, val: Any, min_compress_len: int) -> Optional[Tuple[int, bytes]]:
@@ -498,6 +517,10 @@ class Client:
             self.debuglog(f"{cmd} {wire!r}: {e}")
             log.debug("omcache.memcache: %s %r: %s", cmd, wire, e)
             return None
+        except exc.CommandError as e:
+            # python-memcached takes any reply but VALUE for a miss
+            log.warning("omcache.memcache: %s %r: %s", cmd, wire, e)
+            return default
         if it is None:
             return default
         if cmd == "gets" and self.cache_cas:
@@ -537,17 +560,20 @@ class Client:
     # -- writes -------------------------------------------------------------
 
     def _set(self, cmd: str, key: Any, val: Any, time: Any, min_compress_len: int, noreply: bool) -> Union[bool, int]:
-        wire = self._key(key)
+        return self._store(cmd, self._key(key), val, time, min_compress_len, noreply)
+
+    def _store(self, cmd: str, wire: bytes, val: Any, time: Any, min_compress_len: int, noreply: bool) -> Union[bool, int]:
         if self._engine is None:
             return 0
         self._statlog(cmd)
         if cmd == "cas" and wire not in self.cas_ids:
-            return self._set("set", wire, val, time, min_compress_len, noreply)
+            return self._store("set", wire, val, time, min_compress_len, noreply)
         info = self._val_to_store_info(val, min_compress_len)
         if info is None:
             return 0
         flags, data = info
         c = self._engine
+        time = self._exptime(time)
         try:
             if cmd == "set":
                 ok: Optional[bool] = c.set(wire, data, time, flags=flags)
@@ -629,7 +655,7 @@ class Client:
             return list(mapping.keys())
         errors: Dict[bytes, Exception] = {}
         try:
-            failed = self._engine.set_multi_items(items, time, errors=errors)
+            failed = self._engine.set_multi_items(items, self._exptime(time), errors=errors)
         except _UNREACHABLE as e:
             log.warning("omcache.memcache: set_multi: %s", e)
             return list(mapping.keys())
@@ -691,7 +717,7 @@ class Client:
             return 0
         self._statlog("touch")
         try:
-            ok = self._engine.touch(wire, time)
+            ok = self._engine.touch(wire, self._exptime(time))
         except (exc.CommandError, *_UNREACHABLE) as e:
             log.warning("omcache.memcache: touch %r: %s", wire, e)
             return 1 if noreply else 0

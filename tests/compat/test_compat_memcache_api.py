@@ -265,3 +265,29 @@ def test_server_restart_is_survived(memcache_family: Family) -> None:
         mc.forget_dead_hosts()
         assert mc.set("a", 3) is True
         assert mc.get("a") == 3
+
+
+def test_negative_and_float_times(memcache_family: Family, make: Callable[..., Any]) -> None:
+    mc = make(memcache_family)
+    assert mc.set("neg", 1, time=-1) is True
+    assert mc.get("neg") is None  # stored already expired
+    assert mc.set_multi({"negm": 1}, time=-1) == []
+    assert mc.get("negm") is None
+    assert mc.set("fl", 1, time=100.7) is True
+    assert mc.get("fl") == 1
+    assert mc.touch("fl", -1) == 1
+    assert mc.get("fl") is None
+
+
+def test_key_encoder_runs_once_for_cas(memcache_family: Family, make: Callable[..., Any], raw: omcache.Client) -> None:
+    calls = []
+
+    def enc(k: Any) -> Any:
+        calls.append(k)
+        return "e_" + k if isinstance(k, str) else k
+
+    mc = make(memcache_family, key_encoder=enc)
+    assert mc.cas("c", 1) is True  # no remembered cas id: a set
+    assert raw.get("e_c") == b"1"
+    assert calls == ["c"]
+    assert mc.stats == {"cas": 1, "set": 1}
