@@ -1161,11 +1161,29 @@ class client:
 
     # -- servers ----------------------------------------------------------------
 
+    def _om_order(self) -> List[int]:
+        """Server indexes (into the list given) in libmemcached's order: with
+        _sort_hosts it sorts its server array by host name, then port."""
+        n = len(self._om_servers)
+        if not self._om_settings.values["_sort_hosts"]:
+            return list(range(n))
+
+        def sort_key(i: int) -> Tuple[bytes, int]:
+            stype, host, port, _ = self._om_servers[i]
+            if stype == server_type_unix:
+                return host.encode(), 0
+            return (host or "localhost").encode(), port or 11211
+
+        return sorted(range(n), key=sort_key)
+
     def hash(self, key: Union[str, bytes], /) -> int:
         """Return the index of the server key maps to (libmemcached's
-        memcached_generate_hash)."""
+        memcached_generate_hash: with _sort_hosts, an index into the sorted
+        server list)."""
         kb = _key_arg(key)
-        return max(self._om_mc.server_for_key(kb), 0)
+        i = max(self._om_mc.server_for_key(kb), 0)
+        order = self._om_order()
+        return order.index(i)
 
     def get_stats(self, arg: Optional[str] = None, /) -> List[Tuple[bytes, Dict[str, bytes]]]:
         """Return [(b"host:port (index)", {stat: value bytes})] per server.
@@ -1183,7 +1201,8 @@ class client:
         except oexc.Error as e:
             raise _translate(e, self._om_binary, "get_stats") from e
         out: List[Tuple[bytes, Dict[str, bytes]]] = []
-        for i, (srv, addr) in enumerate(zip(self._om_servers, addrs)):
+        for i, j in enumerate(self._om_order()):
+            srv, addr = self._om_servers[j], addrs[j]
             st = stats.get(addr)
             if isinstance(st, Exception):
                 if isinstance(st, (oexc.ConnectionError, oexc.NoServersError)):
