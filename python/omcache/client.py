@@ -136,17 +136,21 @@ def _failover_lines(
         f"auto_eject={int(auto_eject)}",
         f"failure_limit={failure_limit}",
         f"retry_timeout_ms={_ms_or_zero('retry_timeout', retry_timeout)}",
-        f"reconnect_timeout_ms={_ms('reconnect_timeout', reconnect_timeout)}",
+        # 0 probes a dead server as soon as a call notices it (the engine
+        # reads 0 as its 2 s default, so ask for the shortest interval).
+        f"reconnect_timeout_ms={max(1, _ms_or_zero('reconnect_timeout', reconnect_timeout))}",
     ]
     if dead_timeout is not None:
-        lines.append(f"dead_timeout_ms={_ms('dead_timeout', dead_timeout)}")
+        lines.append(f"dead_timeout_ms={_ms_or_zero('dead_timeout', dead_timeout)}")
     return lines
 
 
 def _ms_or_zero(name: str, seconds: float) -> int:
-    if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and seconds == 0:
-        return 0
-    return _ms(name, seconds)
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, not {type(seconds).__name__}")
+    if not (0 <= seconds <= 86400):
+        raise exc.ConfigError(f"{name} must be >= 0 and <= 86400 seconds, got {seconds!r}")
+    return int(round(seconds * 1000))
 
 
 class Client:
