@@ -377,7 +377,10 @@ def space_keys(mc: Any, lib: Any) -> List[Any]:
     if not mc.binary:
         return []
     k = "hello world"
-    return [
+    out = []
+    for odd in ("\x00\x01", "a\r\nb", "\x7f", "tab\there", "\u00e9 \u4e2d"):
+        out += [mc.set(odd, odd), mc.get(odd), sorted(mc.get_multi([odd]).items()), mc.touch(odd, 100), mc.delete(odd)]
+    return out + [
         attempt(lambda: mc.set(k, 1)),
         attempt(lambda: mc.get(k)),
         attempt(lambda: mc.add(k, 1)),
@@ -386,6 +389,30 @@ def space_keys(mc: Any, lib: Any) -> List[Any]:
         attempt(lambda: mc.incr(k)),
         attempt(lambda: sorted(mc.get_multi([k, "a b c", "plain"]).items())),
         attempt(lambda: mc.set_multi({k: 2})),
+    ]
+
+
+@scenario
+def noreply(mc: Any, lib: Any) -> List[Any]:
+    """With _noreply, replies are not read: soft failures look like successes."""
+    mc.behaviors = {"_noreply": 1, "cas": 1}
+    mc.set("x", 1)
+    return [
+        mc.add("x", 2),
+        mc.get("x"),
+        mc.replace("nope", 1),
+        mc.append("nope", "a"),
+        mc.delete("nope"),
+        mc.delete(""),
+        mc.cas("nope", 1, 5),
+        mc.cas("x", 1, 5),
+        mc.add_multi({"x": 1, "y": 2}),
+        mc.set_multi({"": 1}),
+        mc.delete_multi(["zz", "x"]),
+        # (pylibmc's reads after a noreply incr return stale data: not compared.)
+        attempt(lambda: mc.incr("nope")),
+        attempt(lambda: mc.incr("y")),
+        attempt(lambda: mc.incr_multi(["y", "nope"])),
     ]
 
 

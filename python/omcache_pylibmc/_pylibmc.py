@@ -657,6 +657,12 @@ class client:
     def _om_binary(self) -> bool:
         return self._om_settings.binary
 
+    @property
+    def _om_noreply(self) -> bool:
+        # libmemcached does not read replies then: soft outcomes (not
+        # stored, exists, not found) look like successes.
+        return bool(self._om_settings.values["_noreply"])
+
     # -- keys ----------------------------------------------------------------
 
     def _om_wire(self, kb: bytes, what: str) -> Optional[bytes]:
@@ -874,20 +880,23 @@ class client:
         mc = self._om_mc
         try:
             if op == "set":
-                return mc.set(wire, data, exptime, flags=flags)
-            if op == "add":
-                return mc.add(wire, data, exptime, flags=flags)
-            if op == "replace":
+                ok = mc.set(wire, data, exptime, flags=flags)
+            elif op == "add":
+                ok = mc.add(wire, data, exptime, flags=flags)
+            elif op == "replace":
                 ok = mc.replace(wire, data, exptime, flags=flags)
-                if not ok and self._om_settings.binary:
-                    # The binary protocol answers NOT_FOUND, which pylibmc raises.
-                    raise NotFound(_lead(what, NotFound.retcode, None))  # type: ignore[attr-defined]
-                return ok
-            if op == "append":
-                return mc.append(wire, data)
-            return mc.prepend(wire, data)
+            elif op == "append":
+                ok = mc.append(wire, data)
+            else:
+                ok = mc.prepend(wire, data)
         except oexc.Error as e:
             raise _translate(e, self._om_binary, what) from e
+        if self._om_noreply:
+            return True
+        if not ok and op == "replace" and self._om_settings.binary:
+            # The binary protocol answers NOT_FOUND, which pylibmc raises.
+            raise NotFound(_lead(what, NotFound.retcode, None))  # type: ignore[attr-defined]
+        return ok
 
     def set(self, key: Union[str, bytes], val: Any, time: int = 0, min_compress_len: int = 0, compress_level: int = -1) -> bool:
         """Store val under key; True. ``time`` is memcached's expiration;
@@ -944,6 +953,8 @@ class client:
                 ok = self._om_mc.cas(wire, data, unique, exptime, flags=flags)
         except oexc.Error as e:
             raise _translate(e, self._om_binary, what, kb) from e
+        if self._om_noreply:
+            return True
         if ok is None:
             raise NotFound(_lead(what, NotFound.retcode, kb))  # type: ignore[attr-defined]
         return ok
@@ -957,7 +968,7 @@ class client:
         if wire is None:
             return False
         try:
-            return self._om_mc.delete(wire)
+            return self._om_mc.delete(wire) or self._om_noreply
         except oexc.Error as e:
             raise _translate(e, self._om_binary, "memcached_delete", kb) from e
 
@@ -998,6 +1009,9 @@ class client:
                 continue
             if result is None:
                 notfound += 1
+        if self._om_noreply and not failed:
+            # libmemcached returns without reading the new value (or the miss).
+            return _U64
         if notfound or failed:
             n = notfound + failed
             if not failed:
@@ -1100,7 +1114,7 @@ class client:
         hard = [e for e in errors.values() if not isinstance(e, (oexc.NotStoredError, oexc.KeyExistsError))]
         if hard:
             raise _translate(hard[0], self._om_binary, what) from hard[0]
-        bad_set = set(bad)
+        bad_set = set() if self._om_noreply else set(bad)
         return [k for k, wire in entries if wire is None or wire in bad_set]
 
     def set_multi(
@@ -1157,7 +1171,7 @@ class client:
         for e in errors.values():
             if not isinstance(e, oexc.NotFoundError):
                 raise _translate(e, self._om_binary, "memcached_delete") from e
-        return all_ok and not not_deleted
+        return all_ok and (not not_deleted or self._om_noreply)
 
     # -- servers ----------------------------------------------------------------
 
