@@ -158,3 +158,18 @@ def test_keys_of_a_dead_server_move_where_python_memcached_moves_them(memcached_
     assert real.get_multi(keys) == {k: k + "!" for k in keys}
     per_server = [real_memcache.Client([a]).get_multi(keys) for a in live]
     assert sorted(len(d) for d in per_server)[0] > 0 and sum(len(d) for d in per_server) == len(keys)
+
+
+def test_importing_the_api_modules_does_not_load_the_engine() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, omcache, omcache.memcache, omcache.serde, omcache.omcache_api, omcache.pyclient\n"
+        "c = omcache.memcache.Client(['127.0.0.1:11211'])\n"
+        "o = omcache.SerdeClient(['127.0.0.1:11211'])\n"
+        "assert not omcache._engine.loaded()\n"
+        "assert not any(m.startswith('omcache._gopy') for m in sys.modules), sorted(sys.modules)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr

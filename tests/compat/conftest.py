@@ -56,7 +56,8 @@ def memcache_family(request: pytest.FixtureRequest) -> Family:
 def make(compat_server: MemcachedProcess) -> Iterator[Callable[..., Any]]:
     """make(family, **options): a client of that family on the empty shared server."""
     made = []
-    omcache.Client([compat_server.address]).flush_all()
+    with omcache.Client([compat_server.address]) as c:
+        c.flush_all()
 
     def build(fam: Family, **options: Any) -> Any:
         c = fam.make([compat_server.address], **options)
