@@ -72,9 +72,10 @@ class GopyBuildExt(build_ext):
                 "building omcache needs the Go toolchain (>= 1.24) on PATH; "
                 "install Go or install a prebuilt omcache wheel"
             )
-        work = Path(self.build_temp).resolve() / "omcache-go"
         # Build in a copy: gopy runs `go build -mod=mod`, which may rewrite go.mod,
-        # and the generated package must live inside the module.
+        # and the generated package must live inside the module. One copy per
+        # build process, so concurrent builds in one tree do not collide.
+        work = Path(self.build_temp).resolve() / f"omcache-go-{os.getpid()}"
         if work.exists():
             shutil.rmtree(work)
         shutil.copytree(
@@ -114,6 +115,7 @@ class GopyBuildExt(build_ext):
         (target.parent / "__init__.py").write_text(
             '"""gopy-generated wrappers of the omcache engine (build output; do not import directly)."""\n'
         )
+        shutil.rmtree(work, ignore_errors=True)
 
     def copy_extensions_to_source(self) -> None:
         """For --inplace builds: copy the engine and its wrappers into python/omcache/_gopy."""
@@ -122,9 +124,14 @@ class GopyBuildExt(build_ext):
             inplace_file, regular_file = self._get_inplace_equivalent(build_py, ext)
             src_dir, dst_dir = Path(regular_file).parent, Path(inplace_file).parent
             dst_dir.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(regular_file, inplace_file)
-            for name in ("bind.py", "go.py", "__init__.py"):
-                shutil.copyfile(src_dir / name, dst_dir / name)
+            # Replace, never overwrite in place: a running process has the
+            # old library mapped, and rewriting its pages crashes it.
+            for src, dst in [(Path(regular_file), Path(inplace_file))] + [
+                (src_dir / n, dst_dir / n) for n in ("bind.py", "go.py", "__init__.py")
+            ]:
+                tmp = dst.with_name(dst.name + ".tmp")
+                shutil.copyfile(src, tmp)
+                os.replace(tmp, dst)
 
 
 setup(

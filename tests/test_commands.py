@@ -260,3 +260,19 @@ def test_io_timeout_on_a_stopped_server(memcached_factory: Callable[..., Memcach
     finally:
         server.resume()
     assert mc.get("k") == b"v"
+
+
+def test_values_over_one_mib_when_the_server_allows_them(memcached_factory: Callable[..., MemcachedProcess]) -> None:
+    server = memcached_factory(extra_args=["-I", "4m"])
+    mc = omcache.Client([server.address])
+    big = bytes(range(256)) * (3_000_000 // 256)
+    mc.set("big", big)
+    assert mc.get("big") == big
+    small_cap = omcache.Client([server.address], max_value_size=1000)
+    with pytest.raises(omcache.ProtocolError):
+        small_cap.get("big")
+
+
+def test_ketama_weighted_needs_no_explicit_hash() -> None:
+    mc = omcache.Client(["127.0.0.1:1", "127.0.0.1:2"], distribution="ketama_weighted")
+    assert "md5" in mc.explain_key("x")

@@ -76,6 +76,7 @@ func lookup(h int64) (*client.Client, error) {
 //	behavior.NAME=VALUE    a pylibmc behavior, applied in order after the
 //	                       fields above, with libmemcached's side effects
 //	connect_timeout_ms=N, io_timeout_ms=N, max_idle_conns=N
+//	max_item_size=N        the largest value accepted from a server
 //	binary_keys=0|1        keys may hold any bytes (client.Options.BinaryKeys)
 //
 // It returns a packed result: StatusOK followed by the handle as 8
@@ -178,7 +179,7 @@ func parseConfig(config string) ([]dist.Server, dist.Config, client.Options, err
 			} else {
 				cfg.SortHosts = b
 			}
-		case "connect_timeout_ms", "io_timeout_ms", "max_idle_conns":
+		case "connect_timeout_ms", "io_timeout_ms", "max_idle_conns", "max_item_size":
 			n, err := strconv.ParseInt(value, 10, 64)
 			if err != nil || n < 0 || n > 1<<31 {
 				return fail(badConfig("%s must be an integer from 0 to 2**31, got %q", name, value))
@@ -190,6 +191,8 @@ func parseConfig(config string) ([]dist.Server, dist.Config, client.Options, err
 				opts.IOTimeout = time.Duration(n) * time.Millisecond
 			case "max_idle_conns":
 				opts.MaxIdleConnsPerServer = int(n)
+			case "max_item_size":
+				opts.MaxItemSize = int(n)
 			}
 		// Failure handling (client.Options): failover=0|1, auto_eject=0|1
 		// (rebuild placement over live servers, as libmemcached's

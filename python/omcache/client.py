@@ -187,6 +187,10 @@ class Client:
     ``auto_eject`` rebuilds the placement over the live servers instead of
     walking past the dead one, as libmemcached's auto_eject does.  No call
     waits longer than ``connect_timeout`` + ``io_timeout``.
+
+    ``max_value_size`` caps the size of a value the client accepts from a
+    server (default 128 MiB, memcached's largest ``-I``); a larger announced
+    body is a ProtocolError, so a broken server cannot make it allocate more.
     """
 
     def __init__(
@@ -196,7 +200,7 @@ class Client:
         connect_timeout: float = 1.0,
         io_timeout: float = 1.0,
         distribution: str = "consistent",
-        hash: str = "default",
+        hash: Optional[str] = None,
         ketama_hash: Optional[str] = None,
         sort_hosts: bool = False,
         weights: Optional[Sequence[int]] = None,
@@ -208,12 +212,14 @@ class Client:
         reconnect_timeout: float = 2.0,
         dead_timeout: Optional[float] = None,
         auto_eject: bool = False,
+        max_value_size: int = 128 * 1024 * 1024,
     ) -> None:
         self._servers = parse_servers(servers)
         dist = _DISTRIBUTION_ALIASES.get(distribution, distribution)
         lines = [f"server={s}" for s in self._servers]
         lines.append(f"distribution={_config_word('distribution', dist)}")
-        lines.append(f"hash={_config_word('hash', hash)}")
+        if hash is not None:
+            lines.append(f"hash={_config_word('hash', hash)}")
         if ketama_hash is not None:
             lines.append(f"ketama_hash={_config_word('ketama_hash', ketama_hash)}")
         if sort_hosts:
@@ -231,6 +237,9 @@ class Client:
         lines.append(f"io_timeout_ms={_ms('io_timeout', io_timeout)}")
         if binary_keys:
             lines.append("binary_keys=1")
+        if isinstance(max_value_size, bool) or not isinstance(max_value_size, int) or not 1 <= max_value_size <= 2**31:
+            raise exc.ConfigError(f"max_value_size must be an int from 1 to 2**31, got {max_value_size!r}")
+        lines.append(f"max_item_size={max_value_size}")
         lines += _failover_lines(failover, failure_limit, retry_timeout, reconnect_timeout, dead_timeout, auto_eject)
         self._config = "\n".join(lines)
         self._pid = 0
