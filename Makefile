@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 GO     ?= go
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: all deps venv build install demo test test-go test-py test-slow wheel-check bench fmt lint clean
+.PHONY: all deps venv build install demo test test-go test-py test-slow test-types wheel-check bench fmt lint clean
 
 all: build
 
@@ -34,13 +34,17 @@ build: deps $(PY)
 demo: install
 	$(PY) examples/demo.py
 
-test: test-go test-py
+test: test-go test-py test-types
 
 test-go:
 	cd go && $(GO) vet ./... && $(GO) test -race -count=1 ./...
 
 test-py: build
 	$(PY) -m pytest -q -m "not slow" tests
+
+# The Python package type-checks under mypy --strict (config in pyproject.toml).
+test-types: build
+	$(PY) -m mypy
 
 # Memory growth over a million calls and other long checks.
 test-slow: build
@@ -55,7 +59,7 @@ fmt:
 lint: $(PY)
 	cd go && test -z "$$(gofmt -l .)" && $(GO) vet ./...
 	$(PY) -m pip install -q mypy
-	$(PY) -m mypy --strict python/omcache
+	$(PY) -m mypy
 
 clean:
 	rm -rf build dist *.egg-info python/*.egg-info python/omcache/_gopy go/build $(VENV)

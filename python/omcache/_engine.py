@@ -320,7 +320,8 @@ def take_bytes(c: ModuleType, h: int) -> bytes:
         raise exc.EngineError(f"engine returned an invalid handle {h}")
     c.IncRef(h)
     try:
-        return c.Slice_byte_to_bytes(h)
+        data: bytes = c.Slice_byte_to_bytes(h)
+        return data
     finally:
         c.DecRef(h)
 

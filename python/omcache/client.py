@@ -345,7 +345,7 @@ class Client:
         v = value_bytes(value)
         c, h = self._engine()
         r = c.bind_Store(h, op, id(k) + _OFF, len(k), id(v) + _OFF, len(v), flags, expire, _signed64(cas))
-        code = r & 0xFF
+        code: int = r & 0xFF
         if code in _STORE_OUTCOMES:
             return code
         _engine.raise_for(c, r)

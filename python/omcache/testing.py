@@ -26,7 +26,8 @@ import socket
 import subprocess
 import tempfile
 import time
-from typing import Iterator, Optional, Sequence
+from types import ModuleType
+from typing import Iterator, Optional, Sequence, Tuple
 
 try:
     import pytest
@@ -218,7 +219,7 @@ class EmbeddedServer:
         """The server spec to give a client: "host:port", or the unix path if no TCP."""
         return self.tcp_address or self.unix_path
 
-    def _core(self):  # type: ignore[no-untyped-def]
+    def _core(self) -> "Tuple[ModuleType, ModuleType]":
         from . import _engine
 
         if not self._handle or self._pid != os.getpid():
