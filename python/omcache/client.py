@@ -339,12 +339,19 @@ class Client:
 
     def _store(self, op: int, key: Key, value: bytes, expire: int, flags: int, cas: int) -> int:
         """Run a store command; return OK, NOT_STORED, EXISTS or MISS, raise for the rest."""
-        _check_u32("expire", expire)
-        _check_u32("flags", flags)
-        k = key_bytes(key)
-        v = value_bytes(value)
-        c, h = self._engine()
-        r = c.bind_Store(h, op, id(k) + _OFF, len(k), id(v) + _OFF, len(v), flags, expire, _signed64(cas))
+        # The common case (int arguments in range, str/bytes key, bytes
+        # value) is checked inline: this is the hot path of every write.
+        if type(expire) is not int or not 0 <= expire <= 0xFFFFFFFF:
+            _check_u32("expire", expire)
+        if type(flags) is not int or not 0 <= flags <= 0xFFFFFFFF:
+            _check_u32("flags", flags)
+        k = key.encode() if type(key) is str else key_bytes(key)
+        v = value if type(value) is bytes else value_bytes(value)
+        if self._pid == _getpid() and self._core is not None:
+            c, h = self._core, self._h
+        else:
+            c, h = self._open()
+        r = c.bind_Store(h, op, id(k) + _OFF, len(k), id(v) + _OFF, len(v), flags, expire, _signed64(cas) if cas else 0)
         code: int = r & 0xFF
         if code in _STORE_OUTCOMES:
             return code
