@@ -73,8 +73,9 @@ func lookup(h int64) (*client.Client, error) {
 //	ketama_hash=NAME       stored, reported back (libmemcached ignores it)
 //	weighted=0|1           weighted ketama
 //	sort_hosts=0|1         sort servers before placing
-//	behavior.NAME=VALUE    a pylibmc behavior, applied in order after the
-//	                       fields above, with libmemcached's side effects
+//	behavior.NAME=VALUE    a pylibmc behavior; all are applied after the
+//	                       fields above, in pylibmc's order, with
+//	                       libmemcached's side effects, then the servers added
 //	connect_timeout_ms=N, io_timeout_ms=N, max_idle_conns=N
 //	max_item_size=N        the largest value accepted from a server
 //	binary_keys=0|1        keys may hold any bytes (client.Options.BinaryKeys)
@@ -133,7 +134,7 @@ func parseConfig(config string) ([]dist.Server, dist.Config, client.Options, err
 	var weights []int
 	var cfg dist.Config
 	var opts client.Options
-	var behaviors [][2]string
+	behaviors := map[string]string{}
 	var autoEject bool
 	fail := func(err error) ([]dist.Server, dist.Config, client.Options, error) {
 		return nil, cfg, opts, err
@@ -228,7 +229,7 @@ func parseConfig(config string) ([]dist.Server, dist.Config, client.Options, err
 			if !ok {
 				return fail(badConfig("unknown option %q", name))
 			}
-			behaviors = append(behaviors, [2]string{b, value})
+			behaviors[b] = value
 		}
 	}
 	if len(specs) == 0 {
@@ -249,12 +250,13 @@ func parseConfig(config string) ([]dist.Server, dist.Config, client.Options, err
 			return fail(fmt.Errorf("%w: %w", errBadConfig, err))
 		}
 	}
-	cfg.AddServers(servers)
-	for _, b := range behaviors {
-		if err := cfg.SetBehavior(b[0], b[1]); err != nil {
-			return fail(fmt.Errorf("%w: %w", errBadConfig, err))
-		}
+	// As pylibmc's Client: behaviors first, in pylibmc's fixed order (not
+	// the caller's), then the servers, whose weights turn weighting on only
+	// if the distribution is consistent by then.
+	if err := cfg.SetBehaviors(behaviors); err != nil {
+		return fail(fmt.Errorf("%w: %w", errBadConfig, err))
 	}
+	cfg.AddServers(servers)
 	if autoEject {
 		ejectCfg := cfg
 		opts.Ejector = func(live []bool) (client.Selector, error) {
