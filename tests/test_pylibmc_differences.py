@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Any, Iterator
+from typing import Any, Iterator, List
 
 import pytest
 
@@ -228,25 +228,71 @@ def test_errors_chain_the_engine_exception(dead: str) -> None:
 @pytest.mark.parametrize("binary", [False, True], ids=["text", "binary"])
 def test_dead_server(dead: str, binary: bool) -> None:
     mc = pylibmc.Client([dead], binary=binary)
-    for _ in range(2):  # pylibmc: ServerDown after the first failure (retry_timeout)
-        for call in (lambda: mc.get("k"), lambda: mc.set("k", 1), lambda: mc.delete("k"),
-                     lambda: mc.touch("k", 1), lambda: mc.add("k", 1), lambda: mc.set_multi({"k": 1}),
-                     lambda: mc.delete_multi(["k"]), lambda: mc.add_multi({"k": 1})):
-            with pytest.raises(pylibmc.ConnectionError):
-                call()
-        with pytest.raises(pylibmc.ConnectionError, match="1 keys failed"):
-            mc.incr("k")
-        with pytest.raises(pylibmc.Error, match="2 keys failed"):
-            mc.incr_multi(["a", "b"])
-        with pytest.raises(pylibmc.SomeErrors):
-            mc.flush_all()
-        with pytest.raises(pylibmc.SomeErrors):
-            mc.get_stats()
-        if binary:
-            with pytest.raises(pylibmc.ConnectionError):
-                mc.get_multi(["a", "b"])
-        else:
-            assert mc.get_multi(["a", "b"]) == {}
+    # The first failure is a ConnectionError; then, for retry_timeout (2 s),
+    # calls fail fast with ServerDown, as in pylibmc (whose second call still
+    # tries to connect).
+    with pytest.raises(pylibmc.ConnectionError, match="error 3 from memcached_get"):
+        mc.get("k")
+    for call in (lambda: mc.get("k"), lambda: mc.set("k", 1), lambda: mc.delete("k"),
+                 lambda: mc.touch("k", 1), lambda: mc.add("k", 1), lambda: mc.set_multi({"k": 1}),
+                 lambda: mc.delete_multi(["k"]), lambda: mc.add_multi({"k": 1})):
+        with pytest.raises(pylibmc.ServerDown, match="is down after a failure"):
+            call()
+    with pytest.raises(pylibmc.ServerDown, match="1 keys failed"):
+        mc.incr("k")
+    with pytest.raises(pylibmc.Error, match="2 keys failed"):
+        mc.incr_multi(["a", "b"])
+    with pytest.raises(pylibmc.SomeErrors):
+        mc.flush_all()
+    with pytest.raises(pylibmc.SomeErrors):
+        mc.get_stats()
+    if binary:
+        with pytest.raises(pylibmc.ServerDown):
+            mc.get_multi(["a", "b"])
+    else:
+        assert mc.get_multi(["a", "b"]) == {}
+
+
+def _dead_server_sequence(behaviors: Any) -> List[str]:
+    """What get() of a key of a killed server gives: twice at once, then
+    twice after the retry_timeout (1 s) has passed."""
+    a, b = MemcachedProcess().start(), MemcachedProcess().start()
+    try:
+        mc = pylibmc.Client([a.address, b.address], binary=True, behaviors=behaviors)
+        key = next(k for k in (f"k{i}" for i in range(100)) if mc.hash(k) == 1)
+        mc.set(key, 1)
+        b.stop()
+        out = []
+        for pause in (0, 0, 1.2, 0):
+            time.sleep(pause)
+            try:
+                out.append(repr(mc.get(key)))
+            except pylibmc.Error as e:
+                out.append(type(e).__name__)
+        return out
+    finally:
+        a.stop()
+        b.stop()
+
+
+@pytest.mark.parametrize(
+    "behaviors, expected",
+    [
+        # ConnectionError, then ServerDown until retry_timeout has passed ...
+        ({"retry_timeout": 1}, ["ConnectionError", "ServerDown", "ConnectionError", "ServerDown"]),
+        # ... ServerDead once failure_limit is reached (modula never moves keys) ...
+        ({"remove_failed": 1, "failure_limit": 2, "retry_timeout": 1},
+         ["ConnectionError", "ServerDown", "ConnectionError", "ServerDead"]),
+        # ... and with ketama the dead server's keys move to a live one (a miss there).
+        ({"ketama": 1, "remove_failed": 1, "failure_limit": 2, "retry_timeout": 1},
+         ["ConnectionError", "ServerDown", "ConnectionError", "None"]),
+    ],
+    ids=["retry", "modula-eject", "ketama-eject"],
+)
+def test_failure_handling_follows_pylibmc(server: MemcachedProcess, behaviors: Any, expected: List[str]) -> None:
+    """The exception classes pylibmc raises for a dead server, in its order
+    (pylibmc's second call still tries to connect: ConnectionError twice)."""
+    assert _dead_server_sequence(behaviors) == expected
 
 
 @pytest.mark.parametrize("binary", [False, True], ids=["text", "binary"])
@@ -262,14 +308,16 @@ def test_one_dead_server_of_two(server: MemcachedProcess, dead: str, binary: boo
     single = pylibmc.Client([server.address], binary=binary)
     assert single.get_multi(live) == {k: 1 for k in live}
     if binary:
-        with pytest.raises(pylibmc.ConnectionError):
+        with pytest.raises(pylibmc.ServerDown):
             mc.get_multi(keys)
     else:
         assert mc.get_multi(keys) == {k: 1 for k in live}
 
 
 def test_paused_server_times_out_with_pylibmcs_error(server: MemcachedProcess) -> None:
-    mc = pylibmc.Client([server.address], behaviors={"_poll_timeout": 300})
+    # (retry_timeout 0: a timeout is a failure here, not in libmemcached,
+    # so the default 2 s back-off would make the next call fail fast.)
+    mc = pylibmc.Client([server.address], behaviors={"_poll_timeout": 300, "retry_timeout": 0})
     mc.set("p", 1)
     server.pause()
     time.sleep(0.1)  # SIGSTOP is asynchronous

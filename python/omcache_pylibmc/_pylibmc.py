@@ -196,6 +196,14 @@ UnknownStatKey: Type[Error] = _BY_NAME["UnknownStatKey"]
 
 def _mapped_class(e: Exception, binary: bool) -> Tuple[Type[Error], int]:
     """The pylibmc class (and libmemcached return code) for an omcache exception."""
+    if isinstance(e, oexc.ConnectionError):
+        # A call not sent because its server failed recently or is dead
+        # (the engine's ServerDownError, told apart by its message).
+        msg = str(e)
+        if " is down after a failure" in msg:
+            return ServerDown, 47
+        if " is marked dead" in msg:
+            return ServerDead, 35
     if isinstance(e, oexc.TimeoutError):
         return Error, _RC_TIMEOUT
     table: List[Tuple[Type[BaseException], Type[Error]]] = [
@@ -445,7 +453,8 @@ _DEFAULTS: Dict[str, int] = {
 }
 # Behaviors that change what the engine must be built with.
 _ENGINE_BEHAVIORS = {"hash", "ketama", "ketama_weighted", "distribution", "_sort_hosts",
-                     "connect_timeout", "send_timeout", "receive_timeout", "_poll_timeout"}
+                     "connect_timeout", "send_timeout", "receive_timeout", "_poll_timeout",
+                     "retry_timeout", "dead_timeout", "failure_limit", "remove_failed", "auto_eject"}
 
 
 def _int32(v: int) -> int:
@@ -581,11 +590,26 @@ class _Settings:
             # distribution set after the servers were added (as here) turns
             # weighting off again, exactly as in libmemcached.
             opts["behaviors"] = {"distribution": _DIST_NAMES[self.distribution]}
+        # Timeouts and failure handling as docs/failover.md maps them.
         connect = v["connect_timeout"]
         opts["connect_timeout"] = min(connect / 1000.0, 86400.0) if connect > 0 else 4.0
-        io = [ms / 1000.0 for ms in (v["_poll_timeout"],) if ms > 0]
-        io += [us / 1e6 for us in (v["receive_timeout"], v["send_timeout"]) if us > 0]
-        opts["io_timeout"] = max(min(min(io), 86400.0), 0.001) if io else 5.0
+        sock = max(v["receive_timeout"], v["send_timeout"])
+        if sock > 0:
+            io = sock / 1e6
+        elif v["_poll_timeout"] > 0:
+            io = v["_poll_timeout"] / 1000.0
+        else:
+            io = 5.0  # libmemcached: 0 fails at once, < 0 waits forever
+        opts["io_timeout"] = min(max(io, 0.001), 86400.0)
+        retry, dead = max(v["retry_timeout"], 0), max(v["dead_timeout"], 0)
+        opts["failure_limit"] = v["failure_limit"]
+        opts["retry_timeout"] = float(retry)
+        opts["reconnect_timeout"] = float(dead or retry or 1)
+        opts["dead_timeout"] = None
+        # Ejecting dead servers is libmemcached's only failover, and it only
+        # rebuilds consistent distributions: with modula a dead server's keys
+        # keep failing (ServerDead) however auto_eject is set.
+        opts["auto_eject"] = opts["failover"] = self.auto_eject and self.distribution in _CONSISTENT
         return opts
 
 
