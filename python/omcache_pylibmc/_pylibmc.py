@@ -1192,9 +1192,9 @@ class client:
             not_deleted = self._om_mc.delete_multi(wires, errors=errors)
         except oexc.Error as e:
             raise _translate(e, self._om_binary, "memcached_delete") from e
-        for e in errors.values():
-            if not isinstance(e, oexc.NotFoundError):
-                raise _translate(e, self._om_binary, "memcached_delete") from e
+        for err in errors.values():
+            if not isinstance(err, oexc.NotFoundError):
+                raise _translate(err, self._om_binary, "memcached_delete") from err
         return all_ok and (not not_deleted or self._om_noreply)
 
     # -- servers ----------------------------------------------------------------

@@ -3,7 +3,7 @@ spec strings, named behaviors and the mapping interface."""
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union, cast
 
 from omcache_pylibmc import _pylibmc
 from omcache_pylibmc.consts import (
@@ -187,7 +187,7 @@ class Client(_pylibmc.client):
 
     def clone(self) -> "Client":
         """An independent copy with its own connections (for another thread)."""
-        obj = super().clone()
+        obj = cast("Client", super().clone())
         obj.addresses = list(self.addresses)
         obj.binary = self.binary
-        return obj  # type: ignore[return-value]
+        return obj
