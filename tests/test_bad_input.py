@@ -4,6 +4,7 @@ working (pylibmc aborts the whole interpreter on some of these)."""
 
 from __future__ import annotations
 
+import gc
 import os
 import pickle
 import subprocess
@@ -24,6 +25,14 @@ Exc = Union[Type[BaseException], Tuple[Type[BaseException], ...]]
 # What pickle itself raises for objects it cannot pickle (a lambda gives
 # AttributeError "Can't pickle local object", a lock TypeError).
 UNPICKLABLE = (TypeError, AttributeError, pickle.PicklingError)
+
+
+@pytest.fixture(autouse=True)
+def _collect_clients() -> Iterator[None]:
+    """Free this test's clients now rather than during a later test (some
+    tests count the engine's live clients)."""
+    yield
+    gc.collect()
 
 
 class Env:
