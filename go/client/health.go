@@ -203,6 +203,14 @@ type health struct {
 	// epoch changes when the server recovers, so that calls admitted before
 	// it died and failing after it came back do not count against it.
 	epoch atomic.Uint64
+	// st mirrors state for the lock-free checks of calls to healthy
+	// servers while another one is down.
+	st atomic.Int32
+}
+
+func (h *health) setState(s ServerState) {
+	h.state = s
+	h.st.Store(int32(s))
 }
 
 // ejected is the placement rebuilt over the live servers by the Ejector.
@@ -240,6 +248,9 @@ func (c *Client) route(key []byte) (int, error) {
 func (c *Client) routeTroubled(key []byte, si int) (int, error) {
 	now := c.now()
 	c.startDueProbes(now)
+	if si >= 0 && si < len(c.servers) && ServerState(c.servers[si].h.st.Load()) == Healthy {
+		return si, nil
+	}
 	c.hmu.Lock()
 	defer c.hmu.Unlock()
 	if si < 0 || si >= len(c.servers) {
@@ -306,7 +317,7 @@ func (c *Client) record(si int, epoch uint64, err error) {
 		return
 	}
 	if !isFailure(err) {
-		if c.troubled.Load() == 0 {
+		if ServerState(c.servers[si].h.st.Load()) != Failing {
 			return
 		}
 		c.hmu.Lock()
@@ -327,7 +338,7 @@ func (c *Client) record(si int, epoch uint64, err error) {
 		return
 	}
 	if h.state == Healthy {
-		h.state = Failing
+		h.setState(Failing)
 		h.failures = 0
 		h.since = now
 		c.troubled.Add(1)
@@ -336,7 +347,7 @@ func (c *Client) record(si int, epoch uint64, err error) {
 	h.last = err
 	if c.policy.failureLimit > 0 && h.failures >= c.policy.failureLimit ||
 		c.policy.dead > 0 && now.Sub(h.since) >= c.policy.dead {
-		h.state = Dead
+		h.setState(Dead)
 		h.until = now.Add(c.policy.reconnect)
 		c.rescheduleLocked()
 		c.ejectLocked()
@@ -352,7 +363,7 @@ func (c *Client) record(si int, epoch uint64, err error) {
 func (c *Client) setHealthyLocked(si int) {
 	h := &c.servers[si].h
 	wasDead := h.state == Dead
-	h.state = Healthy
+	h.setState(Healthy)
 	h.failures = 0
 	h.last = nil
 	h.until = time.Time{}
