@@ -330,6 +330,33 @@ def _inflate(data: bytes) -> bytes:
         raise Error(f"Failed to decompress value: {e}") from e
 
 
+def _serialize(value: Any, pickle_protocol: int) -> Tuple[bytes, int]:
+    """pylibmc's native serialisation (see client.serialize)."""
+    if isinstance(value, bytes):
+        return value, 0
+    if isinstance(value, str):
+        return value.encode("utf-8"), _F_TEXT
+    if isinstance(value, bool):
+        return (b"1" if value else b"0"), _F_INTEGER
+    if isinstance(value, int):
+        return str(value).encode("ascii"), _F_LONG
+    return pickle.dumps(value, pickle_protocol), _F_PICKLE
+
+
+def _deserialize(data: bytes, flags: int) -> Any:
+    """pylibmc's native deserialisation (see client.deserialize)."""
+    kind = flags & _F_TYPES
+    if kind == 0:
+        return data
+    if kind == _F_TEXT:
+        return data.decode("utf-8")
+    if kind == _F_INTEGER or kind == _F_LONG:
+        return int(data)
+    if kind == _F_PICKLE:
+        return pickle.loads(data)
+    raise Error(f"unknown memcached key flags {kind}")
+
+
 # -- server lists -------------------------------------------------------------
 
 ServerTuple = Tuple[int, str, int, int]
@@ -649,6 +676,7 @@ class client:
             raise TypeError(f"'{type(binary).__name__}' object cannot be interpreted as an integer") from None
         self._om_settings = _Settings(is_binary)
         self._om_namespace = b""
+        self._om_codecs()
         if behaviors is not None:
             self._om_apply(behaviors, rebuild=False)
         tuples = _server_tuples(it)
@@ -730,33 +758,25 @@ class client:
     def serialize(self, value: Any) -> Tuple[bytes, int]:
         """Return (bytes, flags) for value: bytes raw (0), str UTF-8 (16),
         bool b"1"/b"0" (2), int decimal (4), anything else pickled (1)."""
-        if isinstance(value, bytes):
-            return value, 0
-        if isinstance(value, str):
-            return value.encode("utf-8"), _F_TEXT
-        if isinstance(value, bool):
-            return (b"1" if value else b"0"), _F_INTEGER
-        if isinstance(value, int):
-            return str(value).encode("ascii"), _F_LONG
-        return pickle.dumps(value, self._om_settings.values["pickle_protocol"]), _F_PICKLE
+        return _serialize(value, self._om_settings.values["pickle_protocol"])
 
     def deserialize(self, bytes_: bytes, flags: int) -> Any:
         """Return the value (bytes_, flags) stands for; raise CacheMiss in an
         override to turn a read into a miss.  flags may include zlib's 8 (the
         data is already inflated)."""
-        kind = _c_uint("flags", flags) & _F_TYPES
-        if kind == 0:
-            return bytes_
-        if kind == _F_TEXT:
-            return bytes_.decode("utf-8")
-        if kind == _F_INTEGER or kind == _F_LONG:
-            return int(bytes_)
-        if kind == _F_PICKLE:
-            return pickle.loads(bytes_)
-        raise Error(f"unknown memcached key flags {kind}")
+        return _deserialize(bytes_, _c_uint("flags", flags))
+
+    def _om_codecs(self) -> None:
+        """Note whether serialize/deserialize are overridden (pylibmc checks
+        the class once, when the client is made)."""
+        cls = type(self)
+        self._om_native_ser = cls.serialize is client.serialize
+        self._om_native_de = cls.deserialize is client.deserialize
 
     def _om_encode(self, value: Any) -> Tuple[bytes, int]:
         """serialize(value), checked as pylibmc checks an override's result."""
+        if self._om_native_ser:
+            return _serialize(value, self._om_settings.values["pickle_protocol"])
         r = self.serialize(value)
         if not isinstance(r, tuple) or len(r) < 2 or not isinstance(r[1], int):
             raise ValueError("serialize() must return (bytes, flags)")
@@ -771,6 +791,8 @@ class client:
         """Inflate if needed, then deserialize; CacheMiss propagates."""
         if flags & _F_ZLIB:
             data = _inflate(data)
+        if self._om_native_de:
+            return _deserialize(data, flags)
         return self.deserialize(data, flags)
 
     # -- reads ----------------------------------------------------------------
@@ -836,12 +858,18 @@ class client:
         wires: List[bytes] = []
         result_key: Dict[bytes, Any] = {}
         for k in keys:
-            kb = _normalized(k)
+            if type(k) is str:
+                kb = k.encode("utf-8")
+                result_key[kb] = k
+            else:
+                kb = _key_arg(k)
+                if kb not in result_key or isinstance(k, str):
+                    result_key[kb] = k
+            if len(kb) > _MAX_KEY:
+                raise ValueError(f"key length {len(kb)} too long, max is {_MAX_KEY}")
             full = prefix + kb if prefix else kb
             if not full:
                 continue
-            if isinstance(k, str) or kb not in result_key:
-                result_key[kb] = k
             wire = ns + full if ns else full
             if len(wire) > _MAX_KEY:
                 raise BadKeyProvided(f"{_lead('memcached_mget', BadKeyProvided.retcode, None)}: key {full[:32]!r} is longer than {_MAX_KEY} bytes")  # type: ignore[attr-defined]
@@ -876,9 +904,10 @@ class client:
                 raise _translate(err, True, "memcached_mget") from err
         skip = len(self._om_namespace) + len(prefix)
         out: Dict[Any, Any] = {}
+        decode = self._om_decode
         for wire, item in items.items():
             try:
-                out[result_key[wire[skip:]]] = self._om_decode(item.value, item.flags)
+                out[result_key[wire[skip:] if skip else wire]] = decode(item.value, item.flags)
             except CacheMiss:
                 continue
         del result_key
@@ -1313,6 +1342,7 @@ class client:
         servers and settings (and its own connections)."""
         other = type(self).__new__(type(self))
         other._om_settings = self._om_settings.copy()
+        other._om_codecs()
         other._om_namespace = self._om_namespace
         other._om_servers = list(self._om_servers)
         other._om_mc = other._om_build()
