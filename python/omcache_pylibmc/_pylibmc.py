@@ -885,8 +885,9 @@ class client:
         """Return {key: value} for the keys that hit; keys are returned as
         given (str or bytes), without ``key_prefix``.  Empty keys are skipped.
 
-        In text mode (binary=False) a failing server leaves its keys out; in
-        binary mode it raises, as pylibmc does.
+        In text mode (binary=False) a failing server leaves its keys out (it
+        raises when no server answered); in binary mode it raises, as pylibmc
+        does.
         """
         prefix = _prefix_arg(key_prefix)
         wires, result_key = self._om_multi_keys(keys, prefix)
@@ -898,10 +899,12 @@ class client:
             items = self._om_mc.get_multi_items(wires, errors=errors)
         except oexc.Error as e:
             raise _translate(e, self._om_binary, "memcached_mget") from e
-        del wires
-        for err in errors.values():
-            if not isinstance(err, oexc.NotFoundError) and self._om_settings.binary:
-                raise _translate(err, True, "memcached_mget") from err
+        failures = [err for err in errors.values() if not isinstance(err, oexc.NotFoundError)]
+        # Binary mode raises for any failing server; text mode only when no
+        # server answered at all (libmemcached's mget then fails as a whole).
+        if failures and (self._om_settings.binary or len(failures) == len(set(wires))):
+            raise _translate(failures[0], self._om_binary, "memcached_mget") from failures[0]
+        del failures, wires
         skip = len(self._om_namespace) + len(prefix)
         out: Dict[Any, Any] = {}
         decode = self._om_decode
