@@ -17,11 +17,11 @@ A Family carries:
   deliberately differs; those entries are overridden in the emulation's
   family and commented there.
 
-Adding a pylibmc family pair: write a ``PYLIBMC_EXPECT`` with every key of
-``COMMON_KEYS``, two builders like ``_memcache_family`` with api="pylibmc",
-and add them to ``FAMILY_BUILDERS``.  ``family`` (conftest.py) then runs the
-common tests on them; API-specific tests get their own fixture
-(``memcache_family`` runs only api == "memcache").
+The pylibmc pair (the real pylibmc 1.6.3 and omcache_pylibmc, api="pylibmc")
+runs the common tests too; optional keys (``<name>:get``, ``dead_flush_all``,
+``set_multi_oversize``, ``stats_value_type``, ``stats_groups``) give an
+answer where one API's calls differ among themselves.  API-specific tests get
+their own fixture (``memcache_family`` runs only api == "memcache").
 """
 
 from __future__ import annotations
@@ -184,10 +184,99 @@ def _omcache_memcache() -> Family:
     )
 
 
+def _pylibmc_expect(module: ModuleType) -> Dict[str, Any]:
+    """pylibmc 1.6.3's answers (text protocol, its default); omcache_pylibmc
+    must give the same.  Keys "<name>:get" are get's answer where it differs
+    from set's."""
+    m = module
+    return {
+        # bool is stored as b"1" under the integer flag and reads back as int
+        "bool_roundtrip": 1,
+        "set_ok": True,
+        "add_new": True,
+        "add_existing": False,
+        "replace_missing": False,
+        "append_missing": False,
+        "delete_hit": True,
+        "delete_miss": False,
+        "incr_miss": Raises(m.NotFound),
+        "incr_non_numeric": Raises(m.ClientError),
+        "incr_negative_delta": Raises(ValueError),
+        "touch_hit": True,
+        "touch_miss": False,
+        "delete_multi": True,
+        # memcached refuses both (item header and key count against -I 1m)
+        "value_over_client_limit": Raises(m.TooBig),
+        "value_at_server_limit": Raises(m.TooBig),
+        "set_multi_oversize": Raises(m.TooBig),
+        "key_too_long": Raises(ValueError),
+        # get of a key the text protocol cannot carry is a miss; set raises
+        "key_with_space": Raises(m.ClientError),
+        "key_with_space:get": None,
+        "key_with_newline": Raises(m.SocketCreateError),
+        "key_with_newline:get": None,
+        "key_none": Raises(TypeError),
+        "key_empty": False,
+        "key_empty:get": None,
+        "key_int": Raises(TypeError),
+        # the first call reports the refused connection, later ones (within
+        # retry_timeout) ServerDown: both are pylibmc.Error
+        "dead_get": Raises(m.ConnectionError),
+        "dead_set": Raises(m.Error),
+        "dead_get_multi": Raises(m.Error),
+        "dead_set_multi": Raises(m.Error),
+        "dead_delete": Raises(m.Error),
+        "dead_incr": Raises(m.Error),
+        "dead_touch": Raises(m.Error),
+        "dead_delete_multi": Raises(m.Error),
+        "dead_get_stats": Raises(m.SomeErrors),
+        "dead_flush_all": Raises(m.SomeErrors),
+        "flush_all": True,
+        "stats_name": lambda address: f"{address} (0)".encode(),
+        "stats_value_type": bytes,
+        # libmemcached answers get_stats("items") with its 22 general names, zeroed
+        "stats_groups": False,
+    }
+
+
+def _real_pylibmc() -> Family:
+    import pylibmc
+
+    return Family(
+        name="pylibmc",
+        api="pylibmc",
+        real=True,
+        module=pylibmc,
+        make=lambda servers, **kw: pylibmc.Client(servers, **kw),
+        expect=_pylibmc_expect(pylibmc),
+    )
+
+
+def _omcache_pylibmc() -> Family:
+    import omcache_pylibmc
+
+    expect = _pylibmc_expect(omcache_pylibmc)
+    # Deliberate differences (docs/pylibmc.md): a newline in a text-mode key
+    # is refused like a space (pylibmc breaks its connection), and stats
+    # groups are the server's.
+    expect["key_with_newline"] = Raises(omcache_pylibmc.ClientError)
+    expect["stats_groups"] = True
+    return Family(
+        name="omcache_pylibmc",
+        api="pylibmc",
+        real=False,
+        module=omcache_pylibmc,
+        make=lambda servers, **kw: omcache_pylibmc.Client(servers, **kw),
+        expect=expect,
+    )
+
+
 #: Every family, by name; the suite is parametrised over this.
 FAMILY_BUILDERS: Dict[str, Callable[[], Family]] = {
     "python-memcached": _real_python_memcached,
     "omcache.memcache": _omcache_memcache,
+    "pylibmc": _real_pylibmc,
+    "omcache_pylibmc": _omcache_pylibmc,
 }
 
 

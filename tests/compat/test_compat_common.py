@@ -117,8 +117,11 @@ def test_multi_calls_with_key_prefix(family: Family, make: Callable[..., Any]) -
 
 def test_set_multi_reports_values_over_the_limit(family: Family, make: Callable[..., Any]) -> None:
     mc = make(family)
-    failed = mc.set_multi({"ok": "x", "big": b"x" * (2 * 1024 * 1024)})
-    assert list(failed) == ["big"]
+    expected = family.expect.get("set_multi_oversize", ["big"])
+    if isinstance(expected, list):
+        assert list(mc.set_multi({"ok": "x", "big": b"x" * (2 * 1024 * 1024)})) == expected
+    else:
+        check(expected, mc.set_multi, {"ok": "x", "big": b"x" * (2 * 1024 * 1024)})
 
 
 def test_value_size_limits(family: Family, make: Callable[..., Any]) -> None:
@@ -144,7 +147,7 @@ def test_value_size_limits(family: Family, make: Callable[..., Any]) -> None:
 )
 def test_invalid_keys(family: Family, make: Callable[..., Any], name: str, key: Any) -> None:
     mc = make(family)
-    check(family.expect[name], mc.get, key)
+    check(family.expect.get(f"{name}:get", family.expect[name]), mc.get, key)
     check(family.expect[name], mc.set, key, "v")
 
 
@@ -167,7 +170,7 @@ def test_dead_server(family: Family, dead_address: str) -> None:
     check(e["dead_touch"], mc.touch, "a", 10)
     check(e["dead_delete_multi"], mc.delete_multi, ["a", "b"])
     check(e["dead_get_stats"], mc.get_stats)
-    check(e["flush_all"], mc.flush_all)
+    check(e.get("dead_flush_all", e["flush_all"]), mc.flush_all)
 
 
 def test_flush_all(family: Family, make: Callable[..., Any]) -> None:
@@ -185,6 +188,11 @@ def test_get_stats(family: Family, make: Callable[..., Any], compat_server: Any)
     name, d = stats[0]
     assert name == family.expect["stats_name"](compat_server.address)
     assert int(d["total_items"]) >= 1 and int(d["curr_connections"]) >= 1
-    assert all(isinstance(k, str) and isinstance(v, str) for k, v in d.items())
+    value_type = family.expect.get("stats_value_type", str)
+    assert all(isinstance(k, str) and isinstance(v, value_type) for k, v in d.items())
     ((name2, items),) = mc.get_stats("items")
-    assert name2 == name and int(items["items:1:number"]) >= 1
+    assert name2 == name
+    if family.expect.get("stats_groups", True):
+        assert int(items["items:1:number"]) >= 1
+    else:
+        assert "items:1:number" not in items
