@@ -178,3 +178,17 @@ def test_autoconf_from_config_get() -> None:
         t.join(5)
         lst.close()
     assert auto.addresses == ["10.0.0.1:11211", "host-b:11212"]
+
+
+def test_interactive_shell(server: MemcachedProcess) -> None:
+    """``python -m omcache_pylibmc`` asks for servers, then gives a console with ``mc``."""
+    import subprocess
+    import sys
+
+    script = f"{server.address}\n\nmc.set('shell', 41)\nprint('got', mc.incr('shell'), pylibmc.__name__)\n"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    r = subprocess.run([sys.executable, "-m", "omcache_pylibmc", "--binary"], input=script,
+                       capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "got 42 omcache_pylibmc" in r.stdout
+    assert pylibmc.Client([server.address]).get("shell") == 42
