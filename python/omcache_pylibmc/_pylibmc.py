@@ -628,8 +628,9 @@ class _Settings:
         else:
             io = 5.0  # libmemcached: 0 fails at once, < 0 waits forever
         opts["io_timeout"] = min(max(io, 0.001), 86400.0)
-        retry, dead = max(v["retry_timeout"], 0), max(v["dead_timeout"], 0)
-        opts["failure_limit"] = v["failure_limit"]
+        retry = min(max(v["retry_timeout"], 0), 86400)
+        dead = min(max(v["dead_timeout"], 0), 86400)
+        opts["failure_limit"] = min(v["failure_limit"], 1 << 31)
         opts["retry_timeout"] = float(retry)
         opts["reconnect_timeout"] = float(dead or retry or 1)
         opts["dead_timeout"] = None
