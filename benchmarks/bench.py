@@ -1,0 +1,564 @@
+"""omcache against the other Python memcached clients: `make bench`.
+
+    python benchmarks/bench.py [--reps 5] [--scale 1.0] [--clients a,b] [--workloads a,b]
+                               [--out-dir docs] [--json FILE] [--no-chart]
+
+Starts three real memcached servers on loopback (/usr/bin/memcached, -I 2m so
+that 1 MiB values fit), then runs benchmarks/bench_worker.py once per
+(repetition, workload, client): every measurement is a fresh process, and the
+clients of one workload run one after the other in a shuffled order within
+each repetition, so slow drifts of a shared machine hit all of them alike.
+It also times ``python -c "import X"`` (and import plus a first get) against
+``python -c pass``.
+
+Writes docs/benchmarks.md (machine, versions, command, the full table of
+medians and ratios to the best peer, and each target of issue 10 as met or
+missed) and docs/benchmarks.png (a chart of the ratios).  Compare ratios
+within one run only: absolute times depend on the machine and its load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.util
+import json
+import os
+import platform
+import random
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+HERE = Path(__file__).resolve().parent
+WORKER = HERE / "bench_worker.py"
+ROOT = HERE.parent
+
+sys.path.insert(0, str(HERE))
+import bench_worker  # noqa: E402  (the worker's tables of clients and workloads)
+
+#: Operations per measurement at --scale 1: about 0.3-0.5 s for the fast clients on a 2-core VM.
+OPS: Dict[str, int] = {
+    "get 10 B": 4000,
+    "get 1 KB": 4000,
+    "get miss": 4000,
+    "set 10 B": 4000,
+    "set 1 KB": 4000,
+    "incr": 4000,
+    "get_multi 100, 1 server": 400,
+    "get_multi 100, 3 servers": 300,
+    "set_multi 100": 300,
+    "delete_multi 100": 150,
+    "set+get 100 KB": 800,
+    "set+get 1 MB": 80,
+    "get 10 B, 1 thread": 4000,
+    "get 10 B, 2 threads": 4000,
+    "get 10 B, 4 threads": 4000,
+}
+
+OMCACHE = "omcache"
+OMCACHE_CLIENTS = ["omcache", "omcache_pylibmc", "omcache.memcache"]
+PEERS = ["pylibmc", "pylibmc tcp_nodelay", "pymemcache", "pymemcache noreply=False", "python-memcached"]
+FLOOR = "raw floor"
+PYLIBMC = ["pylibmc", "pylibmc tcp_nodelay"]
+SINGLE = ["get 10 B", "get 1 KB", "get miss", "set 10 B", "set 1 KB", "incr"]
+THREADS = ["get 10 B, 1 thread", "get 10 B, 2 threads", "get 10 B, 4 threads"]
+
+#: What each client's import costs (and import plus one get), timed against `python -c pass`.
+IMPORTS: Dict[str, Tuple[str, str]] = {
+    "omcache": ("import omcache", "omcache.Client([{addr!r}]).get('x')"),
+    "omcache_pylibmc": ("import omcache_pylibmc", "omcache_pylibmc.Client([{addr!r}]).get('x')"),
+    "pylibmc": ("import pylibmc", "pylibmc.Client([{addr!r}]).get('x')"),
+    "pymemcache": ("import pymemcache.client.base", "pymemcache.client.base.Client({addr!r}).get('x')"),
+    "python-memcached": ("import memcache", "memcache.Client([{addr!r}]).get('x')"),
+}
+IMPORT_LIMIT_MS = 50.0
+
+
+# -- running -----------------------------------------------------------------
+
+
+def run_worker(args: List[str], timeout: float) -> Dict[str, Any]:
+    """Run one worker; its last stdout line is a JSON verdict."""
+    try:
+        p = subprocess.run([sys.executable, str(WORKER), *args], capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"ok": False, "available": True, "error": f"worker timed out after {timeout:.0f}s"}
+    lines = p.stdout.strip().splitlines()
+    try:
+        out: Dict[str, Any] = json.loads(lines[-1])
+    except (IndexError, ValueError):
+        tail = (p.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"ok": False, "available": True, "error": f"worker exited {p.returncode}: {tail}"}
+    return out
+
+
+def time_command(code: str, runs: int) -> List[float]:
+    out = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True, stdout=subprocess.DEVNULL)
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def measure_imports(clients: Sequence[str], addr: str, runs: int) -> Dict[str, Any]:
+    """Median ms of `python -c CODE` minus `python -c pass`, runs interleaved."""
+    codes: Dict[str, str] = {"pass": "pass"}
+    for c in clients:
+        if c in IMPORTS:
+            imp, call = IMPORTS[c]
+            codes[f"{c}: import"] = imp
+            codes[f"{c}: import + first get"] = imp + "; " + call.format(addr=addr)
+    samples: Dict[str, List[float]] = {k: [] for k in codes}
+    for _ in range(runs):
+        for name, code in codes.items():
+            samples[name] += time_command(code, 1)
+    base, fastest = statistics.median(samples["pass"]), min(samples["pass"])
+    return {
+        "python -c pass ms": base,
+        "runs": runs,
+        "rows": {k: statistics.median(v) - base for k, v in samples.items() if k != "pass"},
+        "min rows": {k: min(v) - fastest for k, v in samples.items() if k != "pass"},
+    }
+
+
+def machine_info() -> Dict[str, str]:
+    info: Dict[str, str] = {}
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info["CPU"] = f"{cpu or platform.processor() or 'unknown'}, {os.cpu_count()} logical CPUs"
+    info["Kernel"] = f"{platform.system()} {platform.release()}"
+    try:
+        osr = dict(line.split("=", 1) for line in Path("/etc/os-release").read_text().splitlines() if "=" in line)
+        info["OS"] = osr.get("PRETTY_NAME", "").strip('"')
+    except OSError:
+        pass
+    info["Python"] = f"{platform.python_implementation()} {platform.python_version()} ({sys.executable})"
+    info["Go"] = _go_version()
+    info["memcached"] = _output(["memcached", "-V"]) or "not found"
+    return info
+
+
+def _output(cmd: List[str], cwd: Optional[Path] = None) -> str:
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=30, cwd=cwd).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+
+
+def _go_version() -> str:
+    """The Go that built the engine (read from the .so), and the one on PATH."""
+    import omcache
+
+    pkg = Path(omcache.__file__).parent
+    built = ""
+    for so in sorted(pkg.glob("_gopy/_core*.so")):
+        built = _output(["go", "version", str(so)]).rsplit(":", 1)[-1].strip()
+    on_path = _output(["go", "version"]) or "not on PATH"
+    return f"engine built with {built or 'unknown'}; {on_path}"
+
+
+def omcache_source() -> str:
+    """Where the benchmarked omcache comes from: its git commit if it is a checkout."""
+    import omcache
+
+    pkg = Path(omcache.__file__).resolve().parent
+    top = _output(["git", "rev-parse", "--show-toplevel"], cwd=pkg)
+    rev = _output(["git", "rev-parse", "--short", "HEAD"], cwd=pkg)
+    if not top or not rev:
+        return f"{pkg} (not a git checkout)"
+    dirty = _output(["git", "status", "--porcelain", "--", "python", "go", "setup.py"], cwd=Path(top))
+    return f"{pkg}, commit {rev}" + (" with uncommitted changes in python/, go/ or setup.py" if dirty else "")
+
+
+# -- analysis ----------------------------------------------------------------
+
+
+class Results:
+    def __init__(self, clients: List[str], workloads: List[str]) -> None:
+        self.clients = clients
+        self.workloads = workloads
+        #: per repetition, the us per op of its fastest batch
+        self.us: Dict[Tuple[str, str], List[float]] = {}
+        #: per repetition, the us per op of every batch
+        self.batches: Dict[Tuple[str, str], List[List[float]]] = {}
+        self.errors: Dict[Tuple[str, str], str] = {}
+
+    def median(self, client: str, workload: str) -> Optional[float]:
+        v = self.us.get((client, workload))
+        return statistics.median(v) if v and (client, workload) not in self.errors else None
+
+    def spread(self, client: str, workload: str) -> Optional[float]:
+        v = self.us.get((client, workload))
+        if not v or (client, workload) in self.errors:
+            return None
+        return (max(v) - min(v)) / statistics.median(v)
+
+    def best_peer(self, workload: str) -> Optional[Tuple[str, float]]:
+        cands = [(m, c) for c in PEERS if (m := self.median(c, workload)) is not None]
+        if not cands:
+            return None
+        m, c = min(cands)
+        return c, m
+
+    def ratio(self, client: str, workload: str) -> Optional[float]:
+        m, bp = self.median(client, workload), self.best_peer(workload)
+        return None if m is None or bp is None else m / bp[1]
+
+
+def evaluate_targets(r: Results, imports: Optional[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Each target of issue 10 with its numbers; "met" is None when it could not be measured."""
+    out: List[Dict[str, Any]] = []
+
+    def add(target: str, detail: str, met: Optional[bool]) -> None:
+        out.append({"target": target, "measured": detail, "met": met})
+
+    def vs(workload: str, others: List[str], limit: float, label: str) -> None:
+        ours = r.median(OMCACHE, workload)
+        theirs = [(m, c) for c in others if (m := r.median(c, workload)) is not None]
+        target = f"{workload}: omcache <= {limit:.2f}x {label}"
+        if ours is None or not theirs:
+            add(target, "not measured", None)
+            return
+        m, c = min(theirs)
+        add(target, f"{ours:.1f} us vs {c} {m:.1f} us = {ours / m:.2f}x", ours / m <= limit)
+
+    for w in SINGLE:
+        vs(w, PYLIBMC, 1.00, "pylibmc (best of defaults and tcp_nodelay)")
+        vs(w, [FLOOR], 1.10, "the raw-socket floor")
+    for w in ("get_multi 100, 1 server", "get_multi 100, 3 servers"):
+        vs(w, PYLIBMC, 0.90, "pylibmc (best of defaults and tcp_nodelay)")
+    vs("set_multi 100", ["pymemcache"], 0.50, "pymemcache (defaults: noreply writes)")
+    vs("set_multi 100", ["pymemcache noreply=False"], 0.50, "pymemcache with default_noreply=False")
+    vs("set+get 1 MB", ["pymemcache"], 1.00, "pymemcache (defaults: noreply writes)")
+    vs("set+get 1 MB", ["pymemcache noreply=False"], 1.00, "pymemcache with default_noreply=False")
+
+    one, four = r.median(OMCACHE, THREADS[0]), r.median(OMCACHE, THREADS[2])
+    target = "4 threads sharing one omcache.Client: >= 1.6x one thread's throughput"
+    if one is None or four is None:
+        add(target, "not measured", None)
+    else:
+        add(target, f"{1e6 / four:,.0f} vs {1e6 / one:,.0f} gets/s = {one / four:.2f}x", one / four >= 1.6)
+
+    target = f'import omcache < {IMPORT_LIMIT_MS:.0f} ms (`python -c "import omcache"` minus `python -c pass`)'
+    rows = (imports or {}).get("rows", {})
+    if "omcache: import" not in rows:
+        add(target, "not measured", None)
+    else:
+        ms = rows["omcache: import"]
+        add(target, f"{ms:.1f} ms (import + first get: {rows.get('omcache: import + first get', float('nan')):.1f} ms)", ms < IMPORT_LIMIT_MS)
+    return out
+
+
+# -- report ------------------------------------------------------------------
+
+
+def fmt_cell(r: Results, client: str, workload: str) -> str:
+    if (client, workload) in r.errors:
+        return "error"
+    m = r.median(client, workload)
+    if m is None:
+        return "-"
+    ratio = r.ratio(client, workload)
+    return f"{m:,.1f} ({ratio:.2f}x)" if ratio is not None else f"{m:,.1f}"
+
+
+def write_markdown(
+    path: Path,
+    r: Results,
+    avail: Dict[str, Dict[str, Any]],
+    imports: Optional[Dict[str, Any]],
+    targets: List[Dict[str, Any]],
+    info: Dict[str, str],
+    args: argparse.Namespace,
+    servers: List[str],
+    started: float,
+    chart: Optional[Path],
+) -> None:
+    present = [c for c in r.clients if avail[c].get("available")]
+    missing = [c for c in r.clients if not avail[c].get("available")]
+    L: List[str] = []
+    L.append("# Benchmarks")
+    L.append("")
+    L.append("Generated by `make bench`; do not edit by hand. Numbers vary with the machine and its load:")
+    L.append("compare ratios within this run, not absolute times across runs or machines.")
+    L.append("")
+    L.append("## Run")
+    L.append("")
+    cmd = " ".join(shlex.quote(a) for a in ["python", "benchmarks/bench.py", *sys.argv[1:]])
+    L.append(f"- Command: `{cmd}`")
+    L.append(f"- Date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, "
+             f"{(time.monotonic() - started) / 60:.1f} minutes")
+    for k, v in info.items():
+        L.append(f"- {k}: {v}")
+    L.append(f"- omcache source: {omcache_source()}")
+    L.append("- Clients:")
+    for c in r.clients:
+        a = avail[c]
+        what = a["version"] if a.get("available") else f"**not available** ({a.get('error', '')})"
+        L.append(f"  - {c}: {what}")
+    L.append(f"- Servers: {len(servers)} memcached processes on loopback TCP ({', '.join(servers)}), "
+             "`-t 2 -U 0 -I 2m`, started by the benchmark")
+    L.append(f"- {args.reps} repetitions; each measurement is a fresh process (`benchmarks/bench_worker.py`) "
+             f"that connects, stores and checks its keys, warms up, then times the operations below "
+             f"(at --scale {args.scale:g}) in {args.batches} batches. A repetition counts its fastest batch: "
+             "other processes on a shared machine stall some batches for a while, they never speed one up.")
+    L.append("")
+    L.append("## Targets (issue 10)")
+    L.append("")
+    L.append("| target | measured (medians) | result |")
+    L.append("|---|---|---|")
+    for t in targets:
+        verdict = {True: "met", False: "**missed**", None: "not measured"}[t["met"]]
+        L.append(f"| {t['target']} | {t['measured']} | {verdict} |")
+    L.append("")
+    met = sum(1 for t in targets if t["met"] is True)
+    L.append(f"{met} of {len(targets)} targets met.")
+    L.append("")
+    L.append("## Results")
+    L.append("")
+    L.append("Median over the repetitions of the microseconds per operation (of each repetition's fastest batch),")
+    L.append("and in parentheses the ratio to the")
+    L.append("best peer of that row (the fastest of " + ", ".join(PEERS) + "); below 1.00x is faster than")
+    L.append("every peer. For the thread rows the time is wall time divided by all the threads' gets")
+    L.append("(the inverse of throughput).")
+    L.append("")
+    L.append("| workload | ops | " + " | ".join(present) + " | best peer |")
+    L.append("|---|---:|" + "---:|" * len(present) + "---|")
+    for w in r.workloads:
+        bp = r.best_peer(w)
+        cells = [fmt_cell(r, c, w) for c in present]
+        L.append(f"| {w} | {max(1, int(OPS[w] * args.scale))} | " + " | ".join(cells) + f" | {bp[0] if bp else '-'} |")
+    if missing:
+        L.append("")
+        L.append("Not available, so not in the table: " + ", ".join(f"{c} ({avail[c].get('error', '')})" for c in missing) + ".")
+    if r.errors:
+        L.append("")
+        L.append("Errors (the measurement is left out):")
+        L.append("")
+        for (c, w), e in sorted(r.errors.items()):
+            L.append(f"- {c}, {w}: {e}")
+    threads_present = [w for w in THREADS if w in r.workloads]
+    if threads_present:
+        L.append("")
+        L.append("### Threads sharing one client")
+        L.append("")
+        L.append("Gets per second (median), and the scaling over one thread. How each client is shared:")
+        L.append("")
+        for c in present:
+            L.append(f"- {c}: {bench_worker.CLIENTS[c].sharing}")
+        L.append("")
+        L.append("| threads | " + " | ".join(present) + " |")
+        L.append("|---|" + "---:|" * len(present))
+        for w in threads_present:
+            cells = []
+            for c in present:
+                m, one = r.median(c, w), r.median(c, THREADS[0])
+                if m is None:
+                    cells.append("error" if (c, w) in r.errors else "-")
+                else:
+                    cells.append(f"{1e6 / m:,.0f}" + (f" ({one / m:.2f}x)" if one is not None else ""))
+            L.append(f"| {w.split(', ')[1]} | " + " | ".join(cells) + " |")
+    L.append("")
+    L.append("### Spread")
+    L.append("")
+    L.append("(max - min) / median of the repetitions' values, per cell: how much to trust a ratio.")
+    L.append("")
+    L.append("| workload | " + " | ".join(present) + " |")
+    L.append("|---|" + "---:|" * len(present))
+    for w in r.workloads:
+        cells = []
+        for c in present:
+            s = r.spread(c, w)
+            cells.append("-" if s is None else f"{s * 100:.0f}%")
+        L.append(f"| {w} | " + " | ".join(cells) + " |")
+    if imports:
+        L.append("")
+        L.append("### Import time")
+        L.append("")
+        L.append(f"{imports['runs']} runs of `python -c CODE`, interleaved; the median minus the median of "
+                 f"`python -c pass` ({imports['python -c pass ms']:.1f} ms), and the fastest minus the fastest. "
+                 "The first get includes constructing the client, connecting and one round trip (for omcache it "
+                 "also loads the Go engine).")
+        L.append("")
+        L.append("| code | ms (medians) | ms (fastest) |")
+        L.append("|---|---:|---:|")
+        for k, v in imports["rows"].items():
+            L.append(f"| {k} | {v:.1f} | {imports['min rows'][k]:.1f} |")
+    if chart is not None:
+        L.append("")
+        L.append("## Chart")
+        L.append("")
+        L.append(f"![ratio to the best peer per workload]({chart.name})")
+    L.append("")
+    L.append("## Notes")
+    L.append("")
+    L.append("- pymemcache's defaults send writes with `noreply`: `set`, `set_many` and `delete_many` return")
+    L.append("  without waiting for the server, so write errors are never seen. `pymemcache noreply=False`")
+    L.append("  waits for the replies as the other clients do.")
+    L.append("- pylibmc talks the text protocol by default, as do pymemcache and python-memcached; omcache and")
+    L.append("  the raw floor use the binary protocol. The 3-server rows use each client's own key placement.")
+    L.append("- The raw floor (`RawFloor` in benchmarks/bench_worker.py) is a minimal Python client on a")
+    L.append("  blocking socket: binary requests built with struct per call, replies read by length.")
+    L.append("- delete_multi times only the delete: an untimed set_multi recreates the keys before each call.")
+    L.append("")
+    path.write_text("\n".join(L))
+
+
+def write_chart(path: Path, r: Results, avail: Dict[str, Dict[str, Any]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    present = [c for c in r.clients if avail[c].get("available")]
+    workloads = [w for w in r.workloads if r.best_peer(w) is not None]
+    n = len(present)
+    height = 0.8 / max(1, n)
+    fig, ax = plt.subplots(figsize=(10, 1.5 + 0.5 * len(workloads) * max(1.0, n / 4)))
+    cmap = plt.get_cmap("tab10")
+    for i, c in enumerate(present):
+        ys, xs = [], []
+        for j, w in enumerate(workloads):
+            ratio = r.ratio(c, w)
+            if ratio is not None:
+                ys.append(j + (i - (n - 1) / 2) * height)
+                xs.append(ratio)
+        ours = c in OMCACHE_CLIENTS
+        ax.barh(ys, xs, height=height, color=cmap(i % 10), label=c,
+                edgecolor="black" if ours else "none", linewidth=0.6 if ours else 0)
+    ax.axvline(1.0, color="black", linewidth=0.8)
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:g}x"))
+    ax.xaxis.set_minor_formatter(
+        matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:g}x" if f"{x:g}"[0] in "25" else "")
+    )
+    ax.tick_params(axis="x", which="minor", labelsize=7)
+    ax.set_yticks(range(len(workloads)))
+    ax.set_yticklabels(workloads)
+    ax.set_ylim(len(workloads) - 0.5, -0.5)
+    ax.set_xlabel("median time per operation / best peer's (log scale; left of 1x is faster than every peer)")
+    ax.set_title("Python memcached clients on one machine, one run (omcache's clients outlined)")
+    ax.grid(axis="x", which="both", alpha=0.3)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.06), ncol=min(4, n), fontsize=8, frameon=False)
+    fig.savefig(path, dpi=90, bbox_inches="tight")
+    plt.close(fig)
+
+
+# -- main --------------------------------------------------------------------
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--scale", type=float, default=1.0, help="multiply every workload's op count")
+    ap.add_argument("--batches", type=int, default=10, help="batches per measurement; the fastest one counts")
+    ap.add_argument("--clients", help="comma-separated subset of: " + ", ".join(bench_worker.CLIENTS))
+    ap.add_argument("--workloads", help="comma-separated subset of: " + ", ".join(OPS))
+    ap.add_argument("--import-runs", type=int, default=21, help="runs per import timing (0: skip)")
+    ap.add_argument("--out-dir", type=Path, default=ROOT / "docs", help="where benchmarks.md and benchmarks.png go")
+    ap.add_argument("--json", type=Path, help="also write every sample as JSON")
+    ap.add_argument("--no-chart", action="store_true", help="skip the PNG (matplotlib not needed)")
+    args = ap.parse_args(argv)
+
+    clients = args.clients.split(",") if args.clients else list(bench_worker.CLIENTS)
+    workloads = args.workloads.split(",") if args.workloads else list(OPS)
+    for c in clients:
+        if c not in bench_worker.CLIENTS:
+            ap.error(f"unknown client {c!r}")
+    for w in workloads:
+        if w not in OPS:
+            ap.error(f"unknown workload {w!r}")
+    if not args.no_chart:
+        if importlib.util.find_spec("matplotlib") is None:
+            ap.error("the chart needs matplotlib (pip install matplotlib), or pass --no-chart")
+
+    from omcache.testing import MemcachedProcess
+
+    started = time.monotonic()
+    info = machine_info()
+    procs = [MemcachedProcess(extra_args=["-I", "2m"]) for _ in range(3)]
+    try:
+        for p in procs:
+            p.start()
+        servers = [p.address for p in procs]
+        joined = ",".join(servers)
+
+        avail = {c: run_worker(["--client", c, "--probe", "--servers", joined], timeout=60) for c in clients}
+        for c, a in avail.items():
+            state = a.get("version") if a.get("available") else f"not available: {a.get('error')}"
+            print(f"{c}: {state}", file=sys.stderr)
+        runnable = [c for c in clients if avail[c].get("available")]
+
+        imports = None
+        if args.import_runs > 0:
+            imports = measure_imports(runnable, servers[0], args.import_runs)
+            print(f"imports: {json.dumps(imports['rows'])}", file=sys.stderr)
+
+        r = Results(clients, workloads)
+        for rep in range(args.reps):
+            t_rep = time.monotonic()
+            for w in workloads:
+                order = list(runnable)
+                random.Random(f"{rep}/{w}").shuffle(order)
+                ops = max(1, int(OPS[w] * args.scale))
+                warmup = max(2, ops // 20)
+                for c in order:
+                    if (c, w) in r.errors:
+                        continue
+                    res = run_worker(
+                        ["--client", c, "--workload", w, "--servers", joined, "--ops", str(ops),
+                         "--warmup", str(warmup), "--batches", str(args.batches)],
+                        timeout=300,
+                    )
+                    if res.get("ok"):
+                        per_op = [t / n * 1e6 for n, t in res["batches"]]
+                        r.batches.setdefault((c, w), []).append(per_op)
+                        r.us.setdefault((c, w), []).append(min(per_op))
+                    else:
+                        r.errors[(c, w)] = res.get("error", "unknown error")
+                        print(f"error: {c}, {w}: {r.errors[(c, w)]}", file=sys.stderr)
+            print(f"repetition {rep + 1}/{args.reps}: {time.monotonic() - t_rep:.0f} s", file=sys.stderr)
+    finally:
+        for p in procs:
+            p.stop()
+
+    targets = evaluate_targets(r, imports)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    chart = None
+    if not args.no_chart:
+        chart = args.out_dir / "benchmarks.png"
+        write_chart(chart, r, avail)
+    md = args.out_dir / "benchmarks.md"
+    write_markdown(md, r, avail, imports, targets, info, args, servers, started, chart)
+    if args.json:
+        args.json.write_text(json.dumps({
+            "samples_us": {f"{c} | {w}": v for (c, w), v in r.us.items()},
+            "batches_us": {f"{c} | {w}": v for (c, w), v in r.batches.items()},
+            "errors": {f"{c} | {w}": e for (c, w), e in r.errors.items()},
+            "available": avail,
+            "imports": imports,
+            "targets": targets,
+            "machine": info,
+        }, indent=1))
+    for t in targets:
+        verdict = {True: "met", False: "MISSED", None: "not measured"}[t["met"]]
+        print(f"{verdict:>12}  {t['target']}: {t['measured']}", file=sys.stderr)
+    print(f"wrote {md}" + (f" and {chart}" if chart else "") + f" in {(time.monotonic() - started) / 60:.1f} min", file=sys.stderr)
+    return 1 if r.errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,732 @@
+"""One benchmark measurement in a fresh process: one client, one workload.
+
+    python benchmarks/bench_worker.py --client omcache --workload "get 10 B" \
+        --servers 127.0.0.1:11211[,127.0.0.1:11212,...] --ops 4000 [--warmup 200]
+    python benchmarks/bench_worker.py --client pylibmc --probe --servers ...
+    python benchmarks/bench_worker.py --list
+
+benchmarks/bench.py runs this once per (client, workload, repetition), so no
+client profits from a cache, a connection or a JIT warmed by another
+workload.  The worker connects, fills the server with the workload's keys,
+checks that the client really returns what was stored (a broken client must
+not look fast), warms up, then times ``--ops`` operations in ``--batches`` batches and
+prints one JSON line on stdout: {"ok": true, "batches": [[ops, seconds],
+...], "ops": ...} or {"ok": false, "error": ...}.  ``--probe`` only imports and constructs the client and
+prints its version, or why it is not available.  ``--profile FILE`` writes
+cProfile statistics of the timed part.
+
+The raw-socket floor (``RawFloor``) is the least a Python client can do for
+the same round trips: a blocking socket, binary-protocol requests encoded per
+call with struct, replies read by length, no error handling beyond status
+codes.  Nothing written in Python can be much faster on the same socket.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import socket
+import struct
+import sys
+import threading
+import time
+import zlib
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Type
+
+# -- the raw-socket floor -----------------------------------------------------
+
+_HDR = struct.Struct(">BBHBBHIIQ")
+_SET_EXTRAS = struct.Struct(">II")
+_INCR_EXTRAS = struct.Struct(">QQI")
+_U64 = struct.Struct(">Q")
+
+_OP_GET, _OP_SET, _OP_INCR, _OP_NOOP = 0x00, 0x01, 0x05, 0x0A
+_OP_GETKQ, _OP_SETQ, _OP_DELETEQ = 0x0D, 0x11, 0x14
+_ST_OK, _ST_MISS = 0x0000, 0x0001
+
+
+def _req(op: int, key: bytes, extras: bytes = b"", value: bytes = b"", opaque: int = 0) -> bytes:
+    return _HDR.pack(0x80, op, len(key), len(extras), 0, 0, len(extras) + len(key) + len(value), opaque, 0) + extras + key + value
+
+
+class _RawConn:
+    """A blocking socket with a receive buffer that reads whole binary-protocol packets."""
+
+    def __init__(self, address: str, timeout: float = 5.0) -> None:
+        if address.startswith("/"):
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.settimeout(timeout)
+            self.sock.connect(address)
+        else:
+            host, port = address.rsplit(":", 1)
+            self.sock = socket.create_connection((host.strip("[]"), int(port)), timeout=timeout)
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = bytearray()
+        self.pos = 0
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def packet(self) -> Tuple[int, int, int, int, bytes]:
+        """Read one reply: (opcode, status, key length, extras length, body)."""
+        if len(self.buf) - self.pos < 24:
+            self._fill(24)
+        _, op, klen, elen, _, status, blen, _, _ = _HDR.unpack_from(self.buf, self.pos)
+        if len(self.buf) - self.pos < 24 + blen:
+            self._fill(24 + blen)
+        start = self.pos + 24
+        body = bytes(self.buf[start : start + blen])
+        self.pos = start + blen
+        if self.pos == len(self.buf):
+            self.buf.clear()
+            self.pos = 0
+        return op, status, klen, elen, body
+
+    def _fill(self, need: int) -> None:
+        if self.pos:
+            del self.buf[: self.pos]
+            self.pos = 0
+        while len(self.buf) < need:
+            chunk = self.sock.recv(max(65536, need - len(self.buf)))
+            if not chunk:
+                raise ConnectionError("server closed the connection")
+            self.buf += chunk
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class RawFloor:
+    """The floor: what a minimal Python client costs for the same round trips."""
+
+    def __init__(self, servers: Sequence[str]) -> None:
+        self.servers = list(servers)
+        self.conns = [_RawConn(s) for s in self.servers]
+
+    def _conn_for(self, key: bytes) -> _RawConn:
+        # Any cheap placement will do: the floor only has to spread the keys.
+        return self.conns[zlib.crc32(key) % len(self.conns)] if len(self.conns) > 1 else self.conns[0]
+
+    def get(self, key: str) -> Optional[bytes]:
+        k = key.encode()
+        c = self._conn_for(k)
+        c.send(_req(_OP_GET, k))
+        _, status, klen, elen, body = c.packet()
+        if status == _ST_OK:
+            return body[elen + klen :]
+        if status == _ST_MISS:
+            return None
+        raise RuntimeError(f"get: status {status:#x}")
+
+    def set(self, key: str, value: bytes) -> bool:
+        k = key.encode()
+        c = self._conn_for(k)
+        c.send(_req(_OP_SET, k, _SET_EXTRAS.pack(0, 0), value))
+        status = c.packet()[1]
+        if status != _ST_OK:
+            raise RuntimeError(f"set: status {status:#x}")
+        return True
+
+    def incr(self, key: str) -> int:
+        k = key.encode()
+        c = self._conn_for(k)
+        c.send(_req(_OP_INCR, k, _INCR_EXTRAS.pack(1, 0, 0xFFFFFFFF)))
+        _, status, _, _, body = c.packet()
+        if status != _ST_OK:
+            raise RuntimeError(f"incr: status {status:#x}")
+        return int(_U64.unpack(body)[0])
+
+    def _by_conn(self, keys: Iterable[str]) -> Dict[int, List[Tuple[str, bytes]]]:
+        groups: Dict[int, List[Tuple[str, bytes]]] = {}
+        n = len(self.conns)
+        for key in keys:
+            k = key.encode()
+            groups.setdefault(zlib.crc32(k) % n if n > 1 else 0, []).append((key, k))
+        return groups
+
+    def get_multi(self, keys: Iterable[str]) -> Dict[str, bytes]:
+        groups = self._by_conn(keys)
+        for i, group in groups.items():
+            self.conns[i].send(b"".join([_req(_OP_GETKQ, k, opaque=j) for j, (_, k) in enumerate(group)]) + _req(_OP_NOOP, b""))
+        out: Dict[str, bytes] = {}
+        for i, group in groups.items():
+            c = self.conns[i]
+            while True:
+                op, status, klen, elen, body = c.packet()
+                if op == _OP_NOOP:
+                    break
+                if status == _ST_OK:
+                    out[body[elen : elen + klen].decode()] = body[elen + klen :]
+        return out
+
+    def _quiet_multi(self, groups: Dict[int, List[Tuple[str, bytes]]], make: Callable[[bytes, str, int], bytes]) -> List[str]:
+        for i, group in groups.items():
+            self.conns[i].send(b"".join([make(k, key, j) for j, (key, k) in enumerate(group)]) + _req(_OP_NOOP, b""))
+        failed: List[str] = []
+        for i, group in groups.items():
+            c = self.conns[i]
+            while True:
+                op, status, _, _, _ = c.packet()
+                if op == _OP_NOOP:
+                    break
+                # quiet commands answer only failures; the opaque is not needed to count them
+                failed.append(f"status {status:#x}")
+        return failed
+
+    def set_multi(self, mapping: Mapping[str, bytes]) -> List[str]:
+        extras = _SET_EXTRAS.pack(0, 0)
+        return self._quiet_multi(self._by_conn(mapping), lambda k, key, j: _req(_OP_SETQ, k, extras, mapping[key], j))
+
+    def delete_multi(self, keys: Iterable[str]) -> List[str]:
+        return self._quiet_multi(self._by_conn(keys), lambda k, key, j: _req(_OP_DELETEQ, k, opaque=j))
+
+    def close(self) -> None:
+        for c in self.conns:
+            c.close()
+
+
+# -- clients ------------------------------------------------------------------
+#
+# Each adapter exposes get/set/incr/get_multi/set_multi/delete_multi with str
+# keys and bytes values, plus thread_handles(n): what n threads "sharing one
+# client" use, the way that client's documentation says to share it.
+
+
+class Adapter:
+    """A client under test; subclasses bind the methods to the real client's."""
+
+    name = ""
+    #: how thread_handles() shares the client, shown in docs/benchmarks.md
+    sharing = "one client object shared by all threads"
+
+    def __init__(self, servers: Sequence[str]) -> None:
+        self.servers = list(servers)
+        self.client: Any = self.make(self.servers)
+        self.get: Callable[[str], Optional[bytes]] = self.client.get
+        self.set: Callable[[str, bytes], Any] = self.client.set
+        self.incr: Callable[[str], Any] = self.client.incr
+        self.get_multi: Callable[[List[str]], Dict[str, bytes]] = self.client.get_multi
+        self.set_multi: Callable[[Dict[str, bytes]], Any] = self.client.set_multi
+        self.delete_multi: Callable[[List[str]], Any] = self.client.delete_multi
+
+    def make(self, servers: List[str]) -> Any:
+        raise NotImplementedError
+
+    @staticmethod
+    def version() -> str:
+        raise NotImplementedError
+
+    def thread_handles(self, n: int) -> List[Callable[[], Any]]:
+        """n factories, one per thread, each returning the object that thread calls get on."""
+        return [lambda: self.client] * n
+
+    def thread_done(self, handle: Any) -> None:
+        """Give back what a thread got from its factory."""
+
+
+class OmcacheAdapter(Adapter):
+    name = "omcache"
+
+    def make(self, servers: List[str]) -> Any:
+        import omcache
+
+        return omcache.Client(servers)
+
+    @staticmethod
+    def version() -> str:
+        import omcache
+
+        return omcache.__version__
+
+
+class OmcachePylibmcAdapter(Adapter):
+    name = "omcache_pylibmc"
+
+    def make(self, servers: List[str]) -> Any:
+        import omcache_pylibmc
+
+        return omcache_pylibmc.Client(servers)
+
+    @staticmethod
+    def version() -> str:
+        import omcache
+
+        return omcache.__version__
+
+
+class OmcacheMemcacheAdapter(Adapter):
+    name = "omcache.memcache"
+
+    def make(self, servers: List[str]) -> Any:
+        import omcache.memcache
+
+        return omcache.memcache.Client(servers)
+
+    @staticmethod
+    def version() -> str:
+        import omcache
+
+        return omcache.__version__
+
+
+class PylibmcAdapter(Adapter):
+    name = "pylibmc"
+    behaviors: Dict[str, Any] = {}
+    sharing = "pylibmc.ThreadMappedPool (a clone per thread; a pylibmc.Client must not be shared)"
+
+    def make(self, servers: List[str]) -> Any:
+        import pylibmc
+
+        return pylibmc.Client(servers, behaviors=dict(self.behaviors)) if self.behaviors else pylibmc.Client(servers)
+
+    @staticmethod
+    def version() -> str:
+        import pylibmc
+
+        return f"{pylibmc.__version__} (libmemcached {pylibmc.libmemcached_version})"
+
+    def thread_handles(self, n: int) -> List[Callable[[], Any]]:
+        import pylibmc
+
+        self._pool = pylibmc.ThreadMappedPool(self.client)
+        self._reserved = threading.local()
+        return [self._reserve] * n
+
+    def _reserve(self) -> Any:
+        # A thread keeps its clone for the whole run, as a request handler keeps it for a request.
+        cm = self._pool.reserve()
+        self._reserved.cm = cm
+        return cm.__enter__()
+
+    def thread_done(self, handle: Any) -> None:
+        self._reserved.cm.__exit__(None, None, None)
+
+
+class PylibmcNodelayAdapter(PylibmcAdapter):
+    name = "pylibmc tcp_nodelay"
+    behaviors = {"tcp_nodelay": True}
+
+
+class PymemcacheAdapter(Adapter):
+    name = "pymemcache"
+    kwargs: Dict[str, Any] = {}
+    sharing = "pymemcache PooledClient (a pymemcache Client must not be shared)"
+
+    def make(self, servers: List[str]) -> Any:
+        from pymemcache.client.base import Client
+        from pymemcache.client.hash import HashClient
+
+        if len(servers) == 1:
+            return Client(servers[0], **self.kwargs)
+        return HashClient(servers, **self.kwargs)
+
+    def __init__(self, servers: Sequence[str]) -> None:
+        super().__init__(servers)
+        client = self.client
+        self.incr = lambda key: client.incr(key, 1)
+
+    @staticmethod
+    def version() -> str:
+        import pymemcache
+
+        return str(pymemcache.__version__)
+
+    def thread_handles(self, n: int) -> List[Callable[[], Any]]:
+        from pymemcache.client.base import PooledClient
+
+        pooled = PooledClient(self.servers[0], max_pool_size=n, **self.kwargs)
+        return [lambda: pooled] * n
+
+
+class PymemcacheRepliesAdapter(PymemcacheAdapter):
+    name = "pymemcache noreply=False"
+    kwargs = {"default_noreply": False}
+
+
+class PythonMemcachedAdapter(Adapter):
+    name = "python-memcached"
+    sharing = "one client object (a threading.local: one connection per thread)"
+
+    def make(self, servers: List[str]) -> Any:
+        import memcache
+
+        return memcache.Client(servers)
+
+    @staticmethod
+    def version() -> str:
+        import memcache
+
+        return str(memcache.__version__)
+
+
+class RawFloorAdapter(Adapter):
+    name = "raw floor"
+    sharing = "one socket per thread"
+
+    def make(self, servers: List[str]) -> Any:
+        return RawFloor(servers)
+
+    @staticmethod
+    def version() -> str:
+        return f"benchmarks/bench_worker.py (Python {sys.version.split()[0]})"
+
+    def thread_handles(self, n: int) -> List[Callable[[], Any]]:
+        return [lambda: RawFloor(self.servers)] * n
+
+    def thread_done(self, handle: Any) -> None:
+        handle.close()
+
+
+CLIENTS: Dict[str, Type[Adapter]] = {
+    a.name: a
+    for a in (
+        OmcacheAdapter,
+        OmcachePylibmcAdapter,
+        OmcacheMemcacheAdapter,
+        PylibmcAdapter,
+        PylibmcNodelayAdapter,
+        PymemcacheAdapter,
+        PymemcacheRepliesAdapter,
+        PythonMemcachedAdapter,
+        RawFloorAdapter,
+    )
+}
+
+
+# -- workloads ----------------------------------------------------------------
+
+
+def _value(size: int, seed: int) -> bytes:
+    # Random bytes: no client gains from compression (none compresses by default anyway).
+    return random.Random(seed).randbytes(size)
+
+
+class Workload:
+    """Fills the servers, checks the client, then times ops."""
+
+    #: number of servers the workload needs
+    servers = 1
+    #: threads sharing the client (0: the calling thread alone)
+    threads = 0
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def prepare(self, a: Adapter, prefix: str) -> Callable[[], Any]:
+        """Store what the workload reads, check the client's answers, return one op."""
+        raise NotImplementedError
+
+    def run(self, a: Adapter, prefix: str, sizes: List[int], warmup: int, profile: Optional[str]) -> List[float]:
+        """Time batches of sizes[i] ops; return each batch's seconds."""
+        op = self.prepare(a, prefix)
+        for _ in range(warmup):
+            op()
+        clock = time.perf_counter
+        out = []
+        prof = _profiler(profile)
+        for size in sizes:
+            t0 = clock()
+            for _ in range(size):
+                op()
+            out.append(clock() - t0)
+        _dump(prof, profile)
+        self.check_after(a, prefix)
+        return out
+
+    def check_after(self, a: Adapter, prefix: str) -> None:
+        """Recheck the client once the timed ops are done."""
+
+
+def _profiler(path: Optional[str]) -> Any:
+    if not path:
+        return None
+    import cProfile
+
+    prof = cProfile.Profile()
+    prof.enable()
+    return prof
+
+
+def _dump(prof: Any, path: Optional[str]) -> None:
+    if prof is not None:
+        prof.disable()
+        prof.dump_stats(path)
+
+
+def _expect(what: str, got: Any, want: Any) -> None:
+    if got != want:
+        shown = repr(got)
+        raise AssertionError(f"{what}: got {shown[:80]}{'...' if len(shown) > 80 else ''}, want {repr(want)[:80]}")
+
+
+class GetHit(Workload):
+    def __init__(self, name: str, size: int) -> None:
+        super().__init__(name)
+        self.size = size
+
+    def prepare(self, a: Adapter, prefix: str) -> Callable[[], Any]:
+        key, value = f"{prefix}hit{self.size}", _value(self.size, self.size)
+        a.set(key, value)
+        _expect("get after set", a.get(key), value)
+        get = a.get
+        return lambda: get(key)
+
+
+class GetMiss(Workload):
+    def prepare(self, a: Adapter, prefix: str) -> Callable[[], Any]:
+        key = f"{prefix}missing"
+        _expect("get of a missing key", a.get(key), None)
+        get = a.get
+        return lambda: get(key)
+
+
+class SetOne(Workload):
+    def __init__(self, name: str, size: int) -> None:
+        super().__init__(name)
+        self.size = size
+        self.key = ""
+        self.value = b""
+
+    def prepare(self, a: Adapter, prefix: str) -> Callable[[], Any]:
+        key, value = f"{prefix}set{self.size}", _value(self.size, self.size + 1)
+        self.key, self.value = key, value
+        set_ = a.set
+        return lambda: set_(key, value)
+
+    def check_after(self, a: Adapter, prefix: str) -> None:
+        _expect("get after the timed sets", a.get(self.key), self.value)
+
+
+class Incr(Workload):
+    def prepare(self, a: Adapter, prefix: str) -> Callable[[], Any]:
+        key = f"{prefix}counter"
+        a.set(key, b"0")
+        _expect("incr of 0", int(a.incr(key)), 1)
+        incr = a.incr
+        return lambda: incr(key)
+
+
+class MultiWorkload(Workload):
+    def __init__(self, name: str, nkeys: int, servers: int) -> None:
+        super().__init__(name)
+        self.nkeys = nkeys
+        self.servers = servers
+
+    def items(self, prefix: str) -> Dict[str, bytes]:
+        return {f"{prefix}m{i}": _value(10, i) for i in range(self.nkeys)}
+
+
+class GetMulti(MultiWorkload):
+    def prepare(self, a: Adapter, prefix: str) -> Callable[[], Any]:
+        items = self.items(prefix)
+        a.set_multi(items)
+        keys = list(items)
+        _expect("get_multi after set_multi", a.get_multi(keys), items)
+        get_multi = a.get_multi
+        return lambda: get_multi(keys)
+
+
+class SetMulti(MultiWorkload):
+    def prepare(self, a: Adapter, prefix: str) -> Callable[[], Any]:
+        items = self.items(prefix)
+        self.expected = items
+        set_multi = a.set_multi
+        return lambda: set_multi(items)
+
+    def check_after(self, a: Adapter, prefix: str) -> None:
+        _expect("get_multi after the timed set_multi", a.get_multi(list(self.expected)), self.expected)
+
+
+class DeleteMulti(MultiWorkload):
+    """delete_multi of keys that exist: each timed call follows an untimed set_multi."""
+
+    def run(self, a: Adapter, prefix: str, sizes: List[int], warmup: int, profile: Optional[str]) -> List[float]:
+        items = self.items(prefix)
+        keys = list(items)
+        set_multi, delete_multi, clock = a.set_multi, a.delete_multi, time.perf_counter
+        for _ in range(warmup):
+            set_multi(items)
+            delete_multi(keys)
+        _expect("get_multi after delete_multi", a.get_multi(keys), {})
+        prof = _profiler(profile)
+        out = []
+        for size in sizes:
+            elapsed = 0.0
+            for _ in range(size):
+                if prof is not None:
+                    prof.disable()
+                set_multi(items)
+                if prof is not None:
+                    prof.enable()
+                t0 = clock()
+                delete_multi(keys)
+                elapsed += clock() - t0
+            out.append(elapsed)
+        _dump(prof, profile)
+        _expect("get_multi after the timed delete_multi", a.get_multi(keys), {})
+        return out
+
+
+class SetGet(Workload):
+    """One op is a set then a get of the same large value."""
+
+    def __init__(self, name: str, size: int) -> None:
+        super().__init__(name)
+        self.size = size
+
+    def prepare(self, a: Adapter, prefix: str) -> Callable[[], Any]:
+        key, value = f"{prefix}big{self.size}", _value(self.size, self.size)
+        a.set(key, value)
+        _expect(f"get of a {self.size}-byte value", a.get(key), value)
+        set_, get = a.set, a.get
+
+        def op() -> Any:
+            set_(key, value)
+            return get(key)
+
+        return op
+
+
+class ThreadedGets(Workload):
+    """``threads`` threads share the client and split each batch of 10-byte gets; the time is wall time.
+
+    The threads meet at a barrier before and after each batch, so a batch's
+    time is the time all its gets took together.
+    """
+
+    def __init__(self, name: str, threads: int) -> None:
+        super().__init__(name)
+        self.threads = threads
+
+    def run(self, a: Adapter, prefix: str, sizes: List[int], warmup: int, profile: Optional[str]) -> List[float]:
+        key, value = f"{prefix}shared", _value(10, 7)
+        a.set(key, value)
+        factories = a.thread_handles(self.threads)
+        n = self.threads
+        shares = [[size // n + (1 if i < size % n else 0) for size in sizes] for i in range(n)]
+        start = threading.Barrier(n + 1)
+        done = threading.Barrier(n + 1)
+        failures: List[BaseException] = []
+
+        def worker(i: int) -> None:
+            handle = None
+            try:
+                handle = factories[i]()
+                get = handle.get
+                for _ in range(max(1, warmup // n)):
+                    _expect("get in a thread", get(key), value)
+                for share in shares[i]:
+                    start.wait()
+                    for _ in range(share):
+                        get(key)
+                    done.wait()
+                _expect("get in a thread after the timed gets", get(key), value)
+            except BaseException as e:  # reported by the main thread
+                failures.append(e)
+                start.abort()
+                done.abort()
+            finally:
+                if handle is not None:
+                    a.thread_done(handle)
+
+        threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(n)]
+        for t in threads:
+            t.start()
+        clock = time.perf_counter
+        out = []
+        prof = _profiler(profile)
+        try:
+            for _ in sizes:
+                start.wait(timeout=60)
+                t0 = clock()
+                done.wait(timeout=600)
+                out.append(clock() - t0)
+        except threading.BrokenBarrierError:
+            pass
+        _dump(prof, profile)
+        for t in threads:
+            t.join(timeout=60)
+        if failures:
+            raise failures[0]
+        if len(out) != len(sizes):
+            raise RuntimeError("the threads did not finish their batches")
+        return out
+
+
+WORKLOADS: Dict[str, Workload] = {
+    w.name: w
+    for w in (
+        GetHit("get 10 B", 10),
+        GetHit("get 1 KB", 1024),
+        GetMiss("get miss"),
+        SetOne("set 10 B", 10),
+        SetOne("set 1 KB", 1024),
+        Incr("incr"),
+        GetMulti("get_multi 100, 1 server", 100, 1),
+        GetMulti("get_multi 100, 3 servers", 100, 3),
+        SetMulti("set_multi 100", 100, 1),
+        DeleteMulti("delete_multi 100", 100, 1),
+        SetGet("set+get 100 KB", 100 * 1024),
+        SetGet("set+get 1 MB", 1024 * 1024),
+        ThreadedGets("get 10 B, 1 thread", 1),
+        ThreadedGets("get 10 B, 2 threads", 2),
+        ThreadedGets("get 10 B, 4 threads", 4),
+    )
+}
+
+
+def _prefix(client: str) -> str:
+    # Each client works on its own keys: flags and formats never cross clients.
+    return "bench:" + "".join(ch if ch.isalnum() else "_" for ch in client) + ":"
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--client", choices=sorted(CLIENTS))
+    ap.add_argument("--workload", choices=list(WORKLOADS))
+    ap.add_argument("--servers", default="", help="comma-separated host:port list")
+    ap.add_argument("--ops", type=int, default=1000)
+    ap.add_argument("--batches", type=int, default=10, help="split the timed ops into this many batches")
+    ap.add_argument("--warmup", type=int, default=50)
+    ap.add_argument("--probe", action="store_true", help="only import and construct the client")
+    ap.add_argument("--profile", help="write cProfile stats of the timed part to this file")
+    ap.add_argument("--list", action="store_true", help="print the clients and workloads as JSON")
+    args = ap.parse_args(argv)
+
+    if args.list:
+        print(json.dumps({
+            "clients": {n: c.sharing for n, c in CLIENTS.items()},
+            "workloads": {n: {"servers": w.servers, "threads": w.threads} for n, w in WORKLOADS.items()},
+        }))
+        return 0
+    if not args.client or not args.servers:
+        ap.error("--client and --servers are required")
+    servers = args.servers.split(",")
+    cls = CLIENTS[args.client]
+    try:
+        adapter = cls(servers if args.probe else servers[: WORKLOADS[args.workload].servers])
+        version = cls.version()
+    except Exception as e:
+        # A probe's failure means "not available" (not installed, not constructible);
+        # once a probe succeeded, a failure is an error of the run.
+        print(json.dumps({"ok": False, "available": not args.probe, "error": f"{type(e).__name__}: {e}"}))
+        return 0 if args.probe else 1
+    if args.probe:
+        print(json.dumps({"ok": True, "available": True, "version": version}))
+        return 0
+    if not args.workload:
+        ap.error("--workload is required")
+    nb = max(1, min(args.batches, args.ops))
+    sizes = [args.ops // nb + (1 if i < args.ops % nb else 0) for i in range(nb)]
+    try:
+        seconds = WORKLOADS[args.workload].run(adapter, _prefix(args.client), sizes, args.warmup, args.profile)
+    except Exception as e:
+        print(json.dumps({"ok": False, "available": True, "error": f"{type(e).__name__}: {e}"}))
+        return 1
+    print(json.dumps({"ok": True, "batches": [[n, t] for n, t in zip(sizes, seconds)], "ops": args.ops}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
