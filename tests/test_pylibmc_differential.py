@@ -541,3 +541,16 @@ def test_pickles_use_the_same_protocol(server: MemcachedProcess) -> None:
     b = omcache_pylibmc.Client([server.address])
     for v in ([1, 2], {"a": Thing(3)}, 1.25):
         assert a.serialize(v) == b.serialize(v)
+
+
+def test_unix_socket_server() -> None:
+    if find_memcached() is None:
+        pytest.skip("memcached is not installed")
+    with MemcachedProcess(unix=True) as p:
+        for binary in (False, True):
+            got = []
+            for lib in (real, omcache_pylibmc):
+                mc = lib.Client([p.address], binary=binary)
+                got.append([mc.set("u", [1]), mc.get("u"), mc.get_stats()[0][0], mc.hash("u"), mc.delete("u")])
+            assert got[0] == got[1]
+            assert got[1][2] == f"{p.address}:0 (0)".encode()
