@@ -45,6 +45,10 @@ __all__ = [
 ]
 
 
+class _PortTaken(Exception):
+    """Another process holds the port memcached was to listen on."""
+
+
 class MemcachedNotFound(RuntimeError):
     """The memcached binary is not installed (Debian/Ubuntu: apt-get install memcached)."""
 
@@ -102,10 +106,27 @@ class MemcachedProcess:
         return f"{host}:{self.port}"
 
     def start(self) -> "MemcachedProcess":
-        """Start memcached and wait until it accepts connections."""
+        """Start memcached and wait until it accepts connections.
+
+        The server is checked to be this process (by the pid it reports), not
+        another one that took the port first; an automatically chosen port is
+        then picked again.
+        """
         binary = find_memcached()
         if binary is None:
             raise MemcachedNotFound("memcached is not installed (apt-get install memcached)")
+        auto_port = self.port is None and not self.unix
+        for attempt in range(5):
+            try:
+                return self._start_once(binary)
+            except _PortTaken:
+                self.stop()
+                if not auto_port or attempt == 4:
+                    raise RuntimeError(f"port {self.port} on {self.host} is taken by another server")
+                self.port = None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _start_once(self, binary: str) -> "MemcachedProcess":
         args = [binary, "-m", str(self.memory_mb), "-U", "0", "-t", "2"]
         if os.geteuid() == 0:
             args += ["-u", "nobody"]
@@ -124,15 +145,21 @@ class MemcachedProcess:
         while True:
             if self.proc.poll() is not None:
                 err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
+                if "Address already in use" in err or "failed to listen" in err:
+                    raise _PortTaken(err)
                 raise RuntimeError(f"memcached exited with {self.proc.returncode}: {err.strip()}")
-            if self._accepts():
+            pid = self._served_pid()
+            if pid is not None:
+                if pid != self.proc.pid:
+                    raise _PortTaken(f"pid {pid} answers on {self.address}")
                 return self
             if time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f"memcached did not accept connections within {self.start_timeout}s")
             time.sleep(0.02)
 
-    def _accepts(self) -> bool:
+    def _served_pid(self) -> Optional[int]:
+        """The pid of the memcached answering at our address, or None if none answers yet."""
         try:
             if self.unix:
                 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -142,11 +169,21 @@ class MemcachedProcess:
                 s = socket.socket(family, socket.SOCK_STREAM)
                 target = (self.host, self.port)
             with s:
-                s.settimeout(0.5)
+                s.settimeout(1.0)
                 s.connect(target)  # type: ignore[arg-type]
-                return True
+                s.sendall(b"stats\r\n")
+                data = b""
+                while not data.endswith(b"END\r\n"):
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        return None
+                    data += chunk
         except OSError:
-            return False
+            return None
+        for line in data.split(b"\r\n"):
+            if line.startswith(b"STAT pid "):
+                return int(line.split()[2])
+        return None
 
     def stop(self) -> None:
         """Stop memcached (SIGTERM, then SIGKILL) and remove its socket directory."""
