@@ -122,3 +122,23 @@ def test_items_land_where_pylibmc_looks(servers: List[MemcachedProcess], behavio
     # And the other way round.
     assert theirs.set_multi({k: -i for i, k in enumerate(keys)}) == []
     assert ours.get_multi(keys) == {k: -i for i, k in enumerate(keys)}
+
+
+@pytest.mark.parametrize("initial", [None, {"ketama": 1}, {"distribution": "consistent ketama spy"}], ids=repr)
+@pytest.mark.parametrize(
+    "later",
+    [{}, {"ketama": 1}, {"distribution": "consistent"}, {"distribution": "consistent weighted"},
+     {"ketama_weighted": 1}, {"distribution": "consistent ketama spy"}, {"distribution": "modula"}, {"hash": "crc"}],
+    ids=repr,
+)
+def test_behaviors_changed_after_construction_place_as_pylibmc(initial: Any, later: Any) -> None:
+    """Server weights turn weighting on only while the distribution is
+    consistent when the servers are added; a later "ketama" or "consistent"
+    turns it off again (no server is contacted: placement only)."""
+    specs = ["127.0.0.1:20001:1", "127.0.0.1:20002:3", "127.0.0.1:20003:2"]
+    theirs = real.Client(specs, behaviors=initial)
+    ours = omcache_pylibmc.Client(specs, behaviors=initial)
+    theirs.behaviors = later
+    ours.behaviors = later
+    assert ours.behaviors["ketama_weighted"] == theirs.behaviors["ketama_weighted"]
+    assert [ours.hash(k) for k in KEYS] == [theirs.hash(k) for k in KEYS]

@@ -426,8 +426,12 @@ def _server_tuples(servers: Iterable[object]) -> List[ServerTuple]:
     return out
 
 
-def _engine_spec(s: ServerTuple) -> str:
-    """The omcache server spec for a server tuple (port 0 is libmemcached's 11211)."""
+def _engine_spec(s: ServerTuple, weighted: bool) -> str:
+    """The omcache server spec for a server tuple (port 0 is libmemcached's
+    11211).  Weights only matter to a weighted continuum, and the engine
+    turns weighting on for any weight above 1, so they are left out unless
+    the client is weighted (libmemcached can turn it off after the servers
+    were added)."""
     stype, host, port, weight = s
     if stype == server_type_unix:
         return host
@@ -435,7 +439,7 @@ def _engine_spec(s: ServerTuple) -> str:
         host = "localhost"
     h = f"[{host}]" if ":" in host else host
     spec = f"{h}:{port or 11211}"
-    return f"{spec}:{weight}" if weight != 1 else spec
+    return f"{spec}:{weight}" if weight != 1 and weighted else spec
 
 
 def _stats_label(s: ServerTuple, index: int) -> bytes:
@@ -612,11 +616,6 @@ class _Settings:
             "sort_hosts": bool(v["_sort_hosts"]),
             "binary_keys": self.binary,
         }
-        if self.distribution in (distribution_consistent, distribution_consistent_ketama) and not self.weighted:
-            # omcache applies the server-weight rule when it is built; a
-            # distribution set after the servers were added (as here) turns
-            # weighting off again, exactly as in libmemcached.
-            opts["behaviors"] = {"distribution": _DIST_NAMES[self.distribution]}
         # Timeouts and failure handling as docs/failover.md maps them.
         connect = v["connect_timeout"]
         opts["connect_timeout"] = min(connect / 1000.0, 86400.0) if connect > 0 else 4.0
@@ -693,7 +692,8 @@ class client:
     def _om_build(self) -> omcache.Client:
         """Create (and open) the omcache client for the current settings."""
         try:
-            mc = omcache.Client([_engine_spec(s) for s in self._om_servers], **self._om_settings.engine_options())
+            weighted = self._om_settings.weighted
+            mc = omcache.Client([_engine_spec(s, weighted) for s in self._om_servers], **self._om_settings.engine_options())
             # Opening now (no connection is made) keeps a client's first
             # command from allocating engine state, as libmemcached's
             # memcached_create does everything up front.
