@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 GO     ?= go
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: all deps venv build install demo test test-go test-py test-slow test-types wheel-check bench fmt lint clean
+.PHONY: all deps venv build install demo test test-go test-py test-slow test-types test-pylibmc-suite wheel-check bench fmt lint clean
 
 all: build
 
@@ -34,13 +34,18 @@ build: deps $(PY)
 demo: install
 	$(PY) examples/demo.py
 
-test: test-go test-py test-types
+test: test-go test-py test-types test-pylibmc-suite
 
 test-go:
 	cd go && $(GO) vet ./... && $(GO) test -race -count=1 ./...
 
 test-py: build
 	$(PY) -m pytest -q -m "not slow" tests
+
+# pylibmc 1.6.3's own test suite (fetched from PyPI at test time, never
+# committed) run against omcache_pylibmc installed as `pylibmc`.
+test-pylibmc-suite: build
+	$(PY) tests/pylibmc_suite/run.py
 
 # The Python package type-checks under mypy --strict (config in pyproject.toml).
 test-types: build
