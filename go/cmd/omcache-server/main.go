@@ -52,6 +52,10 @@ func run(args []string) error {
 	if *listen == "" && *unixPath == "" {
 		return errors.New("nothing to listen on: give -listen or -unix")
 	}
+	// Catch the stop signals before announcing the address: a supervisor
+	// may send SIGTERM as soon as it reads it.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	srv, err := memcachedtest.Start(memcachedtest.Config{
 		Addr:        *listen,
 		UnixPath:    *unixPath,
@@ -75,8 +79,6 @@ func run(args []string) error {
 	if srv.UnixPath() != "" {
 		fmt.Println("unix", srv.UnixPath())
 	}
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	<-sig
 	return nil
 }
