@@ -118,8 +118,27 @@ func statsMap(t *testing.T, addr string) map[string]string {
 	return m
 }
 
+// referenceArgs run the reference memcached without its LRU maintainer and
+// crawler threads. Those threads work on items while a script runs, at times
+// the scheduler picks, and changed the counters compared afterwards:
+//
+//   - they reap expired items in the background, after which a get of such
+//     an item is a plain miss instead of counting in get_expired;
+//   - with the segmented LRU they drive, an item's second fetch while it sits
+//     in COLD queues an asynchronous bump that holds a reference until the
+//     maintainer gets to it; an incr or decr in that window finds the item
+//     shared, so it links an unpadded copy (one more total_items) instead of
+//     rewriting the number in place.
+//
+// Under load that failed about one run in eight ("stat total_items:
+// memcached 35, memcachedtest 34", now and then get_expired). The embedded
+// server has no background threads: its counters are memcached's
+// per-command accounting, which is what memcached keeps with these threads
+// off. No script evicts, so the answers do not depend on the LRU flavour.
+var referenceArgs = []string{"-o", "no_lru_maintainer,no_lru_crawler"}
+
 func runConformance(t *testing.T, scripts []conformanceScript) {
-	realAddr := startMemcached(t)
+	realAddr := startMemcached(t, referenceArgs...)
 	version := queryVersion(t, realAddr)
 	srv := startServer(t, Config{Version: version})
 	defer func() {
@@ -159,12 +178,22 @@ func TestConformanceText(t *testing.T) {
 			"gets a\r\ncas a 0 0 1 999\r\nQ\r\ncas a 0 0 1 0\r\nQ\r\ncas nope 0 0 1 1\r\nQ\r\ngets a\r\n" +
 			"set e 0 0 0\r\n\r\nget e\r\n" +
 			"set neg 0 -1 1\r\nx\r\nset rel 0 100 1\r\nx\r\nset past 0 2592001 1\r\nx\r\nset far 0 4000000000 1\r\nx\r\nget neg rel past far\r\n" +
-			"set wrap 0 4294967297 1\r\nx\r\nget wrap\r\n" +
+			// Exptimes are truncated to 32 bits. Each wrapped value here has
+			// an outcome that cannot depend on when the one-second clocks of
+			// the two servers tick (a wrap to 1 would expire or not depending
+			// on a tick between the set and the get): -1 expires at once,
+			// 2592001 is an absolute time long past, 100 stays live; read
+			// without truncation all three would be live.
+			"set wrap 0 4294967295 1\r\nx\r\nset wrap2 0 4297559297 1\r\nx\r\nset wrap3 0 4294967396 1\r\nx\r\n" +
+			"get wrap wrap2 wrap3\r\n" +
 			"delete a\r\ndelete a\r\ndelete b 0\r\ndelete b 1\r\ndelete n noreply\r\ndelete c 0 noreply\r\ndelete x y z\r\nget n c\r\n" +
 			"set nr 0 0 1 noreply\r\nx\r\nget nr\r\nadd nr 0 0 1 noreply\r\ny\r\nget nr\r\n" +
 			"touch nr 100\r\ntouch nope 100\r\ntouch nr abc\r\ntouch nr 10 noreply\r\ntouch nr\r\n" +
 			"gat 100 nr nope\r\ngats 0 nr\r\ngat abc nr\r\ngat 100\r\nbget nr\r\n" +
 			"get nr nr nr\r\n"},
+		// The noreply incr and decr of n both show in the get that follows
+		// them: no delta is applied to an item after its second fetch (see
+		// referenceArgs for why that matters to memcached's total_items).
 		{name: "arithmetic", text: "flush_all\r\n" +
 			"set n 0 0 2\r\n10\r\nincr n 5\r\ndecr n 100\r\nget n\r\nincr n 18446744073709551615\r\nincr n 1\r\ngets n\r\n" +
 			"set big 0 0 20\r\n18446744073709551615\r\nincr big 1\r\nget big\r\n" +
@@ -174,7 +203,7 @@ func TestConformanceText(t *testing.T) {
 			"set s3 0 0 4\r\n12 a\r\nincr s3 1\r\nget s3\r\nset s4 0 0 2\r\n-5\r\nincr s4 1\r\n" +
 			"set s5 0 0 2\r\n-0\r\nincr s5 1\r\nset s6 0 0 21\r\n184467440737095516150\r\nincr s6 1\r\n" +
 			"set s7 0 0 3\r\n+12\r\nincr s7 1\r\nset s8 0 0 3\r\n12x\r\nincr s8 1\r\n" +
-			"incr n -1\r\nincr n abc\r\nincr n 1 noreply\r\nget n\r\ndecr n 1 noreply\r\nincr n\r\nincr n 1 2 3\r\n" +
+			"incr n -1\r\nincr n abc\r\nincr n 5 noreply\r\ndecr n 2 noreply\r\nget n\r\nincr n\r\nincr n 1 2 3\r\n" +
 			"set e 0 0 0\r\n\r\nincr e 1\r\n" +
 			"incr s 1 noreply\r\nincr nokey 1 noreply\r\n"},
 		{name: "errors", text: "\r\nx\r\nfoo bar\r\nGET a\r\nget\r\nset a 0 0\r\n" +
@@ -328,7 +357,7 @@ func TestConformanceItemBytes(t *testing.T) {
 		"set " + strings.Repeat("k", 250) + " 0 0 5\r\nvalue\r\n" +
 		"set big 0 0 5000\r\n" + strings.Repeat("b", 5000) + "\r\n" +
 		"incr nope 1\r\nset n 0 0 1\r\n9\r\nincr n 1\r\nappend a 0 0 3\r\nyyy\r\ndelete bb\r\n"
-	realAddr := startMemcached(t)
+	realAddr := startMemcached(t, referenceArgs...)
 	srv := startServer(t, Config{})
 	converse(t, "tcp", realAddr, []byte(script+"quit\r\n"))
 	converse(t, "tcp", srv.Addr(), []byte(script+"quit\r\n"))
