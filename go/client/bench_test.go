@@ -118,3 +118,33 @@ func BenchmarkSetMulti100ThreeServers(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSetGet1MiB is the benchmark harness's "set+get 1 MB" workload: a
+// Set then a Get of a 1 MiB value on a server started with -I 2m.
+func BenchmarkSetGet1MiB(b *testing.B) {
+	srv := mctest.Start(b, mctest.Options{Args: []string{"-I", "2m"}})
+	c, err := New([]string{srv.Addr}, Options{MaxItemSize: 2 << 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { c.Close() })
+	item := &Item{Key: []byte("bench-big"), Value: make([]byte, 1<<20)}
+	for i := range item.Value {
+		item.Value[i] = byte(i * 7)
+	}
+	b.SetBytes(2 << 20)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := c.Set(item); err != nil {
+			b.Fatal(err)
+		}
+		it, err := c.Get(item.Key)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(it.Value) != len(item.Value) {
+			b.Fatalf("got %d bytes", len(it.Value))
+		}
+	}
+}
