@@ -25,6 +25,7 @@ place and never keeps it after returning.
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import importlib.machinery
 import importlib.util
 import logging
@@ -142,9 +143,29 @@ def _load_from(path: str, name: str) -> ModuleType:
     # Go's threads inherit this thread's mask and unblock only synchronous signals.
     old = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
     try:
-        return importlib.util.module_from_spec(spec)
+        module = importlib.util.module_from_spec(spec)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    _dlopen_paths.add(path)
+    return module
+
+
+# Every path given to dlopen in this process image, inherited by fork()
+# children.  glibc's dlopen returns an already-loaded library whose recorded
+# name equals the path before it compares inodes: a grandchild whose new memfd
+# got the same descriptor number as its parent's copy (/proc/self/fd/5 twice)
+# was handed the parent's copy, a dead Go runtime, and hung.
+_dlopen_paths: set[str] = set()
+
+
+def _unused_fd_path(fd: int) -> tuple[int, str]:
+    """Return fd, or a duplicate of it (closing fd), whose /proc/self/fd path
+    was never given to dlopen in this process image."""
+    while f"/proc/self/fd/{fd}" in _dlopen_paths:
+        new = fcntl.fcntl(fd, fcntl.F_DUPFD, fd + 1)
+        os.close(fd)
+        fd = new
+    return fd, f"/proc/self/fd/{fd}"
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -180,8 +201,9 @@ def _load_fresh_copy(path: str, pid: int) -> ModuleType:
             errors.append(f"memfd_create: {e}")
         else:
             try:
+                fd, fd_path = _unused_fd_path(fd)
                 _write_all(fd, data)
-                return _load_from(f"/proc/self/fd/{fd}", name)
+                return _load_from(fd_path, name)
             except (OSError, ImportError) as e:
                 errors.append(f"memfd: {e}")
             finally:
@@ -189,6 +211,10 @@ def _load_fresh_copy(path: str, pid: int) -> ModuleType:
     for d in _fresh_copy_dirs():
         try:
             fd, tmp = tempfile.mkstemp(prefix="omcache-engine-", suffix=".so", dir=d)
+            while tmp in _dlopen_paths:  # an earlier copy's (unlinked) name: see _dlopen_paths
+                os.close(fd)
+                os.unlink(tmp)
+                fd, tmp = tempfile.mkstemp(prefix="omcache-engine-", suffix=".so", dir=d)
         except OSError as e:
             errors.append(f"{d}: {e}")
             continue
@@ -248,6 +274,61 @@ def close_inherited_sockets() -> int:
     return closed
 
 
+# The signal dispositions the loaded engine's Go runtime installed, with the
+# ones they replaced: {signal: (before, after)} as raw struct sigaction bytes.
+# A Go runtime forwards the signals that do not come from Go code (a SIGPIPE
+# raised by a Python write to a closed socket, a SIGSEGV in C code) to the
+# handler it replaced.  In a fork child the installed handlers are the parent's
+# copy's: a fresh copy loaded on top would forward to that dead copy.  So the
+# child first puts back what the process had before the parent's load.
+_replaced_signals: dict[int, tuple[bytes, bytes]] = {}
+_SIGACTION_BUFFER = 512  # more than any libc's struct sigaction
+# struct sigaction starts with the handler.  Only that is compared: glibc
+# fills the rest of sa_mask, past the kernel's 8 bytes, with stack garbage.
+_HANDLER = ctypes.sizeof(ctypes.c_void_p)
+
+
+def _sigaction() -> Optional[Callable[..., int]]:
+    try:
+        f = ctypes.CDLL(None, use_errno=True).sigaction
+    except (OSError, AttributeError):
+        return None
+    f.restype = ctypes.c_int
+    return f
+
+
+def _signal_dispositions() -> dict[int, bytes]:
+    sigaction = _sigaction()
+    if sigaction is None:
+        return {}
+    out = {}
+    for sig in signal.valid_signals():
+        buf = ctypes.create_string_buffer(_SIGACTION_BUFFER)
+        if sigaction(int(sig), None, buf) == 0:
+            out[int(sig)] = buf.raw
+    return out
+
+
+def _remember_replaced_signals(before: dict[int, bytes]) -> None:
+    global _replaced_signals
+    after = _signal_dispositions()
+    _replaced_signals = {
+        s: (old, after[s]) for s, old in before.items() if s in after and after[s][:_HANDLER] != old[:_HANDLER]
+    }
+
+
+def _restore_replaced_signals() -> None:
+    """In a fork child: put back the dispositions the parent's engine replaced,
+    unless the program changed them since.  Never calls into Go."""
+    sigaction = _sigaction()
+    if sigaction is None:
+        return
+    for sig, (old, installed) in _replaced_signals.items():
+        cur = ctypes.create_string_buffer(_SIGACTION_BUFFER)
+        if sigaction(sig, None, cur) == 0 and cur.raw[:_HANDLER] == installed[:_HANDLER]:
+            sigaction(sig, ctypes.create_string_buffer(old, _SIGACTION_BUFFER), None)
+
+
 def _check_layout(core: ModuleType) -> None:
     probe = b"omcache\x00probe"
     if ctypes.string_at(id(probe) + BYTES_DATA_OFFSET, len(probe)) != probe:
@@ -274,9 +355,13 @@ def _load() -> ModuleType:
             closed = close_inherited_sockets()
             if closed:
                 log.debug("omcache: closed %d sockets inherited from the parent's engine", closed)
+            _restore_replaced_signals()
+            before = _signal_dispositions()
             module = _load_fresh_copy(path, pid)
         else:
+            before = _signal_dispositions()
             module = _load_from(path, "omcache._gopy._core")
+        _remember_replaced_signals(before)
         _check_layout(module)
         _track_sockets(module)
         _core, _core_pid = module, pid
