@@ -258,8 +258,10 @@ func TestRoundTripThroughBindAgainstMemcached(t *testing.T) {
 	}
 	pa, pn := pyMem(t, packKeys("bind-key", "bad key"))
 	m := GetMulti(h, pa, pn, false, 0)
-	// one record, the error of "bad key" (index 1); the miss is left out
-	if m[0] != StatusOK || binary.LittleEndian.Uint32(m[1:]) != 1 || binary.LittleEndian.Uint32(m[5:]) != 1 || m[9] != StatusBadKey {
+	// no hits, one error: "bad key" (index 1); the miss is left out
+	errPos := binary.LittleEndian.Uint32(m[13:])
+	if m[0] != StatusOK || binary.LittleEndian.Uint32(m[1:]) != 0 || binary.LittleEndian.Uint32(m[5:]) != 1 ||
+		string(m[17:errPos]) != "<" || binary.LittleEndian.Uint32(m[errPos:]) != 1 || m[errPos+4] != StatusBadKey {
 		t.Fatalf("GetMulti: %q", m)
 	}
 }
@@ -326,6 +328,19 @@ func TestGetIntoFitsOrStashes(t *testing.T) {
 	}
 	if TakeResult(-n)[0] != StatusInternal {
 		t.Fatal("a result could be taken twice")
+	}
+	// a buffer with room for the header only: the value waits for TakeValueInto
+	n = GetInto(h, ka, kn, bufAddr, 64, false, 0)
+	if n >= 0 || buf[0] != StatusOK || binary.LittleEndian.Uint64(buf[getHeaderLen:]) != 100 {
+		t.Fatalf("GetInto with a header-only buffer = %d, %q", n, buf[:21])
+	}
+	dst := make([]byte, 100)
+	da, dn := pyMem(t, dst)
+	if st := TakeValueInto(-n, da, dn); st != 0 || string(bytesAt(da, dn)) != string(value) || PendingResults() != 0 {
+		t.Fatalf("TakeValueInto = %d", st)
+	}
+	if st := TakeValueInto(-n, da, dn); st&0xff != StatusInternal {
+		t.Fatal("a value could be taken twice")
 	}
 	ma, mn := pyMem(t, []byte("into-missing"))
 	if n := GetInto(h, ma, mn, bufAddr, bufCap, false, 0); n != 1 || buf[0] != StatusMiss {

@@ -31,8 +31,11 @@ class Item(NamedTuple):
 
 _OP_SET, _OP_ADD, _OP_REPLACE, _OP_APPEND, _OP_PREPEND = range(5)
 _GET_HEADER = struct.Struct("<BIQ")
+_LARGE_HEADER = struct.Struct("<BIQQ")  # GetInto's header for a value left in the engine
 _U32 = struct.Struct("<I")
-_ITEM_REC = struct.Struct("<IBIQI")  # index, status, flags, cas, length (go/bind packItems)
+# GetMulti's header after the status byte: hits, errors, format length, errors offset.
+_MULTI_HEAD = struct.Struct("<IIII")
+_MULTI_HEAD_END = 1 + _MULTI_HEAD.size
 _ERR_REC = struct.Struct("<IBI")  # index, status, message length (go/bind packErrs)
 _U64 = struct.Struct("<Q")
 _MAX_U64 = (1 << 64) - 1
@@ -292,8 +295,8 @@ class Client:
                 raise _engine.packed_error(c, bytes(buf.view[:n]))
         finally:
             _tls.buf = buf
-        r = _engine.take_bytes(c, c.bind_TakeResult(-n))
-        return _item(c, r).value if r[0] != _MISS else None  # type: ignore[union-attr]
+        big = self._take_large(c, buf, n)
+        return big.value if big is not None else None
 
     def _get_item(self, key: Key, gat: bool, expire: int) -> Optional[Item]:
         k = key.encode() if type(key) is str else key_bytes(key)
@@ -302,12 +305,27 @@ class Client:
         try:
             n = c.bind_GetInto(h, id(k) + _OFF, len(k), buf.addr, _RESULT_BUFFER_SIZE, gat, expire)
             if n > 0:
-                r = bytes(buf.view[:n])
+                return _item(c, bytes(buf.view[:n]))
         finally:
             _tls.buf = buf
-        if n <= 0:
-            r = _engine.take_bytes(c, c.bind_TakeResult(-n))
-        return _item(c, r)
+        return self._take_large(c, buf, n)
+
+    @staticmethod
+    def _take_large(c: ModuleType, buf: "_ResultBuffer", n: int) -> Optional[Item]:
+        """Fetch a GetInto result that did not fit the buffer (n = -token).
+
+        A large value is copied by the engine straight into the bytes object
+        returned (allocated here at its length, not yet seen by anyone); any
+        other result comes back packed.
+        """
+        if buf.data[0] == _OK:
+            _, flags, cas, size = _LARGE_HEADER.unpack_from(buf.data)
+            value = bytes(size)  # a fresh object: size > the buffer, never a cached one
+            r = c.bind_TakeValueInto(-n, id(value) + _OFF, size)
+            if r != _OK:
+                _engine.raise_for(c, r)
+            return Item(value, flags, cas)
+        return _item(c, _engine.take_bytes(c, c.bind_TakeResult(-n)))
 
     def get_item(self, key: Key) -> Optional[Item]:
         """Return key's Item (value, flags, cas), or None on a miss."""
@@ -451,10 +469,18 @@ class Client:
         (they are also logged at WARNING).
         """
         klist = keys if isinstance(keys, list) else list(keys)
-        out: Dict[K, bytes] = {}
-        if klist:
-            for rec, value in self._get_multi(klist, None, errors):
-                out[klist[rec[0]]] = value
+        if not klist:
+            return {}
+        r, c = self._get_multi(klist, None)
+        nhits, nerrs, flen, errpos = _MULTI_HEAD.unpack_from(r, 1)
+        pos = _MULTI_HEAD_END + flen
+        values = struct.unpack_from(r[_MULTI_HEAD_END:pos].decode("ascii"), r, pos + 16 * nhits)
+        if nhits == len(klist):  # every key hit: the values are in the keys' order
+            out = dict(zip(klist, values))
+        else:
+            out = dict(zip(map(klist.__getitem__, struct.unpack_from(f"<{nhits}I", r, pos)), values))
+        if nerrs:
+            self._multi_errors(c, r, errpos, nerrs, klist, errors)
         return out
 
     def get_multi_items(
@@ -466,19 +492,28 @@ class Client:
     ) -> Dict[K, Item]:
         """get_multi returning Items (value, flags, cas); with ``gat_expire`` also touches each hit."""
         klist = keys if isinstance(keys, list) else list(keys)
-        out: Dict[K, Item] = {}
-        if klist:
-            if gat_expire is not None:
-                _check_u32("expire", gat_expire)
-            for rec, value in self._get_multi(klist, gat_expire, errors):
-                out[klist[rec[0]]] = Item(value, rec[2], rec[3])
+        if not klist:
+            return {}
+        if gat_expire is not None:
+            _check_u32("expire", gat_expire)
+        r, c = self._get_multi(klist, gat_expire)
+        nhits, nerrs, flen, errpos = _MULTI_HEAD.unpack_from(r, 1)
+        pos = _MULTI_HEAD_END + flen
+        idx = struct.unpack_from(f"<{nhits}I", r, pos)
+        flags = struct.unpack_from(f"<{nhits}I", r, pos + 4 * nhits)
+        cas = struct.unpack_from(f"<{nhits}Q", r, pos + 8 * nhits)
+        values = struct.unpack_from(r[_MULTI_HEAD_END:pos].decode("ascii"), r, pos + 16 * nhits)
+        out = dict(zip(map(klist.__getitem__, idx), map(Item, values, flags, cas)))
+        if nerrs:
+            self._multi_errors(c, r, errpos, nerrs, klist, errors)
         return out
 
-    def _get_multi(
-        self, klist: List[K], gat_expire: Optional[int], errors: Optional[Dict[K, Exception]]
-    ) -> List[Tuple[Tuple[int, int, int, int, int], bytes]]:
-        """Run GetMulti; return (record, value) for hits, handle error records."""
-        wire = [k.encode() if type(k) is str else key_bytes(k) for k in klist]
+    def _get_multi(self, klist: List[K], gat_expire: Optional[int]) -> Tuple[bytes, ModuleType]:
+        """Run GetMulti; return its packed result (see go/bind packItems)."""
+        try:
+            wire = list(map(str.encode, klist))  # type: ignore[arg-type]
+        except TypeError:  # some keys are bytes (or not keys at all)
+            wire = [k.encode() if type(k) is str else key_bytes(k) for k in klist]
         n = len(wire)
         packed = struct.pack(f"<I{n}I", n, *map(len, wire)) + b"".join(wire)
         c, h = self._engine()
@@ -488,17 +523,16 @@ class Client:
         )
         if r[0] != _OK:
             raise _engine.packed_error(c, r)
-        (count,) = _U32.unpack_from(r, 1)
-        pos = 5 + count * _ITEM_REC.size
-        hits = []
-        for rec in _ITEM_REC.iter_unpack(memoryview(r)[5:pos]):
-            end = pos + rec[4]
-            if rec[1] == _OK:
-                hits.append((rec, r[pos:end]))
-            else:
-                self._record_error(c, rec[1], r[pos:end], klist[rec[0]], errors)
-            pos = end
-        return hits
+        return r, c
+
+    def _multi_errors(
+        self, c: ModuleType, r: bytes, pos: int, count: int, klist: Sequence[K], errors: Optional[Dict[K, Exception]]
+    ) -> None:
+        for _ in range(count):
+            i, status, n = _ERR_REC.unpack_from(r, pos)
+            pos += _ERR_REC.size
+            self._record_error(c, status, r[pos : pos + n], klist[i], errors)
+            pos += n
 
     def set_multi(
         self,
@@ -541,7 +575,10 @@ class Client:
         _check_u32("expire", expire)
         if not klist:
             return []
-        ks = [k.encode() if type(k) is str else key_bytes(k) for k in klist]
+        try:
+            ks = list(map(str.encode, klist))  # type: ignore[arg-type]
+        except TypeError:  # some keys are bytes (or not keys at all)
+            ks = [k.encode() if type(k) is str else key_bytes(k) for k in klist]
         vs = [v if type(v) is bytes else value_bytes(v) for v in values]
         n = len(ks)
         packed = (
