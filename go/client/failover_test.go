@@ -641,6 +641,12 @@ func TestManyGoroutinesThroughAKillAndRestart(t *testing.T) {
 	bound := 2*ioTimeout + 400*time.Millisecond
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	var stopOnce sync.Once
+	halt := func() {
+		stopOnce.Do(func() { close(stop) })
+		wg.Wait()
+	}
+	defer halt() // a failed wait must not leave the workers running
 	var mu sync.Mutex
 	var calls, failures int
 	var slowest time.Duration
@@ -681,18 +687,35 @@ func TestManyGoroutinesThroughAKillAndRestart(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(100 * time.Millisecond)
+	counts := func() (int, int) {
+		mu.Lock()
+		defer mu.Unlock()
+		return calls, failures
+	}
+	// Each step waits for what it needs instead of sleeping: on a loaded
+	// machine the workers could sleep through a fixed down time and call
+	// the server only after it was back, surfacing no error at all.
+	waitFor(t, 5*time.Second, "workers running", func() bool { n, _ := counts(); return n >= 100 })
 	servers[1].Close()
-	time.Sleep(400 * time.Millisecond)
+	// The workers' keys include server 1's, so calls reach it while it is
+	// down: the first failures are returned to their callers and, at
+	// FailureLimit, mark it dead. Only then does it come back.
+	waitFor(t, 5*time.Second, "an error surfaced after killing a server", func() bool { _, f := counts(); return f > 0 })
+	waitFor(t, 5*time.Second, "killed server marked dead", func() bool { return c.Health()[1].State == Dead })
+	// Keep it down while its keys fail over and a probe of it fails.
+	downCalls, _ := counts()
+	firstProbe := c.Health()[1].RetryAt
+	waitFor(t, 5*time.Second, "calls and a failed probe while the server is dead", func() bool {
+		n, _ := counts()
+		h := c.Health()[1]
+		return n >= downCalls+100 && h.State == Dead && h.RetryAt.After(firstProbe)
+	})
 	restart(t, addrs[1])
 	waitFor(t, 3*time.Second, "killed server back", func() bool { return c.Health()[1].State == Healthy })
-	time.Sleep(100 * time.Millisecond)
-	close(stop)
-	wg.Wait()
+	backCalls, _ := counts()
+	waitFor(t, 5*time.Second, "calls after recovery", func() bool { n, _ := counts(); return n >= backCalls+100 })
+	halt()
 	t.Logf("%d calls, %d failed, slowest %v", calls, failures, slowest)
-	if failures == 0 {
-		t.Error("killing a server surfaced no error")
-	}
 	if slowest > bound {
 		t.Errorf("slowest call %v, over %v", slowest, bound)
 	}
