@@ -34,6 +34,12 @@ func TestEncodeMatchesSpecExamples(t *testing.T) {
 			"80050007140000000000001b000000000000000000000000 0000000000000001 0000000000000000 00000e10 636f756e746572"},
 		{"append", AppendConcat(nil, OpAppend, []byte("Hello"), []byte("!"), 0, 0),
 			"800e00050000000000000006000000000000000000000000 48656c6c6f 21"},
+		// The header encoders stop before the value, which goes out on its
+		// own (writev): the same packets once the value is appended.
+		{"set Hello World, value apart", append(AppendStoreHeader(nil, OpAdd, []byte("Hello"), 5, 0xdeadbeef, 0xe10, 0, 0), "World"...),
+			"800200050800000000000012000000000000000000000000 deadbeef00000e10 48656c6c6f 576f726c64"},
+		{"append, value apart", append(AppendConcatHeader(nil, OpAppend, []byte("Hello"), 1, 0, 0), '!'),
+			"800e00050000000000000006000000000000000000000000 48656c6c6f 21"},
 		{"flush delay", AppendFlush(nil, OpFlush, 0xe10, 0),
 			"800800000400000000000004000000000000000000000000 00000e10"},
 		{"flush now", AppendFlush(nil, OpFlushQ, 0, 7),

@@ -29,21 +29,34 @@ func AppendKeyOnly(buf []byte, op Opcode, key []byte, cas uint64, opaque uint32)
 // extras are the 4-byte flags and 4-byte expiration. A nonzero cas makes the
 // store conditional on the item's current CAS.
 func AppendStore(buf []byte, op Opcode, key, value []byte, flags, exp uint32, cas uint64, opaque uint32) []byte {
-	buf = appendHeader(buf, op, len(key), 8, 8+len(key)+len(value), opaque, cas)
+	return append(AppendStoreHeader(buf, op, key, len(value), flags, exp, cas, opaque), value...)
+}
+
+// AppendStoreHeader appends the start of the request AppendStore would
+// append, everything up to and including the key, for a value of valueLen
+// bytes that the caller sends right after it (with writev, say, so that a
+// big value goes out from the caller's memory instead of being copied into
+// the request buffer).
+func AppendStoreHeader(buf []byte, op Opcode, key []byte, valueLen int, flags, exp uint32, cas uint64, opaque uint32) []byte {
+	buf = appendHeader(buf, op, len(key), 8, 8+len(key)+valueLen, opaque, cas)
 	var ex [8]byte
 	binary.BigEndian.PutUint32(ex[0:4], flags)
 	binary.BigEndian.PutUint32(ex[4:8], exp)
 	buf = append(buf, ex[:]...)
-	buf = append(buf, key...)
-	return append(buf, value...)
+	return append(buf, key...)
 }
 
 // AppendConcat appends an APPEND or PREPEND (or quiet variant) request: no
 // extras, the value is added to the existing one.
 func AppendConcat(buf []byte, op Opcode, key, value []byte, cas uint64, opaque uint32) []byte {
-	buf = appendHeader(buf, op, len(key), 0, len(key)+len(value), opaque, cas)
-	buf = append(buf, key...)
-	return append(buf, value...)
+	return append(AppendConcatHeader(buf, op, key, len(value), cas, opaque), value...)
+}
+
+// AppendConcatHeader is AppendConcat without the value, which the caller
+// sends right after it (see AppendStoreHeader).
+func AppendConcatHeader(buf []byte, op Opcode, key []byte, valueLen int, cas uint64, opaque uint32) []byte {
+	buf = appendHeader(buf, op, len(key), 0, len(key)+valueLen, opaque, cas)
+	return append(buf, key...)
 }
 
 // AppendDelta appends an INCREMENT or DECREMENT (or quiet variant) request.

@@ -271,13 +271,17 @@ func (r *request) idempotent() bool {
 	return true
 }
 
-func (r *request) encode(buf []byte) []byte {
+// encode appends the request to buf, cn's buffer; a large value is left
+// where it is for cn to write (conn.Conn.AppendValue).
+func (r *request) encode(cn *conn.Conn, buf []byte) []byte {
 	const opaque = 0 // one request per exchange: nothing to match
 	switch r.op {
 	case binprot.OpSet, binprot.OpAdd, binprot.OpReplace:
-		return binprot.AppendStore(buf, r.op, r.key, r.value, r.flags, r.exp, r.cas, opaque)
+		buf = binprot.AppendStoreHeader(buf, r.op, r.key, len(r.value), r.flags, r.exp, r.cas, opaque)
+		return cn.AppendValue(buf, r.value)
 	case binprot.OpAppend, binprot.OpPrepend:
-		return binprot.AppendConcat(buf, r.op, r.key, r.value, r.cas, opaque)
+		buf = binprot.AppendConcatHeader(buf, r.op, r.key, len(r.value), r.cas, opaque)
+		return cn.AppendValue(buf, r.value)
 	case binprot.OpIncrement, binprot.OpDecrement:
 		return binprot.AppendDelta(buf, r.op, r.key, r.delta, r.initial, r.exp, r.cas, opaque)
 	case binprot.OpTouch, binprot.OpGAT:
@@ -341,16 +345,9 @@ func (c *Client) exchangeOn(s *server, req *request, res *result) error {
 	}
 }
 
-// clone copies b; unlike append to nil it keeps an empty value non-nil.
-func clone(b []byte) []byte {
-	c := make([]byte, len(b))
-	copy(c, b)
-	return c
-}
-
 // exchange sends req on cn and decodes its response into res.
 func exchange(cn *conn.Conn, req *request, res *result) error {
-	if err := cn.Send(req.encode(cn.Buffer())); err != nil {
+	if err := cn.Send(req.encode(cn, cn.Buffer())); err != nil {
 		return transportError(err)
 	}
 	r, err := cn.Recv()
@@ -374,7 +371,7 @@ func exchange(cn *conn.Conn, req *request, res *result) error {
 			return protocolError(cn.Addr(), "%v response with %d bytes of extras", r.Opcode, len(r.Extras))
 		}
 		res.flags = f
-		res.value = clone(r.Value)
+		res.value = cn.OwnValue(r.Value)
 	case binprot.OpIncrement, binprot.OpDecrement:
 		v, ok := r.Uint64Value()
 		if !ok {
@@ -383,7 +380,7 @@ func exchange(cn *conn.Conn, req *request, res *result) error {
 		}
 		res.counter = v
 	case binprot.OpVersion:
-		res.value = clone(r.Value)
+		res.value = cn.OwnValue(r.Value)
 	}
 	return nil
 }

@@ -299,7 +299,9 @@ const (
 func (a *arena) clone(b []byte) []byte {
 	a.left--
 	if len(b) > arenaMaxValue || len(b) == 0 {
-		return clone(b)
+		c := make([]byte, len(b))
+		copy(c, b)
+		return c
 	}
 	if len(b) > cap(a.chunk)-len(a.chunk) {
 		// Guess that the values still to come are about this size.

@@ -16,7 +16,13 @@
 //     (strace of BenchmarkGet), and the blocking read measured faster
 //     (BenchmarkGetRoundTrip has both modes);
 //   - any further read (a reply bigger than one read, a batch) is
-//     MSG_DONTWAIT first, then poll(2) until the exchange's deadline.
+//     MSG_DONTWAIT first, then poll(2) until the exchange's deadline;
+//   - values of LargeValue bytes or more never pass through the
+//     connection's buffers: they are written from the caller's memory with
+//     sendmsg(2) and read into a buffer of their own that becomes the
+//     caller's (AppendValue, OwnValue);
+//   - Start, Flush, TryRecv and PollSet let one thread drive exchanges with
+//     several servers at once, waiting on all their sockets in one ppoll(2).
 //
 // A Conn is not safe for concurrent use. Once any call fails (timeout,
 // reset, end of stream, garbage from the server) the Conn closes itself and
@@ -59,6 +65,19 @@ const (
 	keepBufCap     = 256 << 10
 )
 
+// LargeValue is the size from which values bypass the connection's
+// buffers: AppendValue leaves a value this long where it is for Send to
+// write with sendmsg(2) from the caller's memory, and Recv reads a response
+// body this long straight into a buffer of its own, which OwnValue hands
+// over. A 1 MiB get then costs one 1 MiB allocation and no copy in user
+// space, and no pooled connection keeps a buffer grown for one big value.
+// Below it, copying through the buffers is cheaper than the extra iovecs
+// and reads.
+const LargeValue = 32 << 10
+
+// iovMax is the most iovecs one sendmsg(2) takes (Linux's UIO_MAXIOV).
+const iovMax = 1024
+
 // ErrTimeout is wrapped by errors from calls that ran past their deadline.
 var ErrTimeout = errors.New("i/o timeout")
 
@@ -89,6 +108,13 @@ func (o *Options) fill() {
 	}
 }
 
+// extent is a large value AppendValue left in the caller's memory, to be
+// written at offset at of the request buffer.
+type extent struct {
+	at   int
+	data []byte
+}
+
 // Conn is one connection to a memcached server speaking the binary protocol.
 type Conn struct {
 	fd   int
@@ -96,14 +122,34 @@ type Conn struct {
 	opts Options
 
 	wbuf []byte
+	ext  []extent // large values of the request being built
+	// The unwritten rest of the current request: rest when it is one
+	// buffer, else the pieces iov[iovPos:] (iov[iovPos] possibly started).
+	rest   []byte
+	iov    []unix.Iovec
+	iovPos int
+
 	rbuf []byte // rbuf[rpos:rend] is received but not yet parsed
 	rpos int
 	rend int
+	// drained: the last read got less than it asked for, so the socket
+	// was empty then and another read would most likely find nothing.
+	drained bool
+
+	// A large response body being read into its own buffer: big[:bigGot]
+	// arrived; bigHdr is its header and bigMeta its extras and key.
+	big     []byte
+	bigGot  int
+	bigHdr  binprot.Header
+	bigMeta []byte
+	// owned is the Value of the last response if it was read apart, so
+	// that OwnValue can hand it over instead of copying it.
+	owned []byte
 
 	// deadline of the current exchange. Set by Send when the first read
-	// may block (it then bounds the polls that follow); otherwise zero
-	// until the first wait, so the poll-mode fast path never reads the
-	// clock.
+	// may block (it then bounds the polls that follow) and by Start;
+	// otherwise zero until the first wait, so the poll-mode fast path
+	// never reads the clock.
 	deadline time.Time
 	received bool // any byte read since the last Send
 	blockOK  bool // the next read may block (see blockingRead)
@@ -124,9 +170,30 @@ func (c *Conn) Err() error { return c.err }
 func (c *Conn) Received() bool { return c.received }
 
 // Buffer returns the connection's write buffer, emptied. Append requests to
-// it (binprot.Append*) and pass the result to Send: reusing it keeps a
-// steady state free of allocations.
-func (c *Conn) Buffer() []byte { return c.wbuf[:0] }
+// it (binprot.Append*, AppendValue) and pass the result to Send or Start:
+// reusing it keeps a steady state free of allocations.
+func (c *Conn) Buffer() []byte {
+	c.clearExtents()
+	return c.wbuf[:0]
+}
+
+// AppendValue appends value to buf, the request being built from Buffer
+// (after binprot.AppendStoreHeader or AppendConcatHeader). A value of
+// LargeValue bytes or more is not copied: Send (or Start and Flush) writes
+// it from where it is, so it must stay unchanged until the request is
+// written, and buf must be sent before Buffer is called again.
+func (c *Conn) AppendValue(buf, value []byte) []byte {
+	if len(value) < LargeValue {
+		return append(buf, value...)
+	}
+	c.ext = append(c.ext, extent{at: len(buf), data: value})
+	return buf
+}
+
+func (c *Conn) clearExtents() {
+	clear(c.ext)
+	c.ext = c.ext[:0]
+}
 
 // Close closes the socket. It is safe to call more than once.
 func (c *Conn) Close() error {
@@ -138,6 +205,7 @@ func (c *Conn) Close() error {
 	if c.err == nil {
 		c.err = ErrClosed
 	}
+	c.dropRequest()
 	return err
 }
 
@@ -150,24 +218,26 @@ func (c *Conn) fail(err error) error {
 		closeSocket(c.fd)
 		c.fd = -1
 	}
+	c.dropRequest()
+	c.big = nil
 	return c.err
 }
 
-// Send writes b in full, starting a new exchange with a fresh I/O deadline.
-// The whole batch goes out in as few write calls as the kernel allows (one,
-// normally). While the socket is full, Send also reads what the server
-// already answered, so a large pipelined batch cannot deadlock with a server
-// that stops reading until its replies are consumed.
-func (c *Conn) Send(b []byte) error {
-	if c.err != nil {
-		return c.err
-	}
-	c.deadline = time.Time{}
-	if blockingRead {
-		c.deadline = time.Now().Add(c.opts.IOTimeout)
-	}
+// dropRequest forgets the unwritten request, which may point into the
+// caller's memory.
+func (c *Conn) dropRequest() {
+	c.clearExtents()
+	c.rest = nil
+	clear(c.iov)
+	c.iov, c.iovPos = c.iov[:0], 0
+}
+
+// begin starts a new exchange whose request is b plus the extents.
+func (c *Conn) begin(b []byte) {
 	c.received = false
-	c.blockOK = blockingRead
+	c.drained = false
+	c.owned = nil
+	c.big = nil
 	if c.rpos == c.rend {
 		c.rpos, c.rend = 0, 0
 		if cap(c.rbuf) > keepBufCap {
@@ -179,10 +249,80 @@ func (c *Conn) Send(b []byte) error {
 	} else {
 		c.wbuf = nil
 	}
-	for len(b) > 0 {
-		n, errno := send(c.fd, b)
-		b = b[n:]
-		switch errno {
+	if len(c.ext) == 0 {
+		c.rest = b
+		return
+	}
+	pos := 0
+	for _, e := range c.ext {
+		c.addPiece(b[pos:e.at])
+		c.addPiece(e.data)
+		pos = e.at
+	}
+	c.addPiece(b[pos:])
+	c.clearExtents()
+}
+
+func (c *Conn) addPiece(p []byte) {
+	if len(p) == 0 {
+		return
+	}
+	v := unix.Iovec{Base: &p[0]}
+	v.SetLen(len(p))
+	c.iov = append(c.iov, v)
+}
+
+// unsent reports whether part of the request is still to be written.
+func (c *Conn) unsent() bool { return len(c.rest) > 0 || c.iovPos < len(c.iov) }
+
+// writeSome makes one non-blocking write of the rest of the request.
+func (c *Conn) writeSome() unix.Errno {
+	if len(c.rest) > 0 {
+		n, errno := send(c.fd, c.rest)
+		c.rest = c.rest[n:]
+		return errno
+	}
+	iov := c.iov[c.iovPos:]
+	if len(iov) > iovMax {
+		iov = iov[:iovMax]
+	}
+	n, errno := sendmsg(c.fd, iov)
+	for n > 0 {
+		v := &c.iov[c.iovPos]
+		if l := int(v.Len); n < l {
+			v.Base = (*byte)(unsafe.Add(unsafe.Pointer(v.Base), n))
+			v.SetLen(l - n)
+			break
+		} else {
+			n -= l
+		}
+		*v = unix.Iovec{}
+		c.iovPos++
+	}
+	if c.iovPos == len(c.iov) {
+		c.iov, c.iovPos = c.iov[:0], 0
+	}
+	return errno
+}
+
+// Send writes b in full, starting a new exchange with a fresh I/O deadline.
+// The whole batch goes out in as few write calls as the kernel allows (one,
+// normally). While the socket is full, Send also reads what the server
+// already answered, so a large pipelined batch cannot deadlock with a server
+// that stops reading until its replies are consumed.
+func (c *Conn) Send(b []byte) error {
+	if c.err != nil {
+		c.dropRequest()
+		return c.err
+	}
+	c.deadline = time.Time{}
+	if blockingRead {
+		c.deadline = time.Now().Add(c.opts.IOTimeout)
+	}
+	c.blockOK = blockingRead
+	c.begin(b)
+	for c.unsent() {
+		switch errno := c.writeSome(); errno {
 		case 0, unix.EINTR:
 		case unix.EAGAIN:
 			// The exchange has started its clock: a blocking read could
@@ -204,36 +344,88 @@ func (c *Conn) Send(b []byte) error {
 	return nil
 }
 
+// Start begins an exchange like Send but never waits: it writes what the
+// socket takes now, and Flush writes more once the socket is writable
+// again. Use it with TryRecv and PollSet to talk to several servers from
+// one thread. Writing reports whether part of the request is left.
+func (c *Conn) Start(b []byte) error {
+	if c.err != nil {
+		c.dropRequest()
+		return c.err
+	}
+	c.deadline = time.Now().Add(c.opts.IOTimeout)
+	c.blockOK = false
+	c.begin(b)
+	return c.Flush()
+}
+
+// Flush writes more of a request begun by Start, without waiting.
+func (c *Conn) Flush() error {
+	if c.err != nil {
+		return c.err
+	}
+	for c.unsent() {
+		switch errno := c.writeSome(); errno {
+		case 0, unix.EINTR:
+		case unix.EAGAIN:
+			return nil
+		default:
+			return c.fail(fmt.Errorf("write to %s: %w", c.addr, errno))
+		}
+	}
+	return nil
+}
+
+// Writing reports whether part of the request begun by Start is still to be
+// written: the socket must then be polled for writing too.
+func (c *Conn) Writing() bool { return c.err == nil && c.unsent() }
+
+// Deadline returns the deadline of the current exchange, fixed by Start.
+func (c *Conn) Deadline() time.Time { return c.deadline }
+
+// Expire fails the connection with ErrTimeout: its exchange's deadline
+// passed while the caller waited for it.
+func (c *Conn) Expire() error {
+	if c.err != nil {
+		return c.err
+	}
+	if c.unsent() {
+		return c.fail(fmt.Errorf("write to %s: %w", c.addr, ErrTimeout))
+	}
+	return c.fail(fmt.Errorf("read from %s: %w", c.addr, ErrTimeout))
+}
+
 // Recv returns the next response. Its Extras, Key and Value alias the read
-// buffer and stay valid only until the next Recv or Send.
+// buffer and stay valid only until the next Recv or Send, except a Value of
+// LargeValue bytes or more, which has a buffer of its own (see OwnValue).
 func (c *Conn) Recv() (binprot.Response, error) {
 	if c.err != nil {
 		return binprot.Response{}, c.err
 	}
+	c.owned = nil
 	for {
-		r, n, err := binprot.ParseResponse(c.rbuf[c.rpos:c.rend], c.opts.MaxBody)
+		r, ok, need, err := c.parse()
 		if err != nil {
 			return binprot.Response{}, c.fail(fmt.Errorf("from %s: %w", c.addr, err))
 		}
-		if n > 0 {
-			c.rpos += n
+		if ok {
 			return r, nil
 		}
-		need := binprot.HeaderLen
-		if c.rend-c.rpos >= binprot.HeaderLen {
-			need += int(r.BodyLen)
-		}
 		var errno unix.Errno
-		if c.blockOK {
+		switch {
+		case c.blockOK:
 			c.blockOK = false
-			errno = c.readOnce(need, 0)
+			errno = c.fill(need, 0)
 			if errno == unix.EAGAIN {
 				return binprot.Response{}, c.fail(fmt.Errorf("read from %s: %w", c.addr, ErrTimeout))
 			}
-		} else {
+		case c.drained:
+			// The last read emptied the socket: wait before reading.
+			errno = unix.EAGAIN
+		default:
 			// Try the read before polling: on loopback the reply is often
 			// already there, and then poll would be a wasted system call.
-			errno = c.readOnce(need, unix.MSG_DONTWAIT)
+			errno = c.fill(need, unix.MSG_DONTWAIT)
 		}
 		for errno == unix.EAGAIN || errno == unix.EINTR {
 			if errno == unix.EAGAIN {
@@ -241,12 +433,102 @@ func (c *Conn) Recv() (binprot.Response, error) {
 					return binprot.Response{}, c.fail(fmt.Errorf("read from %s: %w", c.addr, werr))
 				}
 			}
-			errno = c.readOnce(need, unix.MSG_DONTWAIT)
+			errno = c.fill(need, unix.MSG_DONTWAIT)
 		}
 		if errno != 0 {
 			return binprot.Response{}, c.fail(fmt.Errorf("read from %s: %w", c.addr, errnoOrEOF(errno)))
 		}
 	}
+}
+
+// TryRecv returns the next response if it can be had without waiting, from
+// what is buffered or after non-blocking reads. ok false means the caller
+// must wait until the socket is readable (PollSet) and call again. The
+// response is valid as one from Recv is.
+func (c *Conn) TryRecv() (r binprot.Response, ok bool, err error) {
+	if c.err != nil {
+		return binprot.Response{}, false, c.err
+	}
+	c.owned = nil
+	read := false
+	for {
+		r, ok, need, err := c.parse()
+		if err != nil {
+			return binprot.Response{}, false, c.fail(fmt.Errorf("from %s: %w", c.addr, err))
+		}
+		if ok {
+			return r, true, nil
+		}
+		if read && c.drained {
+			return binprot.Response{}, false, nil
+		}
+		switch errno := c.fill(need, unix.MSG_DONTWAIT); errno {
+		case 0:
+			read = true
+		case unix.EINTR:
+		case unix.EAGAIN:
+			return binprot.Response{}, false, nil
+		default:
+			return binprot.Response{}, false, c.fail(fmt.Errorf("read from %s: %w", c.addr, errnoOrEOF(errno)))
+		}
+	}
+}
+
+// parse returns the next response if all of it arrived. Otherwise need is
+// how many bytes the read buffer should have room for. A large body is
+// moved to a buffer of its own as soon as its header, extras and key are in.
+func (c *Conn) parse() (r binprot.Response, ok bool, need int, err error) {
+	if c.big != nil {
+		if c.bigGot < len(c.big) {
+			return binprot.Response{}, false, 0, nil
+		}
+		r = binprot.Response{Header: c.bigHdr, Value: c.big}
+		meta := c.bigMeta
+		ext := int(c.bigHdr.ExtrasLen)
+		r.Extras, r.Key = meta[:ext:ext], meta[ext:]
+		c.owned, c.big = c.big, nil
+		return r, true, 0, nil
+	}
+	r, n, err := binprot.ParseResponse(c.rbuf[c.rpos:c.rend], c.opts.MaxBody)
+	if err != nil || n > 0 {
+		c.rpos += n
+		return r, err == nil, 0, err
+	}
+	if c.rend-c.rpos < binprot.HeaderLen {
+		return r, false, binprot.HeaderLen, nil
+	}
+	meta := int(r.ExtrasLen) + int(r.KeyLen)
+	if r.BodyLen < LargeValue {
+		return r, false, binprot.HeaderLen + int(r.BodyLen), nil
+	}
+	if c.rend-c.rpos < binprot.HeaderLen+meta {
+		return r, false, binprot.HeaderLen + meta, nil
+	}
+	// Read the value straight into the buffer that becomes the caller's,
+	// starting with what already arrived.
+	at := c.rpos + binprot.HeaderLen
+	c.bigHdr = r.Header
+	c.bigMeta = append(c.bigMeta[:0], c.rbuf[at:at+meta]...)
+	c.big = make([]byte, int(r.BodyLen)-meta)
+	c.bigGot = copy(c.big, c.rbuf[at+meta:c.rend])
+	c.rpos = at + meta + c.bigGot
+	if c.bigGot == len(c.big) {
+		return c.parse()
+	}
+	return binprot.Response{}, false, 0, nil
+}
+
+// OwnValue returns v, the Value of the response just received, as memory
+// the caller owns: the buffer itself if it was read apart (a large value:
+// no copy), else a copy. An empty value gives an empty, non-nil slice.
+func (c *Conn) OwnValue(v []byte) []byte {
+	if len(v) > 0 && len(c.owned) == len(v) && &c.owned[0] == &v[0] {
+		c.owned = nil
+		return v
+	}
+	out := make([]byte, len(v))
+	copy(out, v)
+	return out
 }
 
 // errEOF stands for end of stream in readOnce's errno result.
@@ -259,6 +541,23 @@ func errnoOrEOF(e unix.Errno) error {
 		return io.ErrUnexpectedEOF
 	}
 	return e
+}
+
+// fill reads once, with recv(2) flags, into the large body being read
+// apart if there is one, else into the read buffer (see readOnce).
+func (c *Conn) fill(need int, flags int) unix.Errno {
+	if c.big == nil {
+		return c.readOnce(need, flags)
+	}
+	free := c.big[c.bigGot:]
+	n, e := recv(c.fd, free, flags)
+	if e != 0 {
+		return e
+	}
+	c.bigGot += n
+	c.received = true
+	c.drained = n < len(free)
+	return 0
 }
 
 // readOnce makes room for a packet of need bytes at rbuf[rpos:] and reads
@@ -277,17 +576,27 @@ func (c *Conn) readOnce(need int, flags int) unix.Errno {
 	}
 	c.rbuf = c.rbuf[:cap(c.rbuf)]
 	free := c.rbuf[c.rend:]
-	r, _, e := unix.Syscall6(unix.SYS_RECVFROM, uintptr(c.fd), uintptr(unsafe.Pointer(&free[0])), uintptr(len(free)),
-		uintptr(flags), 0, 0)
+	n, e := recv(c.fd, free, flags)
 	if e != 0 {
 		return e
 	}
-	if r == 0 {
-		return errEOF
-	}
-	c.rend += int(r)
+	c.rend += n
 	c.received = true
+	c.drained = n < len(free)
 	return 0
+}
+
+// recv reads into p with recv(2) flags; end of stream is errEOF.
+func recv(fd int, p []byte, flags int) (int, unix.Errno) {
+	r, _, e := unix.Syscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)),
+		uintptr(flags), 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	if r == 0 {
+		return 0, errEOF
+	}
+	return int(r), 0
 }
 
 // wait polls the socket for events until the exchange's deadline.
@@ -330,6 +639,62 @@ func send(fd int, b []byte) (int, unix.Errno) {
 		return 0, e
 	}
 	return int(r), 0
+}
+
+// sendmsg writes the pieces iov in order, as send does one buffer.
+func sendmsg(fd int, iov []unix.Iovec) (int, unix.Errno) {
+	var msg unix.Msghdr
+	msg.Iov = &iov[0]
+	msg.SetIovlen(len(iov))
+	r, _, e := unix.Syscall(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT)
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), 0
+}
+
+// PollSet waits on several connections at once, for a caller driving their
+// exchanges (Start, Flush, TryRecv) from one thread. The zero value is ready
+// to use; reusing one avoids allocations.
+type PollSet struct {
+	fds []unix.PollFd
+	ts  unix.Timespec
+}
+
+// Wait blocks until one of conns is readable, writable while Writing, or
+// hung up, or until deadline. Nil and failed entries are skipped. ready[i]
+// reports conns[i]; n is how many are ready, 0 when the deadline passed.
+func (p *PollSet) Wait(conns []*Conn, deadline time.Time, ready []bool) (n int, err error) {
+	p.fds = p.fds[:0]
+	for _, c := range conns {
+		fd := int32(-1) // poll(2) ignores negative descriptors
+		var ev int16 = unix.POLLIN
+		if c != nil && c.err == nil {
+			fd = int32(c.fd)
+			if c.unsent() {
+				ev |= unix.POLLOUT
+			}
+		}
+		p.fds = append(p.fds, unix.PollFd{Fd: fd, Events: ev})
+	}
+	for {
+		left := time.Until(deadline)
+		if left < 0 {
+			left = 0
+		}
+		p.ts = unix.NsecToTimespec(int64(left))
+		n, err = unix.Ppoll(p.fds, &p.ts, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("poll: %w", err)
+		}
+		for i := range p.fds {
+			ready[i] = p.fds[i].Revents != 0
+		}
+		return n, nil
+	}
 }
 
 // Alive reports whether an idle connection still looks usable: no pending
