@@ -242,7 +242,8 @@ print("raised", raised, "of", len(t.CASES))
 
 def test_the_whole_table_in_one_fresh_interpreter_which_exits_normally() -> None:
     here = os.path.dirname(os.path.abspath(__file__))
-    code = _CHILD.format(tests=here, python=os.path.join(os.path.dirname(here), "python"))
+    # the omcache under test: the installed package, or the source tree when built in place
+    code = _CHILD.format(tests=here, python=os.path.dirname(os.path.dirname(os.path.abspath(omcache.__file__))))
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
     assert r.returncode == 0, r.stderr.decode(errors="replace")[-2000:]
     assert r.stdout.decode().split() == ["raised", str(len(CASES)), "of", str(len(CASES))]
