@@ -9,8 +9,10 @@
 //
 // Multi-key commands (GetMulti, SetMulti, DeleteMulti, GatMulti) group keys
 // per server, send each group as one write of quiet requests followed by a
-// NOOP, and talk to all servers concurrently. Their results are slices
-// aligned with the input, so one unreachable server only fails its own keys.
+// NOOP, and drive all the servers at once from the calling thread: one
+// ppoll waits on every socket, each server with its own I/O deadline. Their
+// results are slices aligned with the input, so one unreachable server only
+// fails its own keys.
 //
 // Failing servers are tracked when Options ask for it (FailureLimit,
 // DeadTimeout, RetryTimeout): a dead server's keys move to live servers
@@ -109,6 +111,8 @@ type Client struct {
 	connOpts conn.Options
 	// binaryKeys is Options.BinaryKeys.
 	binaryKeys bool
+	// scratches are the working memory of multi-key calls, for reuse.
+	scratches scratchFree
 	healthFields
 }
 
@@ -200,24 +204,37 @@ func (c *Client) Close() error {
 
 // get returns an idle connection (pooled = true) or a new one.
 func (c *Client) get(s *server) (cn *conn.Conn, pooled bool, err error) {
+	if cn, err = c.idle(s); cn != nil || err != nil {
+		return cn, cn != nil, err
+	}
+	cn, err = c.dial(s)
+	return cn, false, err
+}
+
+// idle returns an idle connection to s, nil if there is none, or ErrClosed.
+func (c *Client) idle(s *server) (*conn.Conn, error) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.closed {
-		s.mu.Unlock()
-		return nil, false, ErrClosed
+		return nil, ErrClosed
 	}
-	if n := len(s.idle); n > 0 {
-		cn = s.idle[n-1]
-		s.idle[n-1] = nil
-		s.idle = s.idle[:n-1]
-		s.mu.Unlock()
-		return cn, true, nil
+	n := len(s.idle)
+	if n == 0 {
+		return nil, nil
 	}
-	s.mu.Unlock()
-	cn, err = conn.Dial(s.addr, c.connOpts)
+	cn := s.idle[n-1]
+	s.idle[n-1] = nil
+	s.idle = s.idle[:n-1]
+	return cn, nil
+}
+
+// dial opens a new connection to s.
+func (c *Client) dial(s *server) (*conn.Conn, error) {
+	cn, err := conn.Dial(s.addr, c.connOpts)
 	if err != nil {
-		return nil, false, transportError(err)
+		return nil, transportError(err)
 	}
-	return cn, false, nil
+	return cn, nil
 }
 
 // put returns a connection to the pool, or closes it if it is broken, the

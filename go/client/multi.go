@@ -3,6 +3,7 @@ package client
 import (
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/omcache/omcache/go/binprot"
 	"github.com/omcache/omcache/go/conn"
@@ -11,6 +12,15 @@ import (
 // noopOpaque marks the NOOP that ends a batch; entries use their index.
 const noopOpaque = 0xffffffff
 
+// batchKind is the multi-key command a batch runs.
+type batchKind uint8
+
+const (
+	kindGet    batchKind = iota // GETKQ, or GATKQ with exp
+	kindSet                     // SETQ
+	kindDelete                  // DELETEQ
+)
+
 // batch is one multi-key command. Entry i of the input becomes one quiet
 // request with opaque i, sent to the server owning its key. Quiet requests
 // are answered only when there is something to say (a hit for gets, a
@@ -18,34 +28,207 @@ const noopOpaque = 0xffffffff
 // answered once every request before it was handled, so the NOOP's reply
 // tells the client that the silence about the other entries is final.
 type batch struct {
-	op  binprot.Opcode // quiet opcode; its responses carry it too
-	n   int
-	key func(i int) []byte // nil: entry i is invalid (errs[i] preset)
-	// encode appends entry i's request with opaque i.
-	encode func(buf []byte, i int) []byte
-	// hit decodes a successful response for entry i (gets only), copying
-	// what it keeps into ar.
-	hit func(i int, r binprot.Response, ar *arena) error
-	// mapErr turns a status error into the command's error for entry i.
-	mapErr func(i int, err error) error
-	// silent is the result of entries that got no response: ErrCacheMiss
-	// for gets, nil (success) for stores and deletes.
-	silent error
+	kind  batchKind
+	op    binprot.Opcode // quiet opcode; its responses carry it too
+	n     int
+	keys  [][]byte // kindGet, kindDelete
+	items []*Item  // kindSet; a nil item has errs[i] preset
+	exp   uint32   // GATKQ
 
-	errs     []error
-	owner    []int32 // server of entry i, or -1 if the entry is invalid
-	answered []bool
+	errs  []error
+	found []*Item // kindGet: the result, pointing into slab
+	slab  []Item
+	ar    arena
+
+	sc *scratch
 }
 
-// run sends every valid entry to its server, all servers concurrently, and
-// fills b.errs. It never returns before every server has answered, failed
-// or timed out.
+// scratch is a batch's working memory, reused across calls so that a
+// multi-key command allocates little more than its results.
+type scratch struct {
+	owner    []int32 // server of entry i, or -1 if the entry is invalid
+	answered []bool
+	count    []int32 // per server: entries, then index into flights
+	order    []int32 // entries grouped by server, backing flight.idx
+	flights  []flight
+	conns    []*conn.Conn
+	ps       conn.PollSet
+	wg       sync.WaitGroup
+}
+
+// scratchFree keeps a client's idle scratches. It is a plain free list,
+// not a sync.Pool: a pool is emptied by every garbage collection, and
+// clients moving large values collect often.
+type scratchFree struct {
+	mu   sync.Mutex
+	free []*scratch
+}
+
+// Bounds on the scratches kept for reuse: how many (about the number of
+// goroutines running multi-key calls at once) and for how many entries, so
+// that one huge call does not pin its memory.
+const (
+	maxFreeScratch   = 16
+	maxPooledEntries = 4096
+)
+
+func (c *Client) getScratch() *scratch {
+	c.scratches.mu.Lock()
+	defer c.scratches.mu.Unlock()
+	f := c.scratches.free
+	if n := len(f); n > 0 {
+		sc := f[n-1]
+		f[n-1] = nil
+		c.scratches.free = f[:n-1]
+		return sc
+	}
+	return new(scratch)
+}
+
+func (c *Client) putScratch(sc *scratch, entries int) {
+	clear(sc.flights)
+	clear(sc.conns)
+	if entries > maxPooledEntries {
+		return
+	}
+	c.scratches.mu.Lock()
+	if len(c.scratches.free) < maxFreeScratch {
+		c.scratches.free = append(c.scratches.free, sc)
+	}
+	c.scratches.mu.Unlock()
+}
+
+// flight is one server's part of a batch.
+type flight struct {
+	si      int
+	idx     []int32 // its entries, in input order
+	epoch   uint64
+	cn      *conn.Conn
+	pooled  bool // cn came from the idle pool
+	retried bool // cn replaced a stale pooled connection
+	err     error
+	done    bool
+}
+
+// resize returns s with length n, reusing its array when big enough.
+func resize[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
+}
+
+func (b *batch) key(i int) []byte {
+	if b.kind == kindSet {
+		return b.items[i].Key
+	}
+	return b.keys[i]
+}
+
+// request builds flight f's whole request in its connection's buffer: its
+// entries, then a NOOP.
+func (b *batch) request(f *flight) []byte {
+	cn := f.cn
+	buf := cn.Buffer()
+	for _, i := range f.idx {
+		switch b.kind {
+		case kindGet:
+			if b.op == binprot.OpGATKQ {
+				buf = binprot.AppendTouch(buf, b.op, b.keys[i], b.exp, uint32(i))
+			} else {
+				buf = binprot.AppendKeyOnly(buf, b.op, b.keys[i], 0, uint32(i))
+			}
+		case kindSet:
+			it := b.items[i]
+			buf = binprot.AppendStoreHeader(buf, b.op, it.Key, len(it.Value), it.Flags, it.Expiration, it.CAS, uint32(i))
+			buf = cn.AppendValue(buf, it.Value)
+		default:
+			buf = binprot.AppendKeyOnly(buf, b.op, b.keys[i], 0, uint32(i))
+		}
+	}
+	return binprot.AppendKeyOnly(buf, binprot.OpNoop, nil, 0, noopOpaque)
+}
+
+// handle processes one response from flight f; done reports the NOOP that
+// ends f's part. An error means the server sent something that is not a
+// valid answer; the connection is then closed.
+func (b *batch) handle(f *flight, r *binprot.Response) (done bool, err error) {
+	cn, sc := f.cn, b.sc
+	if r.Opcode == binprot.OpNoop {
+		if r.Status != binprot.StatusOK || r.Opaque != noopOpaque {
+			cn.Close()
+			return false, protocolError(cn.Addr(), "NOOP answered with %v, opaque %#x", r.Status, r.Opaque)
+		}
+		return true, nil
+	}
+	i := int(r.Opaque)
+	if r.Opcode != b.op || i >= b.n || int(sc.owner[i]) != f.si || sc.answered[i] {
+		cn.Close()
+		return false, protocolError(cn.Addr(), "unexpected %v response with opaque %#x in a %v batch", r.Opcode, r.Opaque, b.op)
+	}
+	if r.Status != binprot.StatusOK {
+		sc.answered[i] = true
+		err := statusError(r.Status, r.Value)
+		if b.kind == kindSet {
+			err = storeError(binprot.OpSet, b.items[i].CAS, err)
+		}
+		b.errs[i] = err
+		return false, nil
+	}
+	if b.kind != kindGet {
+		cn.Close()
+		return false, protocolError(cn.Addr(), "success response to quiet %v", b.op)
+	}
+	flags, ok := r.Flags()
+	if !ok || string(r.Key) != string(b.keys[i]) {
+		cn.Close()
+		return false, protocolError(cn.Addr(), "%v response for key %q with key %q and %d bytes of extras",
+			r.Opcode, b.keys[i], r.Key, len(r.Extras))
+	}
+	var v []byte
+	if len(r.Value) > arenaMaxValue {
+		v = cn.OwnValue(r.Value) // large ones arrive in a buffer of their own
+	} else {
+		v = b.ar.clone(r.Value)
+	}
+	b.slab[i] = Item{Key: b.keys[i], Value: v, Flags: flags, CAS: r.CAS}
+	b.found[i] = &b.slab[i]
+	sc.answered[i] = true
+	return false, nil
+}
+
+// finish sets the result of f's entries that got no answer: err if the
+// exchange failed, else what silence means (a miss for gets, success for
+// stores and deletes).
+func (b *batch) finish(f *flight, err error) {
+	if err == nil && b.kind == kindGet {
+		err = ErrCacheMiss
+	}
+	for _, i := range f.idx {
+		if !b.sc.answered[i] {
+			b.sc.answered[i] = true
+			b.errs[i] = err
+		}
+	}
+}
+
+// run sends every valid entry to its server and fills b.errs. It never
+// returns before every server has answered, failed or timed out.
 func (c *Client) run(b *batch) {
-	b.owner = make([]int32, b.n)
-	b.answered = make([]bool, b.n)
-	counts := make([]int, len(c.servers))
+	sc := c.getScratch()
+	b.sc = sc
+	defer func() {
+		b.sc = nil
+		c.putScratch(sc, b.n)
+	}()
+	sc.owner = resize(sc.owner, b.n)
+	sc.answered = resize(sc.answered, b.n)
+	clear(sc.answered)
+	sc.count = resize(sc.count, len(c.servers))
+	clear(sc.count)
+	valid := 0
 	for i := 0; i < b.n; i++ {
-		b.owner[i] = -1
+		sc.owner[i] = -1
 		if b.errs[i] != nil {
 			continue
 		}
@@ -59,139 +242,275 @@ func (c *Client) run(b *batch) {
 			b.errs[i] = err
 			continue
 		}
-		b.owner[i] = int32(si)
-		counts[si]++
+		sc.owner[i] = int32(si)
+		sc.count[si]++
+		valid++
 	}
-	groups := make([][]int, len(c.servers))
-	busy := 0
-	for si, n := range counts {
-		if n > 0 {
-			groups[si] = make([]int, 0, n)
-			busy++
-		}
+	if valid == 0 {
+		return
 	}
-	for i, si := range b.owner {
-		if si >= 0 {
-			groups[si] = append(groups[si], i)
-		}
-	}
-	// The last group runs on the calling goroutine: with one server (or all
-	// keys on one) there is no goroutine to start, park and wake.
-	var wg sync.WaitGroup
-	for si, idx := range groups {
-		if len(idx) == 0 {
+	b.ar.left = valid
+	// Group the entries by server, in input order: a counting sort into
+	// order, each flight's idx a window of it.
+	sc.order = resize(sc.order, valid)
+	sc.flights = sc.flights[:0]
+	at := 0
+	for si, n := range sc.count {
+		if n == 0 {
 			continue
 		}
-		busy--
-		if busy == 0 {
-			c.runGroup(b, si, idx)
-			break
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c.runGroup(b, si, idx)
-		}()
+		sc.flights = append(sc.flights, flight{si: si, idx: sc.order[at : at : at+int(n)]})
+		sc.count[si] = int32(len(sc.flights) - 1)
+		at += int(n)
 	}
-	wg.Wait()
+	for i, si := range sc.owner {
+		if si >= 0 {
+			f := &sc.flights[sc.count[si]]
+			f.idx = append(f.idx, int32(i))
+		}
+	}
+	if len(sc.flights) == 1 {
+		c.runOne(b, &sc.flights[0])
+		return
+	}
+	c.runMany(b, sc.flights)
 }
 
-// runGroup runs the entries idx on server si, retrying once on a new
-// connection if a pooled one turns out to have been closed by the server.
-func (c *Client) runGroup(b *batch, si int, idx []int) {
-	s := c.servers[si]
-	epoch := s.h.epoch.Load()
+// runOne runs a batch whose keys all live on one server with the plain
+// Send and Recv, whose first read blocks in recv(2): two system calls for
+// a batch whose answer fits one read.
+func (c *Client) runOne(b *batch, f *flight) {
+	s := c.servers[f.si]
+	f.epoch = s.h.epoch.Load()
 	defer func() {
-		// A panic here would kill the host process (this may be a goroutine
-		// of ours, where the caller's recover cannot reach): fail the
-		// group's keys instead.
+		// A panic must leave no connection half-read in the pool and no
+		// entry without a result.
 		if p := recover(); p != nil {
-			b.failUnanswered(idx, fmt.Errorf("%w: internal error: %v", ErrProtocol, p))
+			if f.cn != nil {
+				f.cn.Close()
+			}
+			b.finish(f, fmt.Errorf("%w: internal error: %v", ErrProtocol, p))
 		}
 	}()
 	for attempt := 0; ; attempt++ {
 		cn, pooled, err := c.get(s)
 		if err != nil {
-			c.record(si, epoch, err)
-			b.failUnanswered(idx, err)
+			c.record(f.si, f.epoch, err)
+			b.finish(f, err)
 			return
 		}
-		err = b.exchange(cn, si, idx, &arena{left: len(idx)})
+		f.cn = cn
+		err = b.exchange(f)
 		s.put(cn)
+		f.cn = nil
 		if err != nil && pooled && attempt == 0 && !cn.Received() && staleConnError(err) {
+			// The server closed this idle connection, probably with all
+			// its siblings (a restart): start over on a new one.
 			s.dropIdle()
 			continue
 		}
-		c.record(si, epoch, err)
-		if err != nil {
-			b.failUnanswered(idx, err)
-		}
+		c.record(f.si, f.epoch, err)
+		b.finish(f, err)
 		return
 	}
 }
 
-func (b *batch) failUnanswered(idx []int, err error) {
-	for _, i := range idx {
-		if !b.answered[i] {
-			b.answered[i] = true
-			b.errs[i] = err
-		}
-	}
-}
-
-// exchange writes the group's requests and a NOOP in one Send and reads
-// responses up to the NOOP's.
-func (b *batch) exchange(cn *conn.Conn, si int, idx []int, ar *arena) error {
-	buf := cn.Buffer()
-	for _, i := range idx {
-		buf = b.encode(buf, i)
-	}
-	buf = binprot.AppendKeyOnly(buf, binprot.OpNoop, nil, 0, noopOpaque)
-	if err := cn.Send(buf); err != nil {
+// exchange writes f's requests and a NOOP in one Send and reads responses
+// up to the NOOP's.
+func (b *batch) exchange(f *flight) error {
+	if err := f.cn.Send(b.request(f)); err != nil {
 		return transportError(err)
 	}
 	for {
-		r, err := cn.Recv()
+		r, err := f.cn.Recv()
 		if err != nil {
 			return transportError(err)
 		}
-		if r.Opcode == binprot.OpNoop {
-			if r.Status != binprot.StatusOK || r.Opaque != noopOpaque {
-				cn.Close()
-				return protocolError(cn.Addr(), "NOOP answered with %v, opaque %#x", r.Status, r.Opaque)
-			}
-			break
-		}
-		i := int(r.Opaque)
-		if r.Opcode != b.op || i >= b.n || int(b.owner[i]) != si || b.answered[i] {
-			cn.Close()
-			return protocolError(cn.Addr(), "unexpected %v response with opaque %#x in a %v batch", r.Opcode, r.Opaque, b.op)
-		}
-		if r.Status != binprot.StatusOK {
-			b.answered[i] = true
-			b.errs[i] = b.mapErr(i, statusError(r.Status, r.Value))
-			continue
-		}
-		if b.hit == nil {
-			cn.Close()
-			return protocolError(cn.Addr(), "success response to quiet %v", b.op)
-		}
-		if err := b.hit(i, r, ar); err != nil {
-			cn.Close()
+		if done, err := b.handle(f, &r); err != nil || done {
 			return err
 		}
-		b.answered[i] = true
 	}
-	for _, i := range idx {
-		if !b.answered[i] {
-			b.answered[i] = true
-			b.errs[i] = b.silent
-		}
-	}
-	return nil
 }
 
-func sameErr(_ int, err error) error { return err }
+// runMany runs a batch over several servers from the calling thread, the
+// way libmemcached does: every server's request is written without
+// waiting, then one ppoll waits on all the sockets, and whichever is ready
+// is written to or read from, until every server's NOOP arrived or its
+// exchange failed or ran out of time. A call costs no goroutine (but for
+// concurrent dials), no thread wake-up, and one system call per wait for
+// all servers instead of one blocked thread per server.
+func (c *Client) runMany(b *batch, flights []flight) {
+	sc := b.sc
+	defer func() {
+		if p := recover(); p != nil {
+			err := fmt.Errorf("%w: internal error: %v", ErrProtocol, p)
+			for k := range flights {
+				if f := &flights[k]; !f.done {
+					if f.cn != nil {
+						f.cn.Close()
+					}
+					b.finish(f, err)
+				}
+			}
+		}
+	}()
+	c.connect(sc, flights)
+	for k := range flights {
+		if f := &flights[k]; f.err != nil {
+			c.land(b, f, f.err)
+		} else {
+			c.launch(b, f)
+		}
+	}
+	sc.conns = resize(sc.conns, len(flights))
+	for {
+		var deadline time.Time
+		active := 0
+		for k := range flights {
+			f := &flights[k]
+			sc.conns[k] = nil
+			if f.done {
+				continue
+			}
+			sc.conns[k] = f.cn
+			if active == 0 || f.cn.Deadline().Before(deadline) {
+				deadline = f.cn.Deadline()
+			}
+			active++
+		}
+		if active == 0 {
+			return
+		}
+		_, err := sc.ps.Wait(sc.conns, deadline)
+		if err != nil {
+			for k := range flights {
+				if f := &flights[k]; !f.done {
+					f.cn.Close()
+					c.land(b, f, transportError(err))
+				}
+			}
+			return
+		}
+		now := time.Now()
+		for k := range flights {
+			f := &flights[k]
+			if f.done {
+				continue
+			}
+			if sc.ps.Writable(k) && f.cn.Writing() {
+				if err := f.cn.Flush(); err != nil {
+					c.land(b, f, transportError(err))
+					continue
+				}
+			}
+			if sc.ps.Readable(k) {
+				c.drain(b, f)
+			}
+			// Time out a server only once its socket has nothing more
+			// for us: a slow dial or a busy neighbour that kept this
+			// loop from reading its answer do not count.
+			if !f.done && !now.Before(f.cn.Deadline()) {
+				c.land(b, f, transportError(f.cn.Expire()))
+			}
+		}
+	}
+}
+
+// drain handles every response of f that can be had without waiting.
+func (c *Client) drain(b *batch, f *flight) {
+	for !f.done {
+		r, ok, err := f.cn.TryRecv()
+		if err != nil {
+			c.land(b, f, transportError(err))
+			return
+		}
+		if !ok {
+			return
+		}
+		if done, err := b.handle(f, &r); err != nil || done {
+			c.land(b, f, err)
+		}
+	}
+}
+
+// launch starts f's exchange on its connection.
+func (c *Client) launch(b *batch, f *flight) {
+	if err := f.cn.Start(b.request(f)); err != nil {
+		c.land(b, f, transportError(err))
+	}
+}
+
+// land ends flight f with err (nil: its NOOP arrived), gives its
+// connection back and records the outcome in the server's health. A pooled
+// connection that failed before any byte came back was most likely closed
+// by the server while idle: the flight then starts over, once, on a new
+// one.
+func (c *Client) land(b *batch, f *flight, err error) {
+	s := c.servers[f.si]
+	if cn := f.cn; cn != nil {
+		f.cn = nil
+		s.put(cn)
+		if err != nil && f.pooled && !f.retried && !cn.Received() && staleConnError(err) {
+			s.dropIdle()
+			f.pooled, f.retried = false, true
+			if f.cn, err = c.dial(s); err == nil {
+				c.launch(b, f)
+				return
+			}
+		}
+	}
+	f.done = true
+	c.record(f.si, f.epoch, err)
+	b.finish(f, err)
+}
+
+// connect gives every flight a connection, an idle one or a new one, or
+// sets its err. Dials run concurrently, so that servers that do not answer
+// delay the call by one ConnectTimeout, not one per server; the usual case,
+// an idle connection for every server, starts no goroutine.
+func (c *Client) connect(sc *scratch, flights []flight) {
+	dials := 0
+	for k := range flights {
+		f := &flights[k]
+		s := c.servers[f.si]
+		f.epoch = s.h.epoch.Load()
+		if f.cn, f.err = c.idle(s); f.cn != nil {
+			f.pooled = true
+		} else if f.err == nil {
+			dials++
+		}
+	}
+	for k := range flights {
+		f := &flights[k]
+		if dials == 0 {
+			break
+		}
+		if f.cn != nil || f.err != nil {
+			continue
+		}
+		dials--
+		if dials == 0 {
+			c.dialFlight(f) // the last one on this thread
+			break
+		}
+		sc.wg.Add(1)
+		go func() {
+			defer sc.wg.Done()
+			c.dialFlight(f)
+		}()
+	}
+	sc.wg.Wait()
+}
+
+func (c *Client) dialFlight(f *flight) {
+	defer func() {
+		// A panic in a goroutine would kill the host process.
+		if p := recover(); p != nil {
+			f.err = fmt.Errorf("%w: internal error: %v", ErrProtocol, p)
+		}
+	}()
+	f.cn, f.err = c.dial(c.servers[f.si])
+}
 
 // GetMulti gets many keys at once. Both results are aligned with keys: for
 // each i, items[i] is the item or nil, and errs[i] is nil, ErrCacheMiss,
@@ -208,35 +527,13 @@ func (c *Client) GatMulti(keys [][]byte, exp uint32) (items []*Item, errs []erro
 }
 
 func (c *Client) getMulti(op binprot.Opcode, keys [][]byte, exp uint32) ([]*Item, []error) {
-	items := make([]*Item, len(keys))
-	// One allocation for all the Items instead of one per hit.
-	slab := make([]Item, len(keys))
-	b := &batch{
-		op:   op,
-		n:    len(keys),
-		key:  func(i int) []byte { return keys[i] },
-		errs: make([]error, len(keys)),
-		encode: func(buf []byte, i int) []byte {
-			if op == binprot.OpGATKQ {
-				return binprot.AppendTouch(buf, op, keys[i], exp, uint32(i))
-			}
-			return binprot.AppendKeyOnly(buf, op, keys[i], 0, uint32(i))
-		},
-		mapErr: sameErr,
-		silent: ErrCacheMiss,
-	}
-	b.hit = func(i int, r binprot.Response, ar *arena) error {
-		flags, ok := r.Flags()
-		if !ok || string(r.Key) != string(keys[i]) {
-			return fmt.Errorf("%w: %v response for key %q with key %q and %d bytes of extras",
-				ErrProtocol, r.Opcode, keys[i], r.Key, len(r.Extras))
-		}
-		slab[i] = Item{Key: keys[i], Value: ar.clone(r.Value), Flags: flags, CAS: r.CAS}
-		items[i] = &slab[i]
-		return nil
-	}
-	c.run(b)
-	return items, b.errs
+	n := len(keys)
+	b := batch{kind: kindGet, op: op, n: n, keys: keys, exp: exp,
+		errs: make([]error, n), found: make([]*Item, n),
+		// One allocation for all the Items instead of one per hit.
+		slab: make([]Item, n)}
+	c.run(&b)
+	return b.found, b.errs
 }
 
 // SetMulti stores many items at once, as Set does for each (a nonzero CAS
@@ -244,23 +541,13 @@ func (c *Client) getMulti(op binprot.Opcode, keys [][]byte, exp uint32) ([]*Item
 // errs[i] is nil if items[i] was stored, or why it was not. A nil item gives
 // ErrInvalidArguments.
 func (c *Client) SetMulti(items []*Item) []error {
-	b := &batch{
-		op:   binprot.OpSetQ,
-		n:    len(items),
-		key:  func(i int) []byte { return items[i].Key },
-		errs: make([]error, len(items)),
-		encode: func(buf []byte, i int) []byte {
-			it := items[i]
-			return binprot.AppendStore(buf, binprot.OpSetQ, it.Key, it.Value, it.Flags, it.Expiration, it.CAS, uint32(i))
-		},
-		mapErr: func(i int, err error) error { return storeError(binprot.OpSet, items[i].CAS, err) },
-	}
+	b := batch{kind: kindSet, op: binprot.OpSetQ, n: len(items), items: items, errs: make([]error, len(items))}
 	for i, it := range items {
 		if it == nil {
 			b.errs[i] = ErrInvalidArguments
 		}
 	}
-	c.run(b)
+	c.run(&b)
 	return b.errs
 }
 
@@ -268,17 +555,8 @@ func (c *Client) SetMulti(items []*Item) []error {
 // errs[i] is nil if keys[i] was deleted, ErrCacheMiss if it was absent, or
 // another error.
 func (c *Client) DeleteMulti(keys [][]byte) []error {
-	b := &batch{
-		op:   binprot.OpDeleteQ,
-		n:    len(keys),
-		key:  func(i int) []byte { return keys[i] },
-		errs: make([]error, len(keys)),
-		encode: func(buf []byte, i int) []byte {
-			return binprot.AppendKeyOnly(buf, binprot.OpDeleteQ, keys[i], 0, uint32(i))
-		},
-		mapErr: sameErr,
-	}
-	c.run(b)
+	b := batch{kind: kindDelete, op: binprot.OpDeleteQ, n: len(keys), keys: keys, errs: make([]error, len(keys))}
+	c.run(&b)
 	return b.errs
 }
 

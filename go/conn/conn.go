@@ -662,9 +662,10 @@ type PollSet struct {
 }
 
 // Wait blocks until one of conns is readable, writable while Writing, or
-// hung up, or until deadline. Nil and failed entries are skipped. ready[i]
-// reports conns[i]; n is how many are ready, 0 when the deadline passed.
-func (p *PollSet) Wait(conns []*Conn, deadline time.Time, ready []bool) (n int, err error) {
+// hung up, or until deadline; nil and failed entries are skipped. It
+// returns how many are ready, 0 when the deadline passed. Readable and
+// Writable then tell which.
+func (p *PollSet) Wait(conns []*Conn, deadline time.Time) (int, error) {
 	p.fds = p.fds[:0]
 	for _, c := range conns {
 		fd := int32(-1) // poll(2) ignores negative descriptors
@@ -678,23 +679,29 @@ func (p *PollSet) Wait(conns []*Conn, deadline time.Time, ready []bool) (n int, 
 		p.fds = append(p.fds, unix.PollFd{Fd: fd, Events: ev})
 	}
 	for {
-		left := time.Until(deadline)
-		if left < 0 {
-			left = 0
-		}
+		left := max(time.Until(deadline), 0)
 		p.ts = unix.NsecToTimespec(int64(left))
-		n, err = unix.Ppoll(p.fds, &p.ts, nil)
+		n, err := unix.Ppoll(p.fds, &p.ts, nil)
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
 			return 0, fmt.Errorf("poll: %w", err)
 		}
-		for i := range p.fds {
-			ready[i] = p.fds[i].Revents != 0
-		}
 		return n, nil
 	}
+}
+
+// Readable reports whether conns[i] of the last Wait has something to read
+// (or failed: the read then reports how).
+func (p *PollSet) Readable(i int) bool {
+	return p.fds[i].Revents&(unix.POLLIN|unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0
+}
+
+// Writable reports whether conns[i] of the last Wait can take more of its
+// request (or failed).
+func (p *PollSet) Writable(i int) bool {
+	return p.fds[i].Revents&(unix.POLLOUT|unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0
 }
 
 // Alive reports whether an idle connection still looks usable: no pending

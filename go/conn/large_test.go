@@ -202,7 +202,6 @@ func recvAll(t *testing.T, conns []*Conn, reqs [][]byte) ([][]binprot.Response, 
 		}
 	}
 	var ps PollSet
-	ready := make([]bool, len(conns))
 	for left := len(conns); ; {
 		left = 0
 		var deadline time.Time
@@ -217,26 +216,26 @@ func recvAll(t *testing.T, conns []*Conn, reqs [][]byte) ([][]binprot.Response, 
 		if left == 0 {
 			return out, errs
 		}
-		if _, err := ps.Wait(active, deadline, ready); err != nil {
+		if _, err := ps.Wait(active, deadline); err != nil {
 			t.Fatal(err)
 		}
 		for i, c := range active {
 			if c == nil {
 				continue
 			}
-			if !ready[i] {
+			if !ps.Readable(i) && !ps.Writable(i) {
 				if !time.Now().Before(c.Deadline()) {
 					errs[i], active[i] = c.Expire(), nil
 				}
 				continue
 			}
-			if c.Writing() {
+			if c.Writing() && ps.Writable(i) {
 				if errs[i] = c.Flush(); errs[i] != nil {
 					active[i] = nil
 					continue
 				}
 			}
-			for {
+			for ps.Readable(i) {
 				r, ok, err := c.TryRecv()
 				if err != nil {
 					errs[i], active[i] = err, nil
