@@ -161,3 +161,35 @@ def test_child_closes_sockets_inherited_from_parent_engine(memcached: MemcachedP
         """
     )
     assert out.strip() == "ok"
+
+
+def test_threads_first_calls_after_fork_open_one_engine_client(memcached: MemcachedProcess) -> None:
+    out = run(
+        f"""
+        import os, threading, omcache
+        from omcache import _engine
+        c = omcache.Client([{memcached.address!r}])
+        c.set("k", b"v")
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                barrier = threading.Barrier(8)
+                def first_call():
+                    barrier.wait()
+                    assert c.get("k") == b"v"
+                ts = [threading.Thread(target=first_call) for _ in range(8)]
+                [t.start() for t in ts]
+                [t.join() for t in ts]
+                assert _engine.core().bind_ClientCount() == 1, _engine.core().bind_ClientCount()
+                code = 0
+            except BaseException:
+                import traceback; traceback.print_exc()
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        print("ok")
+        """
+    )
+    assert out.strip() == "ok"

@@ -256,17 +256,25 @@ class Client:
         return list(self._servers)
 
     def _open(self) -> Tuple[ModuleType, int]:
-        if self._closed:
-            raise exc.ClientClosedError("client is closed")
-        c = _engine.core()
-        r = _engine.take_bytes(c, c.bind_ClientNew(self._config))
-        if r[0] != _OK:
-            raise _engine.packed_error(c, r)
-        # Handles from a previous process (before fork) are dropped unused:
-        # they name clients of the parent's engine, which must never be called.
-        self._core, self._h = c, int.from_bytes(r[1:9], "little")
-        self._pid = os.getpid()
-        log.debug("omcache: client %d opened in pid %d for %s", self._h, self._pid, self._servers)
+        # One engine client per process, even when many threads make their
+        # first call at once (gthread workers right after fork). The lock is
+        # module-wide: a per-client lock made before fork() could be held by
+        # a thread that does not exist in the child.
+        with _open_lock:
+            if self._closed:
+                raise exc.ClientClosedError("client is closed")
+            pid = _getpid()
+            if self._pid == pid and self._core is not None:
+                return self._core, self._h
+            c = _engine.core()
+            r = _engine.take_bytes(c, c.bind_ClientNew(self._config))
+            if r[0] != _OK:
+                raise _engine.packed_error(c, r)
+            # Handles from a previous process (before fork) are dropped unused:
+            # they name clients of the parent's engine, which must never be called.
+            self._core, self._h = c, int.from_bytes(r[1:9], "little")
+            self._pid = pid
+        log.debug("omcache: client %d opened in pid %d for %s", self._h, pid, self._servers)
         return c, self._h
 
     def _engine(self) -> Tuple[ModuleType, int]:
@@ -773,6 +781,12 @@ _STORE_OUTCOMES = frozenset((_OK, _engine.NOT_STORED, _engine.EXISTS, _MISS))
 _RESULT_BUFFER_SIZE = 32 * 1024
 _tls = threading.local()
 _getpid = os.getpid
+_open_lock = threading.Lock()
+if hasattr(os, "register_at_fork"):
+    # A thread of the parent may hold the lock at fork(): the child's copy
+    # would stay locked forever. (Where at-fork hooks do not run, as in uWSGI
+    # workers, forks happen from the master's single thread.)
+    os.register_at_fork(after_in_child=lambda: globals().update(_open_lock=threading.Lock()))
 
 
 class _ResultBuffer:
