@@ -229,12 +229,29 @@ def _load_fresh_copy(path: str, pid: int) -> ModuleType:
                 os.unlink(tmp)
             except OSError:
                 pass
+    hint = "Set OMCACHE_TMPDIR to a writable directory that allows executable mappings"
+    limit = _address_space_limit()
+    if limit is not None:
+        hint = (
+            f"The address space is limited to {limit >> 20} MiB (RLIMIT_AS, e.g. uWSGI --limit-as): "
+            "a second Go runtime needs about 1.3 GiB more; raise the limit"
+        )
     raise exc.EngineError(
         "omcache's Go engine was loaded before fork() and a fresh copy cannot be loaded in "
-        f"this process ({'; '.join(errors)}). Set OMCACHE_TMPDIR to a writable directory "
-        "that allows executable mappings, or make the parent not use omcache before forking "
-        "(e.g. gunicorn without --preload, uWSGI --lazy-apps)."
+        f"this process ({'; '.join(errors)}). {hint}, or make the parent not use omcache "
+        "before forking (e.g. gunicorn without --preload, uWSGI --lazy-apps)."
     )
+
+
+def _address_space_limit() -> Optional[int]:
+    """The soft RLIMIT_AS in bytes, or None when unlimited."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    except (ImportError, OSError, ValueError):
+        return None
+    return None if soft == resource.RLIM_INFINITY else soft
 
 
 def _track_sockets(core: ModuleType) -> None:
