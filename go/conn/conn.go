@@ -9,14 +9,16 @@
 //   - writes use send(2) with MSG_DONTWAIT, so a batch goes out in one call
 //     and a full socket is waited on with poll(2) until the deadline, reading
 //     replies meanwhile;
-//   - the first read after a Send blocks in recv(2), bounded by SO_RCVTIMEO
-//     set to the I/O timeout. A round trip is then exactly two system calls;
-//     with the non-blocking read-then-poll sequence it was four whenever the
-//     reply was not there yet, which on loopback was ~90% of the time
-//     (strace of BenchmarkGet), and the blocking read measured faster
-//     (BenchmarkGetRoundTrip has both modes);
-//   - any further read (a reply bigger than one read, a batch) is
-//     MSG_DONTWAIT first, then poll(2) until the exchange's deadline;
+//   - reads block in recv(2), bounded by SO_RCVTIMEO set to a slice of the
+//     I/O timeout, for as long as a whole slice still ends before the
+//     exchange's deadline; the rest of the wait is poll(2) until the
+//     deadline. A round trip is then exactly two system calls; with the
+//     non-blocking read-then-poll sequence it was four whenever the reply
+//     was not there yet, which on loopback was ~90% of the time (strace of
+//     BenchmarkGet), and the blocking read measured faster
+//     (BenchmarkGetRoundTrip has both modes). A reply that arrives in
+//     several pieces (memcached answers a batch of 100 gets in about five)
+//     costs one recv(2) per piece instead of a poll(2) and a recv(2);
 //   - values of LargeValue bytes or more never pass through the
 //     connection's buffers: they are written from the caller's memory with
 //     sendmsg(2) and read into a buffer of their own that becomes the
@@ -52,12 +54,22 @@ const (
 	DefaultMaxBody = 1<<20 + 4096
 )
 
-// blockingRead makes the socket blocking, with SO_RCVTIMEO as the timeout,
-// so the first read after a Send sleeps in recv(2) instead of failing with
-// EAGAIN and sleeping in poll(2): two system calls per round trip instead of
-// four. Every other read and every write passes MSG_DONTWAIT. It is a
-// variable only so that tests and benchmarks can cover both read modes.
+// blockingRead makes the socket blocking, with SO_RCVTIMEO as a bound, so
+// that Recv sleeps in recv(2) instead of failing with EAGAIN and sleeping
+// in poll(2): one system call per wait instead of two. Writes and the reads
+// of Send and TryRecv pass MSG_DONTWAIT. It is a variable only so that
+// tests and benchmarks can cover both read modes.
 var blockingRead = true
+
+// blockSlice is the SO_RCVTIMEO of a connection with I/O timeout t: how long
+// one blocking recv(2) may last. Recv blocks only while the slice plus
+// blockMargin (the kernel counts the timeout in clock ticks, up to 10 ms on
+// some kernels, and may wake a tick late) still ends before the exchange's
+// deadline, so a server sending a byte now and then cannot stretch an
+// exchange past its timeout; the end of a long wait is a poll(2).
+func blockSlice(t time.Duration) time.Duration { return max(t/4, time.Millisecond) }
+
+const blockMargin = 20 * time.Millisecond
 
 // Buffers above keepBufCap are dropped after use instead of kept, so one
 // big value does not pin memory in every pooled connection.
@@ -165,9 +177,9 @@ type Conn struct {
 	// may block (it then bounds the polls that follow) and by Start;
 	// otherwise zero until the first wait.
 	deadline time.Time
-	received bool      // any byte read since the last Send
-	blockOK  bool      // the next read may block (see blockingRead)
-	yieldAt  time.Time // see yieldEvery
+	received bool          // any byte read since the last Send
+	slice    time.Duration // SO_RCVTIMEO, 0 if reads never block
+	yieldAt  time.Time     // see yieldEvery
 	pfd      [1]unix.PollFd
 	ts       unix.Timespec
 	err      error
@@ -335,15 +347,11 @@ func (c *Conn) Send(b []byte) error {
 	if blockingRead {
 		c.deadline = now.Add(c.opts.IOTimeout)
 	}
-	c.blockOK = blockingRead
 	c.begin(b)
 	for c.unsent() {
 		switch errno := c.writeSome(); errno {
 		case 0, unix.EINTR:
 		case unix.EAGAIN:
-			// The exchange has started its clock: a blocking read could
-			// now outlast the deadline.
-			c.blockOK = false
 			rev, err := c.wait(unix.POLLOUT | unix.POLLIN)
 			if err != nil {
 				return c.fail(fmt.Errorf("write to %s: %w", c.addr, err))
@@ -370,7 +378,6 @@ func (c *Conn) Start(b []byte) error {
 		return c.err
 	}
 	c.deadline = c.pace().Add(c.opts.IOTimeout)
-	c.blockOK = false
 	c.begin(b)
 	return c.Flush()
 }
@@ -439,18 +446,19 @@ func (c *Conn) Recv() (binprot.Response, error) {
 		if ok {
 			return r, nil
 		}
-		var errno unix.Errno
-		switch {
-		case c.blockOK:
-			c.blockOK = false
-			errno = c.fill(need, 0)
-			if errno == unix.EAGAIN {
-				return binprot.Response{}, c.fail(fmt.Errorf("read from %s: %w", c.addr, ErrTimeout))
+		if c.slice > 0 && time.Until(c.deadline) >= c.slice+blockMargin {
+			switch errno := c.fill(need, 0); errno {
+			case 0, unix.EAGAIN, unix.EINTR:
+				// Data, or the slice ran out, or a signal: look again.
+				continue
+			default:
+				return binprot.Response{}, c.fail(fmt.Errorf("read from %s: %w", c.addr, errnoOrEOF(errno)))
 			}
-		case c.drained:
-			// The last read emptied the socket: wait before reading.
-			errno = unix.EAGAIN
-		default:
+		}
+		// The end of the wait, or the poll mode of tests: the socket is
+		// non-blocking or every read passes MSG_DONTWAIT.
+		errno := unix.EAGAIN
+		if !c.drained {
 			// Try the read before polling: on loopback the reply is often
 			// already there, and then poll would be a wasted system call.
 			errno = c.fill(need, unix.MSG_DONTWAIT)

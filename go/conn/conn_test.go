@@ -2,6 +2,7 @@ package conn
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -178,6 +179,22 @@ func TestFailuresCloseTheConnection(t *testing.T) {
 	}{
 		{"timeout", func(c net.Conn) { io.Copy(io.Discard, c) }, ErrTimeout},
 		{"eof", func(c net.Conn) { c.Read(make([]byte, 24)) }, io.ErrUnexpectedEOF},
+		{"dribble", func(c net.Conn) {
+			// A byte of a response every 20 ms: each read gets something,
+			// but the whole response never comes, and blocking reads must
+			// not stretch the exchange past its timeout.
+			c.Read(make([]byte, 24))
+			noop := binprot.AppendKeyOnly(nil, binprot.OpNoop, nil, 0, 0)
+			noop[0] = binprot.MagicResponse
+			binary.BigEndian.PutUint32(noop[8:], 1000)
+			for _, b := range noop {
+				if _, err := c.Write([]byte{b}); err != nil {
+					return
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			io.Copy(io.Discard, c)
+		}, ErrTimeout},
 		{"garbage", func(c net.Conn) {
 			c.Read(make([]byte, 24))
 			c.Write([]byte("SERVER_ERROR out of memory\r\n"))
@@ -187,7 +204,7 @@ func TestFailuresCloseTheConnection(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			inBothReadModes(t, func(t *testing.T) {
-				c := dial(t, fake(t, tt.serve), Options{IOTimeout: 150 * time.Millisecond})
+				c := dial(t, fake(t, tt.serve), Options{IOTimeout: 300 * time.Millisecond})
 				if err := c.Send(binprot.AppendKeyOnly(c.Buffer(), binprot.OpNoop, nil, 0, 0)); err != nil {
 					t.Fatal(err)
 				}
@@ -196,8 +213,8 @@ func TestFailuresCloseTheConnection(t *testing.T) {
 				if !errors.Is(err, tt.want) {
 					t.Fatalf("got %v, want %v", err, tt.want)
 				}
-				if time.Since(start) > time.Second {
-					t.Errorf("failure took %v", time.Since(start))
+				if d := time.Since(start); d > 300*time.Millisecond+150*time.Millisecond {
+					t.Errorf("failure took %v with an I/O timeout of 300 ms", d)
 				}
 				if c.Err() == nil || c.fd != -1 {
 					t.Fatal("connection still open after a failure")

@@ -27,11 +27,13 @@ func Dial(addr string, opts Options) (*Conn, error) {
 	var errs []error
 	for _, sa := range sas {
 		fd, err := connect(sa, deadline)
+		var slice time.Duration
 		if err == nil && blockingRead {
-			err = setBlockingWithTimeout(fd, opts.IOTimeout)
+			slice = blockSlice(opts.IOTimeout)
+			err = setBlockingWithTimeout(fd, slice)
 		}
 		if err == nil {
-			return &Conn{fd: fd, addr: addr, opts: opts}, nil
+			return &Conn{fd: fd, addr: addr, opts: opts, slice: slice}, nil
 		}
 		errs = append(errs, err)
 		if errors.Is(err, ErrTimeout) {
