@@ -55,7 +55,7 @@ func Store(h, op, keyAddr, keyLen, valueAddr, valueLen, flags, exptime, cas int6
 	if err != nil {
 		return result(err)
 	}
-	if flags < 0 || flags > 0xffffffff || exptime < 0 || exptime > 0xffffffff || valueLen < 0 {
+	if !isU32(flags) || !isU32(exptime) || valueLen < 0 {
 		return result(client.ErrInvalidArguments)
 	}
 	it := &client.Item{

@@ -138,7 +138,7 @@ func GetInto(h, keyAddr, keyLen, bufAddr, bufCap int64, gat bool, exptime int64)
 	}
 	key := bytesAt(keyAddr, keyLen)
 	if gat {
-		if exptime < 0 || exptime > 0xffffffff {
+		if !isU32(exptime) {
 			return writeItem(buf, nil, client.ErrInvalidArguments)
 		}
 		it, err := c.Gat(key, uint32(exptime))

@@ -14,3 +14,7 @@ func bytesAt(p, n int64) []byte {
 	ptr := *(*unsafe.Pointer)(unsafe.Pointer(&p))
 	return unsafe.Slice((*byte)(ptr), int(n))
 }
+
+// isU32 reports whether an int64 argument fits the uint32 the protocol
+// carries (flags, expiration times, delays).
+func isU32(v int64) bool { return v >= 0 && v <= 0xffffffff }

@@ -94,7 +94,7 @@ func GetMulti(h, keysAddr, keysLen int64, gat bool, exptime int64) (ret []byte) 
 	if err != nil {
 		return packedError(err)
 	}
-	if exptime < 0 || exptime > 0xffffffff {
+	if !isU32(exptime) {
 		return packedError(client.ErrInvalidArguments)
 	}
 	keys, err := keyList(bytesAt(keysAddr, keysLen))

@@ -9,7 +9,7 @@ func Touch(h, keyAddr, keyLen, exptime int64) (ret int64) {
 	if err != nil {
 		return result(err)
 	}
-	if exptime < 0 || exptime > 0xffffffff {
+	if !isU32(exptime) {
 		return result(client.ErrInvalidArguments)
 	}
 	return missOrResult(c.Touch(bytesAt(keyAddr, keyLen), uint32(exptime)))
@@ -23,7 +23,7 @@ func Gat(h, keyAddr, keyLen, exptime int64) (ret []byte) {
 	if err != nil {
 		return packedError(err)
 	}
-	if exptime < 0 || exptime > 0xffffffff {
+	if !isU32(exptime) {
 		return packedError(client.ErrInvalidArguments)
 	}
 	return packItem(c.Gat(bytesAt(keyAddr, keyLen), uint32(exptime)))
@@ -39,7 +39,7 @@ func Delta(h, keyAddr, keyLen int64, decr bool, delta, initial int64, create boo
 	if err != nil {
 		return packedError(err)
 	}
-	if exptime < 0 || exptime > 0xffffffff {
+	if !isU32(exptime) {
 		return packedError(client.ErrInvalidArguments)
 	}
 	key := bytesAt(keyAddr, keyLen)
@@ -79,7 +79,7 @@ func FlushAll(h, delay int64) (ret []byte) {
 	if err != nil {
 		return packedError(err)
 	}
-	if delay < 0 || delay > 0xffffffff {
+	if !isU32(delay) {
 		return packedError(client.ErrInvalidArguments)
 	}
 	return packServerErrs(c.FlushAll(uint32(delay)))
