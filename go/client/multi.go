@@ -277,7 +277,7 @@ func (c *Client) run(b *batch) {
 }
 
 // runOne runs a batch whose keys all live on one server with the plain
-// Send and Recv, whose first read blocks in recv(2): two system calls for
+// Send and Recv, whose reads block in recv(2): two system calls for
 // a batch whose answer fits one read.
 func (c *Client) runOne(b *batch, f *flight) {
 	s := c.servers[f.si]

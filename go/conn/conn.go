@@ -175,9 +175,9 @@ type Conn struct {
 	// that OwnValue can hand it over instead of copying it.
 	owned []byte
 
-	// deadline of the current exchange. Set by Send when the first read
-	// may block (it then bounds the polls that follow) and by Start;
-	// otherwise zero until the first wait.
+	// deadline of the current exchange, set by Start and, when reads may
+	// block, by Send (it bounds the blocking reads and the polls that
+	// follow); in the poll mode of tests it is zero until the first wait.
 	deadline time.Time
 	received bool          // any byte read since the last Send
 	slice    time.Duration // SO_RCVTIMEO, 0 if reads never block

@@ -16,13 +16,13 @@ import (
 
 var testOpts = Options{ConnectTimeout: 2 * time.Second, IOTimeout: 2 * time.Second}
 
-// inBothReadModes runs f with the first read of an exchange blocking in
-// recv(2) (the default) and with every read non-blocking plus poll(2).
+// inBothReadModes runs f with reads blocking in recv(2) (the default) and
+// with every read non-blocking plus poll(2).
 func inBothReadModes(t *testing.T, f func(t *testing.T)) {
 	for _, mode := range []bool{true, false} {
 		name := "poll"
 		if mode {
-			name = "blocking-first-read"
+			name = "blocking-reads"
 		}
 		t.Run(name, func(t *testing.T) {
 			defer func(old bool) { blockingRead = old }(blockingRead)
@@ -284,7 +284,7 @@ func BenchmarkGetRoundTrip(b *testing.B) {
 	for _, mode := range []bool{true, false} {
 		name := "poll"
 		if mode {
-			name = "blocking-first-read"
+			name = "blocking-reads"
 		}
 		b.Run(name, func(b *testing.B) {
 			defer func(old bool) { blockingRead = old }(blockingRead)
