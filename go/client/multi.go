@@ -355,12 +355,18 @@ func (c *Client) runMany(b *batch, flights []flight) {
 		}
 	}()
 	c.connect(sc, flights)
+	yielded := false
 	for k := range flights {
-		if f := &flights[k]; f.err != nil {
+		f := &flights[k]
+		if f.err != nil {
 			c.land(b, f, f.err)
-		} else {
-			c.launch(b, f)
+			continue
 		}
+		if !yielded {
+			f.cn.Yield() // once per call, see conn.Conn.Yield
+			yielded = true
+		}
+		c.launch(b, f)
 	}
 	sc.conns = resize(sc.conns, len(flights))
 	for {

@@ -379,10 +379,16 @@ func (c *Conn) Start(b []byte) error {
 		c.dropRequest()
 		return c.err
 	}
-	c.deadline = c.pace().Add(c.opts.IOTimeout)
+	c.deadline = time.Now().Add(c.opts.IOTimeout)
 	c.begin(b)
 	return c.Flush()
 }
+
+// Yield gives up the processor if the connection has not done so for
+// yieldEvery (see there why). Send does it by itself; a caller driving
+// several connections with Start calls it on one of them per round, so
+// that one thread yields once, not once per connection.
+func (c *Conn) Yield() { c.pace() }
 
 // pace yields the processor if the connection's last yield is yieldEvery
 // ago, before an exchange starts, and returns the time.
