@@ -375,3 +375,21 @@ def test_slow_responses_within_io_timeout_succeed(two_embedded: Tuple[EmbeddedSe
     assert r == b"v" and err is None and 0.19 <= dt < 0.5 + SLACK, (r, err, dt)
     got, err, dt = timed(lambda: mc.get_multi(["k", "k2"]))
     assert got == {"k": b"v"} and 0.19 <= dt < 0.5 + SLACK
+
+
+def test_dead_and_down_servers_raise_their_own_connection_error_subclasses() -> None:
+    from omcache.testing import free_port
+
+    dead = f"127.0.0.1:{free_port()}"
+    c = omcache.Client([dead], failover=False, failure_limit=1, reconnect_timeout=60, connect_timeout=0.3)
+    with pytest.raises(omcache.ConnectionError) as first:
+        c.get("k")
+    assert not isinstance(first.value, (omcache.ServerDownError, omcache.ServerDeadError))
+    with pytest.raises(omcache.ServerDeadError):
+        c.get("k")
+    d = omcache.Client([dead], failover=False, failure_limit=3, retry_timeout=60, connect_timeout=0.3)
+    with pytest.raises(omcache.ConnectionError):
+        d.get("k")
+    with pytest.raises(omcache.ServerDownError) as down:
+        d.get("k")
+    assert isinstance(down.value, omcache.ConnectionError)

@@ -113,6 +113,8 @@ func TestStatusTableMapsEverySentinel(t *testing.T) {
 		{client.ErrServerError, StatusServerError},
 		{client.ErrTimeout, StatusTimeout},
 		{client.ErrConnection, StatusConnection},
+		{client.ErrServerDown, StatusServerDown},
+		{client.ErrServerDead, StatusServerDead},
 		{client.ErrProtocol, StatusProtocol},
 		{client.ErrNoServers, StatusNoServers},
 		{client.ErrClosed, StatusClosed},

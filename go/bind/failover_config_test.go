@@ -125,7 +125,7 @@ func TestFailoverConfigThroughClientNew(t *testing.T) {
 				}
 				return
 			}
-			if g[0] != StatusConnection || !strings.Contains(string(g[1:]), "marked dead") {
+			if g[0] != StatusServerDead || !strings.Contains(string(g[1:]), "marked dead") {
 				t.Fatalf("Get of a dead server's key: %d %s", g[0], g[1:])
 			}
 		})

@@ -31,6 +31,8 @@ const (
 	StatusBadConfig     = 15
 	StatusInternal      = 16
 	StatusNotSupported  = 17
+	StatusServerDown    = 18
+	StatusServerDead    = 19
 )
 
 // statusTable maps the core's sentinel errors to boundary status codes, in
@@ -47,6 +49,8 @@ var statusTable = []struct {
 	{client.ErrDeltaBadValue, StatusDeltaBadValue},
 	{client.ErrMalformedKey, StatusBadKey},
 	{client.ErrTimeout, StatusTimeout},
+	{client.ErrServerDown, StatusServerDown},
+	{client.ErrServerDead, StatusServerDead},
 	{client.ErrConnection, StatusConnection},
 	{client.ErrProtocol, StatusProtocol},
 	{client.ErrNoServers, StatusNoServers},

@@ -61,6 +61,8 @@ BAD_HANDLE = 14
 BAD_CONFIG = 15
 INTERNAL = 16
 NOT_SUPPORTED = 17
+SERVER_DOWN = 18
+SERVER_DEAD = 19
 
 _EXCEPTIONS: dict[int, type[Exception]] = {
     MISS: exc.NotFoundError,
@@ -80,6 +82,8 @@ _EXCEPTIONS: dict[int, type[Exception]] = {
     BAD_CONFIG: exc.ConfigError,
     INTERNAL: exc.EngineError,
     NOT_SUPPORTED: NotImplementedError,
+    SERVER_DOWN: exc.ServerDownError,
+    SERVER_DEAD: exc.ServerDeadError,
 }
 _DEFAULT_MESSAGES = {
     MISS: "not found",
@@ -99,6 +103,8 @@ _DEFAULT_MESSAGES = {
     BAD_CONFIG: "invalid configuration",
     INTERNAL: "internal engine error",
     NOT_SUPPORTED: "not supported",
+    SERVER_DOWN: "server down after a failure",
+    SERVER_DEAD: "server marked dead",
 }
 
 # Offset of the character data in a CPython bytes object (PyBytesObject.ob_sval):

@@ -22,6 +22,8 @@ __all__ = [
     "ServerError",
     "ConnectionError",
     "TimeoutError",
+    "ServerDownError",
+    "ServerDeadError",
     "ProtocolError",
     "NoServersError",
     "InvalidKeyError",
@@ -73,6 +75,14 @@ class ConnectionError(Error, builtins.ConnectionError):
 
 class TimeoutError(ConnectionError, builtins.TimeoutError):
     """A server did not answer within the configured timeout."""
+
+
+class ServerDownError(ConnectionError):
+    """Not sent: the key's server failed moments ago and is skipped until its retry timeout."""
+
+
+class ServerDeadError(ConnectionError):
+    """Not sent: the key's server is marked dead (and failover is off, or no server is live)."""
 
 
 class ProtocolError(Error):

@@ -196,14 +196,11 @@ UnknownStatKey: Type[Error] = _BY_NAME["UnknownStatKey"]
 
 def _mapped_class(e: Exception, binary: bool) -> Tuple[Type[Error], int]:
     """The pylibmc class (and libmemcached return code) for an omcache exception."""
-    if isinstance(e, oexc.ConnectionError):
-        # A call not sent because its server failed recently or is dead
-        # (the engine's ServerDownError, told apart by its message).
-        msg = str(e)
-        if " is down after a failure" in msg:
-            return ServerDown, 47
-        if " is marked dead" in msg:
-            return ServerDead, 35
+    # A call not sent because its server failed recently or is dead.
+    if isinstance(e, oexc.ServerDownError):
+        return ServerDown, 47
+    if isinstance(e, oexc.ServerDeadError):
+        return ServerDead, 35
     if isinstance(e, oexc.TimeoutError):
         return Error, _RC_TIMEOUT
     table: List[Tuple[Type[BaseException], Type[Error]]] = [
