@@ -83,6 +83,10 @@ class Hammer:
                 else:
                     mc.delete(keys[1])
                 outcome = "ok"
+            except (omcache.ServerDownError, omcache.ServerDeadError):
+                # not sent because the server failed just before: the
+                # ConnectionError subclasses for that
+                outcome = "ConnectionError"
             except omcache.Error as e:
                 outcome = type(e).__name__
             except BaseException as e:  # anything else is a bug
