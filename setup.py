@@ -97,10 +97,12 @@ class GopyBuildExt(build_ext):
 
         run(go, "build", "-o", str(bindir / "goimports"), "golang.org/x/tools/cmd/goimports")
         out = work / "build" / "_gopy"
+        # OMCACHE_GO_SYMBOLS=1 keeps the Go symbol table, for perf/pprof profiles of the engine.
+        symbols = "true" if os.environ.get("OMCACHE_GO_SYMBOLS") == "1" else "false"
         run(
             go, "tool", "gopy", "build",
             f"-output={out}", "-name=core", f"-vm={sys.executable}",
-            "-dynamic-link=true", "-symbols=false", "-no-make=true",
+            "-dynamic-link=true", f"-symbols={symbols}", "-no-make=true",
             f"{GO_MODULE}/bind",
         )
         sos = glob.glob(str(out / "_core*.so"))

@@ -477,6 +477,30 @@ def write_chart(path: Path, r: Results, avail: Dict[str, Dict[str, Any]]) -> Non
 # -- main --------------------------------------------------------------------
 
 
+def _pick(text: Optional[str], known: List[str], what: str) -> List[str]:
+    """Split a comma-separated choice of names that may themselves hold commas ("get 10 B, 1 thread").
+
+    Pieces are joined back (with ", " or ",") while that makes a longer known name.
+    """
+    if not text:
+        return list(known)
+    pieces = [p.strip() for p in text.split(",")]
+    out: List[str] = []
+    i = 0
+    while i < len(pieces):
+        match = None
+        for j in range(len(pieces), i, -1):
+            candidate = ", ".join(pieces[i:j])
+            if candidate in known:
+                match = (candidate, j)
+                break
+        if match is None:
+            raise ValueError(f"unknown {what} {pieces[i]!r} (known: {', '.join(known)})")
+        out.append(match[0])
+        i = match[1]
+    return out
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=5)
@@ -490,14 +514,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--no-chart", action="store_true", help="skip the PNG (matplotlib not needed)")
     args = ap.parse_args(argv)
 
-    clients = args.clients.split(",") if args.clients else list(bench_worker.CLIENTS)
-    workloads = args.workloads.split(",") if args.workloads else list(OPS)
-    for c in clients:
-        if c not in bench_worker.CLIENTS:
-            ap.error(f"unknown client {c!r}")
-    for w in workloads:
-        if w not in OPS:
-            ap.error(f"unknown workload {w!r}")
+    try:
+        clients = _pick(args.clients, list(bench_worker.CLIENTS), "client")
+        workloads = _pick(args.workloads, list(OPS), "workload")
+    except ValueError as e:
+        ap.error(str(e))
     if not args.no_chart:
         if importlib.util.find_spec("matplotlib") is None:
             ap.error("the chart needs matplotlib (pip install matplotlib), or pass --no-chart")
