@@ -1,24 +1,28 @@
 """One benchmark measurement in a fresh process: one client, one workload.
 
-    python benchmarks/bench_worker.py --client omcache --workload "get 10 B" \
+    python -m omcache.benchmark.worker --client omcache --workload "get 10 B" \
         --servers 127.0.0.1:11211[,127.0.0.1:11212,...] --ops 4000 [--warmup 200]
-    python benchmarks/bench_worker.py --client pylibmc --probe --servers ...
-    python benchmarks/bench_worker.py --list
+    python -m omcache.benchmark.worker --client pylibmc --probe --servers ...
+    python -m omcache.benchmark.worker --list
 
-benchmarks/bench.py runs this once per (client, workload, repetition), so no
-client profits from a cache, a connection or a JIT warmed by another
-workload.  The worker connects, fills the server with the workload's keys,
-checks that the client really returns what was stored (a broken client must
-not look fast), warms up, then times ``--ops`` operations in ``--batches`` batches and
-prints one JSON line on stdout: {"ok": true, "batches": [[ops, seconds],
-...], "ops": ...} or {"ok": false, "error": ...}.  ``--probe`` only imports and constructs the client and
-prints its version, or why it is not available.  ``--profile FILE`` writes
-cProfile statistics of the timed part.
+The runner (omcache.benchmark.runner: ``omcache bench --compare``, ``make
+bench``) runs this once per (client, workload, repetition), so no client
+profits from a cache, a connection or a JIT warmed by another workload.  The
+worker connects, fills the server with the workload's keys, checks that the
+client really returns what was stored (a broken client must not look fast),
+warms up, then times ``--ops`` operations in ``--batches`` batches and prints
+one JSON line on stdout: {"ok": true, "batches": [[ops, seconds], ...],
+"ops": ...} or {"ok": false, "error": ...}.  ``--probe`` only imports and
+constructs the client and prints its version, or why it is not available.
+``--profile FILE`` writes cProfile statistics of the timed part.
 
 The raw-socket floor (``RawFloor``) is the least a Python client can do for
 the same round trips: a blocking socket, binary-protocol requests encoded per
 call with struct, replies read by length, no error handling beyond status
 codes.  Nothing written in Python can be much faster on the same socket.
+
+This module is a program: it prints its verdict on stdout.  It imports only
+the standard library at the top; each client is imported when it is probed.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ import threading
 import time
 import zlib
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Type
+
+__all__ = ["CLIENTS", "WORKLOADS", "Adapter", "RawFloor", "Workload", "main"]
 
 # -- the raw-socket floor -----------------------------------------------------
 
@@ -197,7 +203,7 @@ class Adapter:
     """A client under test; subclasses bind the methods to the real client's."""
 
     name = ""
-    #: how thread_handles() shares the client, shown in docs/benchmarks.md
+    #: how thread_handles() shares the client, shown in the report (benchmarks.md)
     sharing = "one client object shared by all threads"
 
     def __init__(self, servers: Sequence[str]) -> None:
@@ -369,7 +375,7 @@ class RawFloorAdapter(Adapter):
 
     @staticmethod
     def version() -> str:
-        return f"benchmarks/bench_worker.py (Python {sys.version.split()[0]})"
+        return f"omcache.benchmark.worker (Python {sys.version.split()[0]})"
 
     def thread_handles(self, n: int) -> List[Callable[[], Any]]:
         return [lambda: RawFloor(self.servers)] * n
@@ -682,7 +688,12 @@ def _prefix(client: str) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    """Run one measurement (or a probe, or --list) as the command line says; print the JSON verdict."""
+    ap = argparse.ArgumentParser(
+        prog="python -m omcache.benchmark.worker",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--client", choices=sorted(CLIENTS))
     ap.add_argument("--workload", choices=list(WORKLOADS))
     ap.add_argument("--servers", default="", help="comma-separated host:port list")

@@ -1,20 +1,25 @@
-"""omcache against the other Python memcached clients: `make bench`.
+"""omcache against the other Python memcached clients: ``omcache bench --compare`` and ``make bench``.
 
-    python benchmarks/bench.py [--reps 5] [--scale 1.0] [--clients a,b] [--workloads a,b]
-                               [--out-dir docs] [--json FILE] [--no-chart]
+    omcache bench --compare [--reps 5] [--scale 1.0] [--clients a,b] [--workloads a,b]
+                            [--out-dir DIR] [--json FILE] [--no-chart] [--analysis FILE]
+    python benchmarks/bench.py [the same options]    # a checkout: writes docs/ by default
+    python -m omcache.benchmark.runner [the same options]
 
-Starts three real memcached servers on loopback (/usr/bin/memcached, -I 2m so
-that 1 MiB values fit), then runs benchmarks/bench_worker.py once per
-(repetition, workload, client): every measurement is a fresh process, and the
-clients of one workload run one after the other in a shuffled order within
-each repetition, so slow drifts of a shared machine hit all of them alike.
-It also times ``python -c "import X"`` (and import plus a first get) against
-``python -c pass``.
+Starts three real memcached servers on loopback (memcached, -I 2m so that
+1 MiB values fit), then runs the worker (``python -m
+omcache.benchmark.worker``) once per (repetition, workload, client): every
+measurement is a fresh process, and the clients of one workload run one after
+the other in a shuffled order within each repetition, so slow drifts of a
+shared machine hit all of them alike.  It also times ``python -c "import X"``
+(and import plus a first get) against ``python -c pass``.
 
-Writes docs/benchmarks.md (machine, versions, command, the full table of
-medians and ratios to the best peer, and each target of issue 10 as met or
-missed) and docs/benchmarks.png (a chart of the ratios).  Compare ratios
-within one run only: absolute times depend on the machine and its load.
+Writes benchmarks.md (machine, versions, command, the full table of medians
+and ratios to the best peer, and each target of issue 10 as met or missed)
+and benchmarks.png (a chart of the ratios) into --out-dir.  Clients that are
+not installed are reported as not available.  Compare ratios within one run
+only: absolute times depend on the machine and its load.
+
+Progress goes to stderr: this module is the body of a command.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import os
 import platform
 import random
 import shlex
+import site
 import statistics
 import subprocess
 import sys
@@ -34,12 +40,28 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-HERE = Path(__file__).resolve().parent
-WORKER = HERE / "bench_worker.py"
-ROOT = HERE.parent
+from ..testing import find_memcached
+from . import worker  # the worker's tables of clients and workloads (standard library only)
 
-sys.path.insert(0, str(HERE))
-import bench_worker  # noqa: E402  (the worker's tables of clients and workloads)
+__all__ = [
+    "IMPORTS",
+    "OPS",
+    "PEERS",
+    "Results",
+    "build_parser",
+    "evaluate_targets",
+    "fmt_cell",
+    "machine_info",
+    "main",
+    "measure_imports",
+    "run_worker",
+    "select",
+    "write_chart",
+    "write_markdown",
+]
+
+#: What runs one measurement: ``python -m WORKER_MODULE ARGS``.
+WORKER_MODULE = "omcache.benchmark.worker"
 
 #: Operations per measurement at --scale 1: about 0.3-0.5 s for the fast clients on a 2-core VM.
 OPS: Dict[str, int] = {
@@ -82,10 +104,34 @@ IMPORT_LIMIT_MS = 50.0
 # -- running -----------------------------------------------------------------
 
 
+def _child_env() -> Dict[str, str]:
+    """The environment of the worker and import-timing processes: they import the omcache this process runs.
+
+    An omcache found outside the site directories (a checkout on PYTHONPATH,
+    or on a sys.path changed at run time) has its directory put first on
+    PYTHONPATH; an installed omcache leaves the environment as it is.
+    """
+    import omcache
+
+    env = dict(os.environ)
+    top = Path(omcache.__file__).resolve().parent.parent
+    sites = {Path(d).resolve() for d in [*site.getsitepackages(), site.getusersitepackages()]}
+    parts = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if top not in sites and top not in {Path(p).resolve() for p in parts}:
+        env["PYTHONPATH"] = os.pathsep.join([str(top), *parts])
+    return env
+
+
 def run_worker(args: List[str], timeout: float) -> Dict[str, Any]:
-    """Run one worker; its last stdout line is a JSON verdict."""
+    """Run one worker process with ARGS; return its verdict (the JSON of its last stdout line).
+
+    A worker that times out or prints no verdict gives ``{"ok": False, "error": ...}``.
+    """
     try:
-        p = subprocess.run([sys.executable, str(WORKER), *args], capture_output=True, text=True, timeout=timeout)
+        p = subprocess.run(
+            [sys.executable, "-m", WORKER_MODULE, *args],
+            capture_output=True, text=True, timeout=timeout, env=_child_env(),
+        )
     except subprocess.TimeoutExpired:
         return {"ok": False, "available": True, "error": f"worker timed out after {timeout:.0f}s"}
     lines = p.stdout.strip().splitlines()
@@ -100,12 +146,13 @@ def run_worker(args: List[str], timeout: float) -> Dict[str, Any]:
 def _import_env() -> Dict[str, str]:
     # Installed packages come with their bytecode compiled (pip does it); with
     # PYTHONDONTWRITEBYTECODE set, every import would compile the sources again.
-    env = dict(os.environ)
+    env = _child_env()
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
 
 
 def time_command(code: str, runs: int, env: Dict[str, str]) -> List[float]:
+    """Wall-clock milliseconds of each of RUNS runs of ``python -c CODE``."""
     out = []
     for _ in range(runs):
         t0 = time.perf_counter()
@@ -139,6 +186,7 @@ def measure_imports(clients: Sequence[str], addr: str, runs: int) -> Dict[str, A
 
 
 def machine_info() -> Dict[str, str]:
+    """CPU, kernel, OS, Python, Go and memcached versions, for the report."""
     info: Dict[str, str] = {}
     cpu = ""
     try:
@@ -157,7 +205,8 @@ def machine_info() -> Dict[str, str]:
         pass
     info["Python"] = f"{platform.python_implementation()} {platform.python_version()} ({sys.executable})"
     info["Go"] = _go_version()
-    info["memcached"] = _output(["memcached", "-V"]) or "not found"
+    memcached = find_memcached()
+    info["memcached"] = (_output([memcached, "-V"]) if memcached else "") or "not found"
     return info
 
 
@@ -197,6 +246,8 @@ def omcache_source() -> str:
 
 
 class Results:
+    """The samples of a run, per (client, workload), and the medians and ratios drawn from them."""
+
     def __init__(self, clients: List[str], workloads: List[str]) -> None:
         self.clients = clients
         self.workloads = workloads
@@ -207,16 +258,19 @@ class Results:
         self.errors: Dict[Tuple[str, str], str] = {}
 
     def median(self, client: str, workload: str) -> Optional[float]:
+        """Median us per op over the repetitions; None if not measured or failed."""
         v = self.us.get((client, workload))
         return statistics.median(v) if v and (client, workload) not in self.errors else None
 
     def spread(self, client: str, workload: str) -> Optional[float]:
+        """(max - min) / median of the repetitions; None if not measured or failed."""
         v = self.us.get((client, workload))
         if not v or (client, workload) in self.errors:
             return None
         return (max(v) - min(v)) / statistics.median(v)
 
     def best_peer(self, workload: str) -> Optional[Tuple[str, float]]:
+        """The fastest of PEERS on WORKLOAD and its median, or None if no peer was measured."""
         cands = [(m, c) for c in PEERS if (m := self.median(c, workload)) is not None]
         if not cands:
             return None
@@ -224,6 +278,7 @@ class Results:
         return c, m
 
     def ratio(self, client: str, workload: str) -> Optional[float]:
+        """CLIENT's median over the best peer's; None if either is missing."""
         m, bp = self.median(client, workload), self.best_peer(workload)
         return None if m is None or bp is None else m / bp[1]
 
@@ -276,6 +331,7 @@ def evaluate_targets(r: Results, imports: Optional[Dict[str, Any]]) -> List[Dict
 
 
 def fmt_cell(r: Results, client: str, workload: str) -> str:
+    """A table cell: "median (ratio)", "error", or "-" when not measured."""
     if (client, workload) in r.errors:
         return "error"
     m = r.median(client, workload)
@@ -296,19 +352,27 @@ def write_markdown(
     servers: List[str],
     started: float,
     chart: Optional[Path],
+    command: str = "python -m omcache.benchmark.runner",
+    generated_by: str = "python -m omcache.benchmark.runner",
+    analysis: Optional[Path] = None,
 ) -> None:
+    """Write the report to PATH.
+
+    COMMAND is the command line shown under "Run"; GENERATED_BY names what
+    writes the report in its first lines; ANALYSIS, a hand-written Markdown
+    file, is appended at the end.
+    """
     present = [c for c in r.clients if avail[c].get("available")]
     missing = [c for c in r.clients if not avail[c].get("available")]
     L: List[str] = []
     L.append("# Benchmarks")
     L.append("")
-    L.append("Generated by `make bench`; do not edit by hand. Numbers vary with the machine and its load:")
+    L.append(f"Generated by `{generated_by}`; do not edit by hand. Numbers vary with the machine and its load:")
     L.append("compare ratios within this run, not absolute times across runs or machines.")
     L.append("")
     L.append("## Run")
     L.append("")
-    cmd = " ".join(shlex.quote(a) for a in ["python", "benchmarks/bench.py", *sys.argv[1:]])
-    L.append(f"- Command: `{cmd}`")
+    L.append(f"- Command: `{command}`")
     L.append(f"- Date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, "
              f"{(time.monotonic() - started) / 60:.1f} minutes")
     for k, v in info.items():
@@ -321,7 +385,7 @@ def write_markdown(
         L.append(f"  - {c}: {what}")
     L.append(f"- Servers: {len(servers)} memcached processes on loopback TCP ({', '.join(servers)}), "
              "`-t 2 -U 0 -I 2m`, started by the benchmark")
-    L.append(f"- {args.reps} repetitions; each measurement is a fresh process (`benchmarks/bench_worker.py`) "
+    L.append(f"- {args.reps} repetitions; each measurement is a fresh process (`python -m {WORKER_MODULE}`) "
              f"that connects, stores and checks its keys, warms up, then times the operations below "
              f"(at --scale {args.scale:g}) in {args.batches} batches. A repetition counts its fastest batch: "
              "other processes on a shared machine stall some batches for a while, they never speed one up.")
@@ -368,7 +432,7 @@ def write_markdown(
         L.append("Gets per second (median), and the scaling over one thread. How each client is shared:")
         L.append("")
         for c in present:
-            L.append(f"- {c}: {bench_worker.CLIENTS[c].sharing}")
+            L.append(f"- {c}: {worker.CLIENTS[c].sharing}")
         L.append("")
         L.append("| threads | " + " | ".join(present) + " |")
         L.append("|---|" + "---:|" * len(present))
@@ -421,12 +485,11 @@ def write_markdown(
     L.append("  waits for the replies as the other clients do.")
     L.append("- pylibmc talks the text protocol by default, as do pymemcache and python-memcached; omcache and")
     L.append("  the raw floor use the binary protocol. The 3-server rows use each client's own key placement.")
-    L.append("- The raw floor (`RawFloor` in benchmarks/bench_worker.py) is a minimal Python client on a")
+    L.append("- The raw floor (`RawFloor` in omcache/benchmark/worker.py) is a minimal Python client on a")
     L.append("  blocking socket: binary requests built with struct per call, replies read by length.")
     L.append("- delete_multi times only the delete: an untimed set_multi recreates the keys before each call.")
     L.append("")
-    analysis = Path(__file__).with_name("ANALYSIS.md")
-    if analysis.exists():
+    if analysis is not None:
         # Hand-written: the profiles behind missed targets and what was tried.
         L.append(analysis.read_text().rstrip())
         L.append("")
@@ -434,6 +497,7 @@ def write_markdown(
 
 
 def write_chart(path: Path, r: Results, avail: Dict[str, Dict[str, Any]]) -> None:
+    """Draw each client's ratio to the best peer, per workload, as a PNG (needs matplotlib)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -501,29 +565,77 @@ def _pick(text: Optional[str], known: List[str], what: str) -> List[str]:
     return out
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def select(clients: Optional[str], workloads: Optional[str]) -> Tuple[List[str], List[str]]:
+    """The clients and workloads named by --clients and --workloads (all of them for None or "").
+
+    Raises ValueError naming an unknown client or workload and listing the known ones.
+    """
+    return _pick(clients, list(worker.CLIENTS), "client"), _pick(workloads, list(OPS), "workload")
+
+
+def build_parser(
+    prog: Optional[str] = None, out_dir: Optional[Path] = None, analysis: Optional[Path] = None
+) -> argparse.ArgumentParser:
+    """The runner's options; OUT_DIR (default: the current directory) and ANALYSIS are their defaults."""
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--scale", type=float, default=1.0, help="multiply every workload's op count")
     ap.add_argument("--batches", type=int, default=10, help="batches per measurement; the fastest one counts")
-    ap.add_argument("--clients", help="comma-separated subset of: " + ", ".join(bench_worker.CLIENTS))
+    ap.add_argument("--clients", help="comma-separated subset of: " + ", ".join(worker.CLIENTS))
     ap.add_argument("--workloads", help="comma-separated subset of: " + ", ".join(OPS))
     ap.add_argument("--import-runs", type=int, default=21, help="runs per import timing (0: skip)")
-    ap.add_argument("--out-dir", type=Path, default=ROOT / "docs", help="where benchmarks.md and benchmarks.png go")
+    ap.add_argument("--out-dir", type=Path, default=out_dir or Path("."), help="where benchmarks.md and benchmarks.png go")
     ap.add_argument("--json", type=Path, help="also write every sample as JSON")
     ap.add_argument("--no-chart", action="store_true", help="skip the PNG (matplotlib not needed)")
-    args = ap.parse_args(argv)
+    ap.add_argument(
+        "--analysis",
+        type=Path,
+        default=analysis,
+        metavar="FILE",
+        help="a hand-written Markdown file to append to the report" + (f" (default: {analysis})" if analysis else ""),
+    )
+    return ap
 
+
+def main(
+    argv: Optional[Sequence[str]] = None,
+    *,
+    command: str = "python -m omcache.benchmark.runner",
+    generated_by: Optional[str] = None,
+    default_out_dir: Optional[Path] = None,
+    default_analysis: Optional[Path] = None,
+) -> int:
+    """Run the comparison with the options in ARGV (default: sys.argv[1:]); return 0, or 1 if a measurement failed.
+
+    COMMAND is how the user started it: the report records COMMAND followed
+    by ARGV, and it is the usage line's program name.  GENERATED_BY (default:
+    COMMAND) is named as the report's author.  DEFAULT_OUT_DIR (default: the
+    current directory) and DEFAULT_ANALYSIS are the defaults of --out-dir and
+    --analysis.  Bad options, a missing matplotlib (without --no-chart) or a
+    missing memcached exit 2 through argparse, before anything is measured.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ap = build_parser(command, default_out_dir, default_analysis)
+    args = ap.parse_args(argv)
     try:
-        clients = _pick(args.clients, list(bench_worker.CLIENTS), "client")
-        workloads = _pick(args.workloads, list(OPS), "workload")
+        clients, workloads = select(args.clients, args.workloads)
     except ValueError as e:
         ap.error(str(e))
     if not args.no_chart:
         if importlib.util.find_spec("matplotlib") is None:
             ap.error("the chart needs matplotlib (pip install matplotlib), or pass --no-chart")
+    if args.analysis is not None and not args.analysis.is_file():
+        ap.error(f"--analysis {args.analysis}: no such file")
+    if find_memcached() is None:
+        ap.error("memcached is not installed (apt-get install memcached, or set $MEMCACHED to its path): "
+                 "the benchmark starts its own servers")
+    shown = command + "".join(" " + shlex.quote(a) for a in argv)
+    return _compare(args, clients, workloads, shown, generated_by or command)
 
-    from omcache.testing import MemcachedProcess
+
+def _compare(args: argparse.Namespace, clients: List[str], workloads: List[str], command: str, generated_by: str) -> int:
+    """Start the servers, probe the clients, time the imports and the workloads, write the report."""
+    from ..testing import MemcachedProcess
 
     started = time.monotonic()
     info = machine_info()
@@ -580,7 +692,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         chart = args.out_dir / "benchmarks.png"
         write_chart(chart, r, avail)
     md = args.out_dir / "benchmarks.md"
-    write_markdown(md, r, avail, imports, targets, info, args, servers, started, chart)
+    write_markdown(md, r, avail, imports, targets, info, args, servers, started, chart,
+                   command=command, generated_by=generated_by, analysis=args.analysis)
     if args.json:
         args.json.write_text(json.dumps({
             "samples_us": {f"{c} | {w}": v for (c, w), v in r.us.items()},
