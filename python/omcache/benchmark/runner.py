@@ -32,6 +32,7 @@ import os
 import platform
 import random
 import shlex
+import shutil
 import site
 import statistics
 import subprocess
@@ -54,6 +55,7 @@ __all__ = [
     "machine_info",
     "main",
     "measure_imports",
+    "memcached_path",
     "run_worker",
     "select",
     "write_chart",
@@ -205,7 +207,7 @@ def machine_info() -> Dict[str, str]:
         pass
     info["Python"] = f"{platform.python_implementation()} {platform.python_version()} ({sys.executable})"
     info["Go"] = _go_version()
-    memcached = find_memcached()
+    memcached = memcached_path()
     info["memcached"] = (_output([memcached, "-V"]) if memcached else "") or "not found"
     return info
 
@@ -565,6 +567,12 @@ def _pick(text: Optional[str], known: List[str], what: str) -> List[str]:
     return out
 
 
+def memcached_path() -> Optional[str]:
+    """The memcached program the benchmark would start ($MEMCACHED, else on PATH), or None if there is none."""
+    found = find_memcached()
+    return shutil.which(found) if found else None
+
+
 def select(clients: Optional[str], workloads: Optional[str]) -> Tuple[List[str], List[str]]:
     """The clients and workloads named by --clients and --workloads (all of them for None or "").
 
@@ -626,7 +634,7 @@ def main(
             ap.error("the chart needs matplotlib (pip install matplotlib), or pass --no-chart")
     if args.analysis is not None and not args.analysis.is_file():
         ap.error(f"--analysis {args.analysis}: no such file")
-    if find_memcached() is None:
+    if memcached_path() is None:
         ap.error("memcached is not installed (apt-get install memcached, or set $MEMCACHED to its path): "
                  "the benchmark starts its own servers")
     shown = command + "".join(" " + shlex.quote(a) for a in argv)
