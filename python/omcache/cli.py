@@ -74,6 +74,35 @@ DEFAULT_SERVERS = "127.0.0.1:11211"
 """The server list when neither ``--servers`` nor $OMCACHE_SERVERS is given."""
 
 _BENCH_EXPIRE = 600
+_BENCH_OPS = 10000
+_BENCH_SIZE = 100
+_BENCH_THREADS = 1
+_COMPARE = "omcache bench --compare"
+#: The clients ``bench --compare`` knows (omcache.benchmark.worker.CLIENTS; listed here so
+#: that ``omcache --help`` does not import the benchmark harness).
+_COMPARE_CLIENTS = (
+    "omcache",
+    "omcache_pylibmc",
+    "omcache.memcache",
+    "pylibmc",
+    "pylibmc tcp_nodelay",
+    "pymemcache",
+    "pymemcache noreply=False",
+    "python-memcached",
+    "raw floor",
+)
+#: bench --compare's options that take a value (option, attribute), passed on to the runner.
+_COMPARE_VALUE_OPTIONS = (
+    ("--reps", "reps"),
+    ("--scale", "scale"),
+    ("--batches", "batches"),
+    ("--clients", "clients"),
+    ("--workloads", "workloads"),
+    ("--import-runs", "import_runs"),
+    ("--out-dir", "out_dir"),
+    ("--json", "json"),
+    ("--analysis", "analysis"),
+)
 _U32_MAX = 0xFFFFFFFF
 
 
@@ -112,6 +141,16 @@ def _non_negative_int(text: str) -> int:
     if n < 0:
         raise argparse.ArgumentTypeError(f"{n} must not be negative")
     return n
+
+
+def _scale(text: str) -> float:
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < x <= 1000:
+        raise argparse.ArgumentTypeError(f"{text} must be more than 0 and at most 1000")
+    return x
 
 
 def _seconds(text: str) -> float:
@@ -290,17 +329,53 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser(
         "bench",
-        help="quick load test: sets then gets, ops/s and latency percentiles",
+        help="quick load test: sets then gets, ops/s and latency percentiles; --compare: against the other clients",
         description="Store OPS keys of SIZE random bytes, then get them back, from THREADS threads sharing "
         "one client; print ops/s and latency percentiles for each phase, then delete the keys "
         f"(they also expire after {_BENCH_EXPIRE} s). With no --servers and no ${SERVERS_ENV}, it starts "
         "omcache's embedded server in this process on a free loopback port and measures against that "
         "(client and server then share this machine's CPUs: pass --servers to measure a real memcached). "
-        "Exit 4 if any operation failed.",
+        "Exit 4 if any operation failed. "
+        "With --compare it instead compares omcache with the other Python memcached clients that are "
+        "installed (pylibmc, pymemcache, python-memcached, and a raw-socket floor): it starts its own three "
+        "memcached servers (--servers is not used), runs every client and workload in a fresh process per "
+        "repetition, and writes benchmarks.md (medians, ratios to the best peer) and benchmarks.png to "
+        "--out-dir. Exit 4 if a measurement failed.",
     )
-    s.add_argument("--ops", type=_positive_int, default=10000, metavar="N", help="sets, and then gets, per run (default 10000)")
-    s.add_argument("--size", type=_non_negative_int, default=100, metavar="B", help="value size in bytes (default 100)")
-    s.add_argument("--threads", type=_positive_int, default=1, metavar="T", help="client threads (default 1)")
+    s.add_argument(
+        "--ops", type=_positive_int, metavar="N", help=f"sets, and then gets, per run (default {_BENCH_OPS})"
+    )
+    s.add_argument("--size", type=_non_negative_int, metavar="B", help=f"value size in bytes (default {_BENCH_SIZE})")
+    s.add_argument("--threads", type=_positive_int, metavar="T", help=f"client threads (default {_BENCH_THREADS})")
+    s.add_argument(
+        "--compare",
+        action="store_true",
+        help="compare omcache with the other Python memcached clients instead (needs memcached installed)",
+    )
+    g = s.add_argument_group("options of --compare")
+    g.add_argument("--reps", type=_positive_int, metavar="N", help="repetitions (default 5)")
+    g.add_argument("--scale", type=_scale, metavar="X", help="multiply every workload's op count (default 1)")
+    g.add_argument(
+        "--batches", type=_positive_int, metavar="N", help="batches per measurement; the fastest counts (default 10)"
+    )
+    g.add_argument(
+        "--clients",
+        metavar="A,B",
+        help="comma-separated clients (default: all): " + ", ".join(_COMPARE_CLIENTS),
+    )
+    g.add_argument(
+        "--workloads",
+        metavar="A,B",
+        help="comma-separated workloads (default: all), e.g. \"get 10 B,get_multi 100, 1 server\" "
+        "(docs/cli.md lists them)",
+    )
+    g.add_argument(
+        "--import-runs", type=_non_negative_int, metavar="N", help="runs per import timing (default 21; 0: skip)"
+    )
+    g.add_argument("--out-dir", metavar="DIR", help="where benchmarks.md and benchmarks.png go (default: .)")
+    g.add_argument("--json", metavar="FILE", help="also write every sample as JSON")
+    g.add_argument("--no-chart", action="store_true", help="no benchmarks.png (matplotlib not needed)")
+    g.add_argument("--analysis", metavar="FILE", help="a Markdown file to append to the report")
     s.set_defaults(run=_cmd_bench)
     return p
 
@@ -620,12 +695,21 @@ def _bench(client: Client, ops: int, size: int, threads: int, out: IO[str]) -> i
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.compare:
+        return _cmd_bench_compare(args)
+    given = [opt for opt, dest in _COMPARE_VALUE_OPTIONS if getattr(args, dest) is not None]
+    given += ["--no-chart"] if args.no_chart else []
+    if given:
+        raise _UsageError(f"{', '.join(given)}: only with --compare")
+    ops = _BENCH_OPS if args.ops is None else args.ops
+    size = _BENCH_SIZE if args.size is None else args.size
+    threads = _BENCH_THREADS if args.threads is None else args.threads
     spec = _servers_spec(args)
-    what = f"{args.ops} sets then {args.ops} gets of {args.size}-byte values, {args.threads} thread(s)"
+    what = f"{ops} sets then {ops} gets of {size}-byte values, {threads} thread(s)"
     if spec is not None:
         client = _make_client(args, spec)
         print(f"omcache bench: {what}, against {', '.join(client.servers)}", flush=True)
-        return _bench(client, args.ops, args.size, args.threads, sys.stdout)
+        return _bench(client, ops, size, threads, sys.stdout)
     from .testing import EmbeddedServer
 
     # Default settings, like a stock memcached (1m items, 64 MB).
@@ -637,9 +721,53 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             flush=True,
         )
         try:
-            return _bench(client, args.ops, args.size, args.threads, sys.stdout)
+            return _bench(client, ops, size, threads, sys.stdout)
         finally:
             client.close()
+
+
+def _cmd_bench_compare(args: argparse.Namespace) -> int:
+    """``bench --compare``: check the options here (exit 2), then hand them to omcache.benchmark.runner."""
+    if args.servers is not None:
+        raise _UsageError(
+            "--servers is not used by --compare: it starts its own memcached servers (leave --servers out, "
+            "or drop --compare to load-test the servers given)"
+        )
+    quick = [opt for opt, v in (("--ops", args.ops), ("--size", args.size), ("--threads", args.threads)) if v is not None]
+    if quick:
+        raise _UsageError(f"{', '.join(quick)}: for the quick load test, not --compare")
+    import importlib.util
+
+    from .benchmark import runner
+
+    if runner.memcached_path() is None:
+        raise _UsageError(
+            "memcached not found: --compare starts its own memcached servers "
+            "(apt-get install memcached, or set $MEMCACHED to its path)"
+        )
+    try:
+        runner.select(args.clients, args.workloads)
+    except ValueError as e:
+        raise _UsageError(str(e)) from None
+    if not args.no_chart and importlib.util.find_spec("matplotlib") is None:
+        raise _UsageError("the chart needs matplotlib (pip install matplotlib), or pass --no-chart")
+    if args.analysis is not None and not os.path.isfile(args.analysis):
+        raise _UsageError(f"--analysis {args.analysis}: no such file")
+    if os.environ.get(SERVERS_ENV, "").strip():
+        _err("bench", f"${SERVERS_ENV} is not used by --compare: it starts its own memcached servers")
+    argv: List[str] = []
+    for opt, dest in _COMPARE_VALUE_OPTIONS:
+        value = getattr(args, dest)
+        if value is not None:
+            argv += [opt, str(value)]
+    if args.no_chart:
+        argv.append("--no-chart")
+    try:
+        code = runner.main(argv, command=_COMPARE, generated_by=_COMPARE)
+    except runner.ServersNotStarted as e:
+        _err("bench", str(e))
+        return EXIT_CONNECTION
+    return EXIT_OK if code == 0 else EXIT_SERVER
 
 
 # -- entry point ---------------------------------------------------------------

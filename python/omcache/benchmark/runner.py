@@ -41,11 +41,12 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ..testing import find_memcached
+from ..testing import MemcachedNotFound, MemcachedProcess, find_memcached
 from . import worker  # the worker's tables of clients and workloads (standard library only)
 
 __all__ = [
     "IMPORTS",
+    "ServersNotStarted",
     "OPS",
     "PEERS",
     "Results",
@@ -61,6 +62,10 @@ __all__ = [
     "write_chart",
     "write_markdown",
 ]
+
+class ServersNotStarted(RuntimeError):
+    """The memcached servers of the benchmark could not be started (the message says why)."""
+
 
 #: What runs one measurement: ``python -m WORKER_MODULE ARGS``.
 WORKER_MODULE = "omcache.benchmark.worker"
@@ -620,7 +625,8 @@ def main(
     COMMAND) is named as the report's author.  DEFAULT_OUT_DIR (default: the
     current directory) and DEFAULT_ANALYSIS are the defaults of --out-dir and
     --analysis.  Bad options, a missing matplotlib (without --no-chart) or a
-    missing memcached exit 2 through argparse, before anything is measured.
+    missing memcached exit 2 through argparse, before anything is measured;
+    ServersNotStarted is raised if memcached is there but does not start.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     ap = build_parser(command, default_out_dir, default_analysis)
@@ -642,15 +648,20 @@ def main(
 
 
 def _compare(args: argparse.Namespace, clients: List[str], workloads: List[str], command: str, generated_by: str) -> int:
-    """Start the servers, probe the clients, time the imports and the workloads, write the report."""
-    from ..testing import MemcachedProcess
+    """Start the servers, probe the clients, time the imports and the workloads, write the report.
 
+    Raises ServersNotStarted if a memcached server does not start.
+    """
     started = time.monotonic()
     info = machine_info()
     procs = [MemcachedProcess(extra_args=["-I", "2m"]) for _ in range(3)]
     try:
         for p in procs:
-            p.start()
+            try:
+                p.start()
+            except (MemcachedNotFound, RuntimeError) as e:
+                why = str(e).rstrip(": ")
+                raise ServersNotStarted(f"{memcached_path() or 'memcached'} did not start ({why})") from e
         servers = [p.address for p in procs]
         joined = ",".join(servers)
 
