@@ -259,7 +259,7 @@ func TestRoundTripThroughBindAgainstMemcached(t *testing.T) {
 		t.Fatalf("Get after delete: %q", g)
 	}
 	pa, pn := pyMem(t, packKeys("bind-key", "bad key"))
-	m := GetMulti(h, pa, pn, false, 0)
+	m := getMultiTaken(t, h, pa, pn, -1)
 	// no hits, one error: "bad key" (index 1); the miss is left out
 	errPos := binary.LittleEndian.Uint32(m[13:])
 	if m[0] != StatusOK || binary.LittleEndian.Uint32(m[1:]) != 0 || binary.LittleEndian.Uint32(m[5:]) != 1 ||
@@ -350,5 +350,224 @@ func TestGetIntoFitsOrStashes(t *testing.T) {
 	}
 	if n := GetInto(987654, ma, mn, bufAddr, bufCap, false, 0); n < 2 || buf[0] != StatusBadHandle {
 		t.Fatalf("bad handle: %d %d", n, buf[0])
+	}
+}
+
+func TestAppendKeyLines(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		n       int64
+		want    []string
+		wantErr bool
+	}{
+		{"no keys", "", 0, nil, false},
+		{"one empty key", "", 1, []string{""}, false},
+		{"one key", "abc", 1, []string{"abc"}, false},
+		{"three keys", "a\nbc\nd", 3, []string{"a", "bc", "d"}, false},
+		{"empty keys kept", "\n\n", 3, []string{"", "", ""}, false},
+		{"fewer keys than said", "a\nb", 3, nil, true},
+		{"more keys than said", "a\nb\nc", 2, nil, true},
+		{"bytes but no keys", "a", 0, nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// A reused destination keeps its first entries.
+			prefix := [][]byte{[]byte("kept")}
+			got, err := appendKeyLines(prefix, []byte(tt.in), tt.n)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
+			}
+			if err != nil {
+				return
+			}
+			if len(got) != 1+len(tt.want) || string(got[0]) != "kept" {
+				t.Fatalf("got %q, want kept + %q", got, tt.want)
+			}
+			for i, w := range tt.want {
+				if string(got[1+i]) != w || cap(got[1+i]) != len(w) {
+					t.Errorf("key %d = %q (cap %d), want %q", i, got[1+i], cap(got[1+i]), w)
+				}
+			}
+		})
+	}
+}
+
+func FuzzKeyLines(f *testing.F) {
+	f.Add("a\nbb", int64(2))
+	f.Add("", int64(0))
+	f.Add("\n", int64(1))
+	f.Fuzz(func(t *testing.T, s string, n int64) {
+		keys, err := appendKeyLines(nil, []byte(s), n)
+		if err != nil {
+			return
+		}
+		// A decodable list has n keys and joins back to the same bytes.
+		ss := make([]string, len(keys))
+		for i, k := range keys {
+			ss[i] = string(k)
+		}
+		if int64(len(keys)) != max(n, 0) || strings.Join(ss, "\n") != s {
+			t.Fatalf("%q with n=%d decoded to %q", s, n, ss)
+		}
+	})
+}
+
+func TestGetMultiIntoFitsOrStashes(t *testing.T) {
+	srv := mctest.Start(t, mctest.Options{})
+	r := ClientNew("server=" + srv.Addr)
+	h := int64(binary.LittleEndian.Uint64(r[1:]))
+	defer ClientClose(h)
+	for i, v := range []string{"one", "", "three"} {
+		ka, kn := pyMem(t, []byte(fmt.Sprintf("gmi-%d", i)))
+		va, vn := pyMem(t, []byte(v))
+		if st := Store(h, OpSet, ka, kn, va, vn, int64(10+i), 0, 0); st != 0 {
+			t.Fatalf("Store: %d", st)
+		}
+	}
+	bufAddr, bufCap := pyMem(t, make([]byte, 4096))
+	buf := bytesAt(bufAddr, bufCap)
+	// The same call through both key encodings, twice each (the second
+	// reuses a scratch), must give GetMulti's packed result.
+	keys := []string{"gmi-0", "gmi-missing", "gmi-1", "bad key", "gmi-2"}
+	pa, pn := pyMem(t, packKeys(keys...))
+	want := getMultiTaken(t, h, pa, pn, -1)
+	// 3 hits, 1 error, the struct format, indexes, flags, cas, values, then
+	// the error of "bad key" (index 3).
+	format := "<3s0s5s"
+	errPos := binary.LittleEndian.Uint32(want[13:])
+	if want[0] != StatusOK || binary.LittleEndian.Uint32(want[1:]) != 3 || binary.LittleEndian.Uint32(want[5:]) != 1 ||
+		binary.LittleEndian.Uint32(want[9:]) != uint32(len(format)) || string(want[17:17+len(format)]) != format {
+		t.Fatalf("GetMulti head: %q", want)
+	}
+	cols := want[17+len(format):]
+	for i, w := range []uint32{0, 2, 4} {
+		if binary.LittleEndian.Uint32(cols[4*i:]) != w || binary.LittleEndian.Uint32(cols[12+4*i:]) != uint32(10+i) {
+			t.Fatalf("hit %d: index/flags columns %v", i, cols[:24])
+		}
+	}
+	if string(cols[48:errPos-uint32(17+len(format))]) != "onethree" || binary.LittleEndian.Uint32(want[errPos:]) != 3 ||
+		want[errPos+4] != StatusBadKey {
+		t.Fatalf("GetMulti values/errors: %q", want)
+	}
+	la, ln := pyMem(t, []byte(strings.Join(keys, "\n")))
+	for round := 0; round < 2; round++ {
+		if n := GetMultiInto(h, pa, pn, -1, bufAddr, bufCap, false, 0); string(buf[:max(n, 0)]) != string(want) {
+			t.Fatalf("round %d, packed keys: %d %q, want %q", round, n, buf[:max(n, 0)], want)
+		}
+		if n := GetMultiInto(h, la, ln, int64(len(keys)), bufAddr, bufCap, false, 0); string(buf[:max(n, 0)]) != string(want) {
+			t.Fatalf("round %d, joined keys: %d %q, want %q", round, n, buf[:max(n, 0)], want)
+		}
+	}
+	// Too small a buffer: the same result waits for TakeResult.
+	n := GetMultiInto(h, la, ln, int64(len(keys)), bufAddr, 20, false, 0)
+	if n >= 0 {
+		t.Fatalf("GetMultiInto with a 20-byte buffer = %d", n)
+	}
+	if got := TakeResult(-n); string(got) != string(want) || PendingResults() != 0 {
+		t.Fatalf("TakeResult = %q, want %q", got, want)
+	}
+	// A key count that does not match the joined list is refused.
+	if n := GetMultiInto(h, la, ln, 2, bufAddr, bufCap, false, 0); n < 1 || buf[0] != StatusInternal {
+		t.Fatalf("wrong key count: %d %q", n, buf[:max(n, 0)])
+	}
+	if n := GetMultiInto(h, la, ln, int64(len(keys)), bufAddr, bufCap, false, -1); n < 1 || buf[0] != StatusInvalidArgs {
+		t.Fatalf("bad expiration: %d %q", n, buf[:max(n, 0)])
+	}
+	if n := GetMultiInto(987654, la, ln, int64(len(keys)), bufAddr, bufCap, false, 0); n < 1 || buf[0] != StatusBadHandle {
+		t.Fatalf("bad handle: %d %q", n, buf[:max(n, 0)])
+	}
+}
+
+// getMultiTaken runs GetMultiInto with no buffer, so that the result always
+// goes through TakeResult, and returns it.
+func getMultiTaken(t *testing.T, h, keysAddr, keysLen, nkeys int64) []byte {
+	t.Helper()
+	n := GetMultiInto(h, keysAddr, keysLen, nkeys, 0, 0, false, 0)
+	if n >= 0 {
+		t.Fatalf("GetMultiInto with no buffer = %d", n)
+	}
+	return TakeResult(-n)
+}
+
+func TestSetMultiAndDeleteMulti(t *testing.T) {
+	srv := mctest.Start(t, mctest.Options{})
+	r := ClientNew("server=" + srv.Addr)
+	h := int64(binary.LittleEndian.Uint64(r[1:]))
+	defer ClientClose(h)
+	u32s := func(vs ...uint32) []byte {
+		var out []byte
+		for _, v := range vs {
+			out = binary.LittleEndian.AppendUint32(out, v)
+		}
+		return out
+	}
+	get := func(key string) (string, uint32, bool) {
+		ka, kn := pyMem(t, []byte(key))
+		g := Get(h, ka, kn)
+		if g[0] != StatusOK {
+			return "", 0, false
+		}
+		return string(g[getHeaderLen:]), binary.LittleEndian.Uint32(g[1:]), true
+	}
+	ka, kn := pyMem(t, []byte("sm-a\nsm-b\nsm-c"))
+	va, vn := pyMem(t, []byte("xyyzzz"))
+	la, ln := pyMem(t, u32s(1, 2, 3))
+	// Joined keys, one flags value for all.
+	if st := SetMulti(h, ka, kn, 3, va, vn, la, ln, 0, 0, 9, 0); st != StatusOK {
+		t.Fatalf("SetMulti: %d %q", st, TakeResult(-st))
+	}
+	for key, want := range map[string]string{"sm-a": "x", "sm-b": "yy", "sm-c": "zzz"} {
+		if v, f, ok := get(key); !ok || v != want || f != 9 {
+			t.Fatalf("%s = %q, %d, %v", key, v, f, ok)
+		}
+	}
+	// Packed keys with a bad one, flags per item: the bad key is reported,
+	// the others are stored.
+	pa, pn := pyMem(t, packKeys("sm-a", "bad key", "sm-c"))
+	fa, fn := pyMem(t, u32s(1, 2, 3))
+	st := SetMulti(h, pa, pn, -1, va, vn, la, ln, fa, fn, 0, 0)
+	if st >= 0 {
+		t.Fatalf("SetMulti with a bad key = %d", st)
+	}
+	res := TakeResult(-st)
+	if res[0] != StatusOK || binary.LittleEndian.Uint32(res[1:]) != 1 || res[5] != StatusBadKey {
+		t.Fatalf("SetMulti errors: %q", res)
+	}
+	if v, f, _ := get("sm-c"); v != "zzz" || f != 3 {
+		t.Fatalf("sm-c = %q, %d", v, f)
+	}
+	// Lengths that do not match the keys or the values are refused.
+	sa, sn := pyMem(t, u32s(1, 2))
+	k2a, k2n := pyMem(t, []byte("sm-a\nsm-b"))
+	for name, st := range map[string]int64{
+		"short lengths":  SetMulti(h, ka, kn, 3, va, vn, sa, sn, 0, 0, 0, 0),
+		"short flags":    SetMulti(h, ka, kn, 3, va, vn, la, ln, sa, sn, 0, 0),
+		"values too few": SetMulti(h, ka, kn, 3, va, vn-1, la, ln, 0, 0, 0, 0),
+		"values left":    SetMulti(h, k2a, k2n, 2, va, vn, sa, sn, 0, 0, 0, 0),
+		"flags too big":  SetMulti(h, ka, kn, 3, va, vn, la, ln, 0, 0, 1<<32, 0),
+		"bad handle":     SetMulti(987654, ka, kn, 3, va, vn, la, ln, 0, 0, 0, 0),
+	} {
+		if st >= 0 {
+			t.Fatalf("%s: SetMulti = %d", name, st)
+		}
+		if res := TakeResult(-st); res[0] == StatusOK {
+			t.Fatalf("%s: result %q", name, res)
+		}
+	}
+	// Delete: all present, then a miss is reported as StatusMiss.
+	da, dn := pyMem(t, []byte("sm-a\nsm-b"))
+	if st := DeleteMulti(h, da, dn, 2); st != StatusOK {
+		t.Fatalf("DeleteMulti: %d %q", st, TakeResult(-st))
+	}
+	st = DeleteMulti(h, da, dn, 2)
+	if st >= 0 {
+		t.Fatalf("DeleteMulti of deleted keys = %d", st)
+	}
+	if res := TakeResult(-st); res[0] != StatusOK || res[5] != StatusMiss || PendingResults() != 0 {
+		t.Fatalf("DeleteMulti misses: %q", res)
+	}
+	if _, _, ok := get("sm-c"); !ok {
+		t.Fatal("sm-c was deleted")
 	}
 }

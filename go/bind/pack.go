@@ -1,6 +1,7 @@
 package bind
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 )
@@ -69,24 +70,54 @@ func (u *unpacker) take(n uint32) []byte {
 	return b
 }
 
+// appendKeyList is keyList appending the keys to dst (reused memory).
+func appendKeyList(dst [][]byte, b []byte) ([][]byte, error) {
+	if len(b) < 4 {
+		return dst, fmt.Errorf("%w: packed argument truncated", errInternal)
+	}
+	n := uint64(binary.LittleEndian.Uint32(b))
+	if n*4 > uint64(len(b)-4) {
+		return dst, fmt.Errorf("%w: packed key list claims %d keys", errInternal, n)
+	}
+	lens, data := b[4:4+4*n], b[4+4*n:]
+	for i := uint64(0); i < n; i++ {
+		l := uint64(binary.LittleEndian.Uint32(lens[4*i:]))
+		if l > uint64(len(data)) {
+			return dst, fmt.Errorf("%w: packed argument truncated", errInternal)
+		}
+		dst = append(dst, data[:l:l])
+		data = data[l:]
+	}
+	if len(data) != 0 {
+		return dst, fmt.Errorf("%w: %d trailing bytes in packed key list", errInternal, len(data))
+	}
+	return dst, nil
+}
+
+// appendKeyLines appends the n keys of b, joined by '\n', to dst.
+func appendKeyLines(dst [][]byte, b []byte, n int64) ([][]byte, error) {
+	for i := int64(1); i < n; i++ {
+		j := bytes.IndexByte(b, '\n')
+		if j < 0 {
+			return dst, fmt.Errorf("%w: joined key list has fewer than %d keys", errInternal, n)
+		}
+		dst = append(dst, b[:j:j])
+		b = b[j+1:]
+	}
+	if n <= 0 {
+		if len(b) != 0 {
+			return dst, fmt.Errorf("%w: joined key list of no keys has %d bytes", errInternal, len(b))
+		}
+		return dst, nil
+	}
+	if bytes.IndexByte(b, '\n') >= 0 {
+		return dst, fmt.Errorf("%w: joined key list has more than %d keys", errInternal, n)
+	}
+	return append(dst, b[:len(b):len(b)]), nil
+}
+
 // keyList decodes Python's packed key list: u32 count, count u32 lengths,
 // then the keys back to back. The keys alias the argument's memory.
 func keyList(b []byte) ([][]byte, error) {
-	u := unpacker{buf: b}
-	n := u.u32()
-	if u.err == nil && uint64(n)*4 > uint64(len(u.buf)) {
-		return nil, fmt.Errorf("%w: packed key list claims %d keys", errInternal, n)
-	}
-	lens := make([]uint32, n)
-	for i := range lens {
-		lens[i] = u.u32()
-	}
-	keys := make([][]byte, n)
-	for i, l := range lens {
-		keys[i] = u.take(l)
-	}
-	if u.err == nil && len(u.buf) != 0 {
-		u.err = fmt.Errorf("%w: %d trailing bytes in packed key list", errInternal, len(u.buf))
-	}
-	return keys, u.err
+	return appendKeyList(nil, b)
 }

@@ -111,6 +111,8 @@ type Client struct {
 	connOpts conn.Options
 	// binaryKeys is Options.BinaryKeys.
 	binaryKeys bool
+	// oneServer: a single server and a LiveSelector, so keys need no hashing.
+	oneServer bool
 	// scratches are the working memory of multi-key calls, for reuse.
 	scratches scratchFree
 	healthFields
@@ -171,6 +173,7 @@ func New(addrs []string, opts Options) (*Client, error) {
 	}
 	c.policy = pol
 	c.live, _ = opts.Selector.(LiveSelector)
+	c.oneServer = len(addrs) == 1 && c.live != nil
 	c.now = time.Now
 	c.probeAt.Store(noProbe)
 	for _, a := range addrs {

@@ -63,7 +63,9 @@ func (s ServerState) String() string {
 
 // LiveSelector is a Selector that can place keys while some servers are
 // dead. Failover needs one (without an Ejector); the selectors of package
-// dist and Modula are LiveSelectors.
+// dist and Modula are LiveSelectors. As libmemcached's distributions do, a
+// LiveSelector places every key on the only server of a one-server client:
+// such a client does not call Pick.
 type LiveSelector interface {
 	Selector
 	// PickLive is Pick avoiding the servers for which alive returns false:
@@ -230,11 +232,15 @@ func isFailure(err error) bool {
 
 // route returns the server a command for key goes to now.
 func (c *Client) route(key []byte) (int, error) {
-	sel := c.selector
+	var si int
 	if e := c.ejected.Load(); e != nil {
-		sel = e.sel
+		si = e.sel.Pick(key)
+	} else if c.oneServer {
+		// As libmemcached: with one server there is nothing to hash.
+		si = 0
+	} else {
+		si = c.selector.Pick(key)
 	}
-	si := sel.Pick(key)
 	if c.troubled.Load() == 0 {
 		if si < 0 || si >= len(c.servers) {
 			return 0, ErrNoServers

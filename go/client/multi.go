@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/omcache/omcache/go/binprot"
 	"github.com/omcache/omcache/go/conn"
@@ -540,6 +541,54 @@ func (c *Client) getMulti(op binprot.Opcode, keys [][]byte, exp uint32) ([]*Item
 		slab: make([]Item, n)}
 	c.run(&b)
 	return b.found, b.errs
+}
+
+// MultiGet is reusable storage for GetMultiReuse: the result slices, the
+// Items and the memory of small values are kept from one call to the next,
+// so a caller that copies the results out at once allocates nothing per
+// call. The zero value is ready to use; a MultiGet must not be used by two
+// calls at once.
+type MultiGet struct {
+	// Found[i] is the item of keys[i], or nil.
+	Found []*Item
+	// Errs[i] is nil for a hit, ErrCacheMiss for a miss, or why keys[i]
+	// failed (as in GetMulti).
+	Errs []error
+	slab []Item
+	ar   arena
+}
+
+// GetMultiReuse is GetMulti, or GatMulti with exp when gat is set, storing
+// its results in m. Everything m held from an earlier call is overwritten:
+// the items and values of the previous results are valid only until m is
+// used again.
+func (c *Client) GetMultiReuse(m *MultiGet, keys [][]byte, gat bool, exp uint32) {
+	n := len(keys)
+	op := binprot.OpGetKQ
+	if gat {
+		op = binprot.OpGATKQ
+	} else {
+		exp = 0
+	}
+	m.Found = resize(m.Found, n)
+	clear(m.Found)
+	m.Errs = resize(m.Errs, n)
+	clear(m.Errs)
+	m.slab = resize(m.slab, n)
+	clear(m.slab)
+	m.ar.chunk = m.ar.chunk[:0]
+	b := batch{kind: kindGet, op: op, n: n, keys: keys, exp: exp,
+		errs: m.Errs, found: m.Found, slab: m.slab, ar: m.ar}
+	c.run(&b)
+	m.ar = b.ar
+}
+
+// Retained reports the bytes of memory m keeps for reuse (slices and
+// value memory), so that a pool of MultiGets can drop one grown by a
+// huge call.
+func (m *MultiGet) Retained() int {
+	const ptr = 8
+	return cap(m.Found)*ptr + cap(m.Errs)*2*ptr + cap(m.slab)*int(unsafe.Sizeof(Item{})) + cap(m.ar.chunk)
 }
 
 // SetMulti stores many items at once, as Set does for each (a nonzero CAS

@@ -164,3 +164,58 @@ func TestGetMultiAllocatesOnlyItsResults(t *testing.T) {
 		t.Errorf("GetMulti of 100 keys over 3 servers: %v allocations", allocs)
 	}
 }
+
+// GetMultiReuse gives GetMulti's results and, once its MultiGet has grown,
+// allocates nothing; a second call overwrites the first one's results.
+func TestGetMultiReuseAllocatesNothing(t *testing.T) {
+	var addrs []string
+	for i := 0; i < 3; i++ {
+		addrs = append(addrs, mctest.Start(t, mctest.Options{}).Addr)
+	}
+	c := newClientFor(t, addrs, Options{})
+	keys := make([][]byte, 100)
+	items := make([]*Item, len(keys))
+	for i := range keys {
+		keys[i] = []byte(fmt.Sprintf("reuse-%d", i))
+		items[i] = &Item{Key: keys[i], Value: []byte(fmt.Sprintf("value-%d", i)), Flags: uint32(i)}
+	}
+	for _, err := range c.SetMulti(items[:90]) { // the last 10 keys miss
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var m MultiGet
+	check := func(keys [][]byte, hits int) {
+		t.Helper()
+		if len(m.Found) != len(keys) || len(m.Errs) != len(keys) {
+			t.Fatalf("%d found, %d errs for %d keys", len(m.Found), len(m.Errs), len(keys))
+		}
+		for i := range keys {
+			switch {
+			case i < hits && (m.Errs[i] != nil || m.Found[i] == nil ||
+				string(m.Found[i].Value) != fmt.Sprintf("value-%d", i) || m.Found[i].Flags != uint32(i)):
+				t.Fatalf("hit %d: %+v, %v", i, m.Found[i], m.Errs[i])
+			case i >= hits && (!errors.Is(m.Errs[i], ErrCacheMiss) || m.Found[i] != nil):
+				t.Fatalf("miss %d: %+v, %v", i, m.Found[i], m.Errs[i])
+			}
+		}
+	}
+	c.GetMultiReuse(&m, keys, false, 0)
+	check(keys, 90)
+	// Fewer keys, all misses: nothing of the first call's hits is left.
+	misses := keys[90:]
+	c.GetMultiReuse(&m, misses, false, 0)
+	for i := range misses {
+		if m.Found[i] != nil || !errors.Is(m.Errs[i], ErrCacheMiss) {
+			t.Fatalf("entry %d after reuse: %+v, %v", i, m.Found[i], m.Errs[i])
+		}
+	}
+	allocs := testing.AllocsPerRun(50, func() { c.GetMultiReuse(&m, keys, false, 0) })
+	check(keys, 90)
+	if allocs > 0 {
+		t.Errorf("GetMultiReuse of 100 keys over 3 servers: %v allocations", allocs)
+	}
+	if m.Retained() <= 0 {
+		t.Errorf("Retained() = %d", m.Retained())
+	}
+}

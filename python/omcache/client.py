@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import ctypes
-import itertools
 import logging
 import os
 import struct
 import threading
 from types import ModuleType
-from typing import Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple, TypeVar, Union
+from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple, TypeVar, Union
 
 from . import _engine
 from . import exceptions as exc
@@ -517,18 +516,20 @@ class Client:
         return out
 
     def _get_multi(self, klist: List[K], gat_expire: Optional[int]) -> Tuple[bytes, ModuleType]:
-        """Run GetMulti; return its packed result (see go/bind packItems)."""
-        try:
-            wire = list(map(str.encode, klist))  # type: ignore[arg-type]
-        except TypeError:  # some keys are bytes (or not keys at all)
-            wire = [k.encode() if type(k) is str else key_bytes(k) for k in klist]
-        n = len(wire)
-        packed = struct.pack(f"<I{n}I", n, *map(len, wire)) + b"".join(wire)
+        """Run GetMultiInto; return its packed result (see go/bind packItems)."""
+        packed, nkeys = _join_keys(klist)
         c, h = self._engine()
-        r = _engine.take_bytes(
-            c,
-            c.bind_GetMulti(h, id(packed) + _OFF, len(packed), gat_expire is not None, gat_expire or 0),
-        )
+        buf = _tls.__dict__.pop("buf", None) or _ResultBuffer()
+        try:
+            n = c.bind_GetMultiInto(
+                h, id(packed) + _OFF, len(packed), nkeys, buf.addr, _RESULT_BUFFER_SIZE,
+                gat_expire is not None, gat_expire or 0,
+            )
+            r = bytes(buf.view[:n]) if n > 0 else None
+        finally:
+            _tls.buf = buf
+        if r is None:
+            r = _engine.take_bytes(c, c.bind_TakeResult(-n))
         if r[0] != _OK:
             raise _engine.packed_error(c, r)
         return r, c
@@ -555,8 +556,7 @@ class Client:
         Pass a dict as ``errors`` to receive {key: exception} for the failures.
         """
         _check_u32("flags", flags)
-        klist = list(mapping)
-        return self._set_multi(klist, list(mapping.values()), itertools.repeat(flags, len(klist)), expire, errors)
+        return self._set_multi(list(mapping), list(mapping.values()), None, flags, expire, errors)
 
     def set_multi_items(
         self,
@@ -570,35 +570,39 @@ class Client:
         flags = [it[2] for it in items]
         for f in flags:
             _check_u32("flags", f)
-        return self._set_multi(klist, [it[1] for it in items], flags, expire, errors)
+        return self._set_multi(klist, [it[1] for it in items], flags, 0, expire, errors)
 
     def _set_multi(
         self,
         klist: List[K],
         values: List[bytes],
-        flags: Iterable[int],
+        flag_list: Optional[List[int]],
+        flags: int,
         expire: int,
         errors: Optional[Dict[K, Exception]],
     ) -> List[K]:
         _check_u32("expire", expire)
         if not klist:
             return []
+        keys, nkeys = _join_keys(klist)
+        n = len(values)
         try:
-            ks = list(map(str.encode, klist))  # type: ignore[arg-type]
-        except TypeError:  # some keys are bytes (or not keys at all)
-            ks = [k.encode() if type(k) is str else key_bytes(k) for k in klist]
-        vs = [v if type(v) is bytes else value_bytes(v) for v in values]
-        n = len(ks)
-        packed = (
-            struct.pack(f"<II{n}I{n}I{n}I", n, expire, *map(len, ks), *map(len, vs), *flags)
-            + b"".join(ks)
-            + b"".join(vs)
-        )
+            joined = b"".join(values)  # type: ignore[arg-type]
+            lengths = list(map(len, values))
+            if sum(lengths) != len(joined):  # a memoryview of items wider than a byte
+                raise TypeError
+        except TypeError:  # not all bytes-like: value_bytes copies or explains
+            values = [v if type(v) is bytes else value_bytes(v) for v in values]
+            joined = b"".join(values)
+            lengths = list(map(len, values))
+        lens = struct.pack(f"<{n}I", *lengths)
+        fl = b"" if flag_list is None else struct.pack(f"<{n}I", *flag_list)
         c, h = self._engine()
-        r = _engine.take_bytes(c, c.bind_SetMulti(h, id(packed) + _OFF, len(packed)))
-        if r[0] != _OK:
-            raise _engine.packed_error(c, r)
-        return self._failed_keys(c, r, klist, errors)
+        st = c.bind_SetMulti(
+            h, id(keys) + _OFF, len(keys), nkeys, id(joined) + _OFF, len(joined),
+            id(lens) + _OFF, len(lens), id(fl) + _OFF, len(fl), flags, expire,
+        )
+        return [] if st == _OK else self._failed_keys(c, st, klist, errors)
 
     def delete_multi(self, keys: Iterable[K], *, errors: Optional[Dict[K, Exception]] = None) -> List[K]:
         """Delete many keys in one pipelined exchange per server; return the keys NOT deleted.
@@ -606,15 +610,13 @@ class Client:
         A key that did not exist is not deleted; pass a dict as ``errors`` to
         tell misses (NotFoundError) from failures.
         """
-        klist = list(keys)
+        klist = keys if isinstance(keys, list) else list(keys)
         if not klist:
             return []
-        packed = _pack_keys([k.encode() if type(k) is str else key_bytes(k) for k in klist])
+        packed, nkeys = _join_keys(klist)
         c, h = self._engine()
-        r = _engine.take_bytes(c, c.bind_DeleteMulti(h, id(packed) + _OFF, len(packed)))
-        if r[0] != _OK:
-            raise _engine.packed_error(c, r)
-        return self._failed_keys(c, r, klist, errors)
+        st = c.bind_DeleteMulti(h, id(packed) + _OFF, len(packed), nkeys)
+        return [] if st == _OK else self._failed_keys(c, st, klist, errors)
 
     def _record_error(self, c: ModuleType, status: int, msg: bytes, key: K, errors: Optional[Dict[K, Exception]]) -> None:
         e = _engine.packed_error(c, bytes([status]) + msg)
@@ -623,7 +625,11 @@ class Client:
         if status != _MISS:
             log.warning("omcache: %r: %s: %s", key, type(e).__name__, e)
 
-    def _failed_keys(self, c: ModuleType, r: bytes, klist: Sequence[K], errors: Optional[Dict[K, Exception]]) -> List[K]:
+    def _failed_keys(self, c: ModuleType, st: int, klist: Sequence[K], errors: Optional[Dict[K, Exception]]) -> List[K]:
+        """The keys a SetMulti/DeleteMulti that returned st (-token) did not store or delete."""
+        r = _engine.take_bytes(c, c.bind_TakeResult(-st))
+        if r[0] != _OK:
+            raise _engine.packed_error(c, r)
         failed: List[K] = []
         pos, end = 1, len(r)
         while pos < end:
@@ -809,6 +815,24 @@ def _check_u64(name: str, n: int) -> None:
 def _signed64(n: int) -> int:
     """Carry a uint64 through a signed int64 argument (the engine reinterprets it)."""
     return n - (1 << 64) if n >= (1 << 63) else n
+
+
+def _join_keys(klist: Sequence[Any]) -> Tuple[bytes, int]:
+    """Encode a multi-key call's keys for GetMultiInto: (keys, count).
+
+    str keys without a newline go as one '\n'-joined UTF-8 string (count
+    = len(klist)): one join and one encode instead of a call per key. Any
+    other list (bytes keys, a key holding a newline) goes as a packed key
+    list (count -1), so that each key is checked on its own.
+    """
+    try:
+        joined = "\n".join(klist)
+    except TypeError:  # some keys are bytes (or not keys at all)
+        pass
+    else:
+        if joined.count("\n") == len(klist) - 1:
+            return joined.encode(), len(klist)
+    return _pack_keys([k.encode() if type(k) is str else key_bytes(k) for k in klist]), -1
 
 
 def _pack_keys(keys: List[bytes]) -> bytes:
