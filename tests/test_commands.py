@@ -276,3 +276,41 @@ def test_values_over_one_mib_when_the_server_allows_them(memcached_factory: Call
 def test_ketama_weighted_needs_no_explicit_hash() -> None:
     mc = omcache.Client(["127.0.0.1:1", "127.0.0.1:2"], distribution="ketama_weighted")
     assert "md5" in mc.explain_key("x")
+
+
+def test_multi_keys_with_newlines_mixed_types_and_odd_values(memcached: MemcachedProcess) -> None:
+    """The multi calls send str keys as one joined string; anything else takes the per-key path.
+
+    A key holding a newline must fail alone (text-safe keys) or work (binary
+    keys); bytes and str keys mix; bytes-like values are stored byte for
+    byte, a memoryview of wide items as its bytes.
+    """
+    import array
+
+    mc = omcache.Client([memcached.address])
+    a, b = unique(), unique()
+    errors: Dict[object, Exception] = {}
+    nl = a + "\nx"
+    assert mc.set_multi({a: b"A", nl: b"N", b.encode(): b"B"}, errors=errors) == [nl]
+    assert isinstance(errors[nl], omcache.InvalidKeyError)
+    errors = {}
+    assert mc.get_multi([a, nl, b.encode()], errors=errors) == {a: b"A", b.encode(): b"B"}
+    assert list(errors) == [nl] and isinstance(errors[nl], omcache.InvalidKeyError)
+    assert mc.delete_multi([nl, a]) == [nl]
+    assert mc.get(a) is None and mc.get(b) == b"B"
+
+    wide = array.array("I", [1, 2, 3])
+    c, d, e = unique(), unique(), unique()
+    assert mc.set_multi({c: bytearray(b"ba"), d: memoryview(wide), e: b""}) == []
+    assert mc.get_multi([c, d, e]) == {c: b"ba", d: wide.tobytes(), e: b""}
+    with pytest.raises(TypeError, match="value must be bytes"):
+        mc.set_multi({c: "text"})  # type: ignore[dict-item]
+    assert mc.get(c) == b"ba"
+
+    binary = omcache.Client([memcached.address], binary_keys=True)
+    k = unique() + "\nwith newline"
+    assert binary.set_multi({k: b"v1", a: b"v2"}) == []
+    assert binary.get_multi([k, a]) == {k: b"v1", a: b"v2"}
+    assert binary.get(k) == b"v1"
+    assert binary.delete_multi([k, a]) == []
+    assert binary.get_multi([k, a]) == {}
