@@ -136,17 +136,9 @@ func TestMultiLargeValuesOverServers(t *testing.T) {
 // servers allocates its results and nothing else: no goroutines, no
 // per-server or per-key bookkeeping.
 func TestGetMultiAllocatesOnlyItsResults(t *testing.T) {
-	var addrs []string
-	for i := 0; i < 3; i++ {
-		addrs = append(addrs, mctest.Start(t, mctest.Options{}).Addr)
-	}
-	c := newClientFor(t, addrs, Options{})
-	keys := make([][]byte, 100)
-	items := make([]*Item, len(keys))
-	for i := range keys {
-		keys[i] = []byte(fmt.Sprintf("alloc-%d", i))
-		items[i] = &Item{Key: keys[i], Value: bytes.Repeat([]byte{'x'}, 100)}
-	}
+	c, keys, items := threeServerItems(t, 100, func(i int) *Item {
+		return &Item{Key: []byte(fmt.Sprintf("alloc-%d", i)), Value: bytes.Repeat([]byte{'x'}, 100)}
+	})
 	for _, err := range c.SetMulti(items) {
 		if err != nil {
 			t.Fatal(err)
@@ -168,17 +160,9 @@ func TestGetMultiAllocatesOnlyItsResults(t *testing.T) {
 // GetMultiReuse gives GetMulti's results and, once its MultiGet has grown,
 // allocates nothing; a second call overwrites the first one's results.
 func TestGetMultiReuseAllocatesNothing(t *testing.T) {
-	var addrs []string
-	for i := 0; i < 3; i++ {
-		addrs = append(addrs, mctest.Start(t, mctest.Options{}).Addr)
-	}
-	c := newClientFor(t, addrs, Options{})
-	keys := make([][]byte, 100)
-	items := make([]*Item, len(keys))
-	for i := range keys {
-		keys[i] = []byte(fmt.Sprintf("reuse-%d", i))
-		items[i] = &Item{Key: keys[i], Value: []byte(fmt.Sprintf("value-%d", i)), Flags: uint32(i)}
-	}
+	c, keys, items := threeServerItems(t, 100, func(i int) *Item {
+		return &Item{Key: []byte(fmt.Sprintf("reuse-%d", i)), Value: []byte(fmt.Sprintf("value-%d", i)), Flags: uint32(i)}
+	})
 	for _, err := range c.SetMulti(items[:90]) { // the last 10 keys miss
 		if err != nil {
 			t.Fatal(err)
@@ -218,4 +202,22 @@ func TestGetMultiReuseAllocatesNothing(t *testing.T) {
 	if m.Retained() <= 0 {
 		t.Errorf("Retained() = %d", m.Retained())
 	}
+}
+
+// threeServerItems starts three memcacheds and returns a client for them
+// and n items made by item (not stored), with their keys.
+func threeServerItems(t *testing.T, n int, item func(i int) *Item) (*Client, [][]byte, []*Item) {
+	t.Helper()
+	var addrs []string
+	for i := 0; i < 3; i++ {
+		addrs = append(addrs, mctest.Start(t, mctest.Options{}).Addr)
+	}
+	c := newClientFor(t, addrs, Options{})
+	keys := make([][]byte, n)
+	items := make([]*Item, n)
+	for i := range items {
+		items[i] = item(i)
+		keys[i] = items[i].Key
+	}
+	return c, keys, items
 }

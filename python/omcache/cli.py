@@ -143,24 +143,24 @@ def _non_negative_int(text: str) -> int:
     return n
 
 
-def _scale(text: str) -> float:
-    try:
-        x = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < x <= 1000:
-        raise argparse.ArgumentTypeError(f"{text} must be more than 0 and at most 1000")
-    return x
+def _positive_float(limit: float, unit: str = "") -> Callable[[str], float]:
+    """An argparse type: a number more than 0 and at most limit (of unit, as the messages say)."""
+    what = f" of {unit}" if unit else ""
+
+    def parse(text: str) -> float:
+        try:
+            x = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number{what}") from None
+        if not 0 < x <= limit:
+            raise argparse.ArgumentTypeError(f"{text} must be more than 0 and at most {limit:g}{' ' + unit if unit else ''}")
+        return x
+
+    return parse
 
 
-def _seconds(text: str) -> float:
-    try:
-        s = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0 < s <= 86400:
-        raise argparse.ArgumentTypeError(f"{text} must be more than 0 and at most 86400 seconds")
-    return s
+_scale = _positive_float(1000)
+_seconds = _positive_float(86400, "seconds")
 
 
 def parse_size(text: str) -> int:
