@@ -314,3 +314,42 @@ def test_multi_keys_with_newlines_mixed_types_and_odd_values(memcached: Memcache
     assert binary.get(k) == b"v1"
     assert binary.delete_multi([k, a]) == []
     assert binary.get_multi([k, a]) == {}
+
+
+def test_text_multiget_gives_what_the_binary_pipeline_gives(memcached: MemcachedProcess) -> None:
+    """get_multi over text connections (the default) and over the binary pipeline agree.
+
+    Hits with their flags and CAS, misses, a duplicate, an empty and a large
+    value, a UTF-8 key, an invalid key; the text multi-gets use connections
+    of their own (the server counts one more).
+    """
+    text = omcache.Client([memcached.address])
+    binary = omcache.Client([memcached.address], text_multiget=False)
+    keys = [unique() for _ in range(5)] + ["clé-" + unique()]
+    values = {keys[0]: b"zero", keys[1]: b"", keys[2]: bytes(range(256)) * 2000, keys[5]: b"unicode key"}
+    for i, (k, v) in enumerate(values.items()):
+        assert binary.set(k, v, flags=100 + i)
+    asked = keys + ["bad key", keys[0]]
+    for c in (text, binary):
+        errors: Dict[str, Exception] = {}
+        assert c.get_multi(asked, errors=errors) == values
+        assert list(errors) == ["bad key"] and isinstance(errors["bad key"], omcache.InvalidKeyError)
+    want = binary.get_multi_items(asked)
+    assert text.get_multi_items(asked) == want
+    assert {k: (it.flags, it.value) for k, it in want.items()} == {
+        k: (100 + i, v) for i, (k, v) in enumerate(values.items())
+    }
+    assert all(it.cas > 0 for it in want.values())
+
+    def connections() -> int:
+        (st,) = binary.stats().values()
+        assert isinstance(st, dict)
+        return int(st["curr_connections"])
+
+    before = connections()
+    fresh = omcache.Client([memcached.address])
+    fresh.get(keys[0])
+    assert connections() == before + 1
+    assert fresh.get_multi(keys[:2]) == {keys[0]: b"zero", keys[1]: b""}
+    assert connections() == before + 2, "the text multi-get has a connection of its own"
+    fresh.close()

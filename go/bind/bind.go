@@ -79,6 +79,7 @@ func lookup(h int64) (*client.Client, error) {
 //	connect_timeout_ms=N, io_timeout_ms=N, max_idle_conns=N
 //	max_item_size=N        the largest value accepted from a server
 //	binary_keys=0|1        keys may hold any bytes (client.Options.BinaryKeys)
+//	text_multiget=0|1      multi-gets in the text protocol (client.Options.TextMultiGet)
 //
 // It returns a packed result: StatusOK followed by the handle as 8
 // little-endian bytes, or an error status and message.
@@ -164,12 +165,16 @@ func parseConfig(config string) ([]dist.Server, dist.Config, client.Options, err
 			cfg.Hash = value
 		case "ketama_hash":
 			cfg.KetamaHash = value
-		case "binary_keys":
+		case "binary_keys", "text_multiget":
 			b, err := parseFlag(name, value)
 			if err != nil {
 				return fail(err)
 			}
-			opts.BinaryKeys = b
+			if name == "binary_keys" {
+				opts.BinaryKeys = b
+			} else {
+				opts.TextMultiGet = b
+			}
 		case "weighted", "sort_hosts":
 			b, err := parseFlag(name, value)
 			if err != nil {

@@ -192,12 +192,23 @@ func TestParseConfigServersAndPlacement(t *testing.T) {
 			t.Errorf("parseConfig(server=%q) = %v, %v; want %q", tt.in, servers, err, tt.want)
 		}
 	}
+	for cfg, want := range map[string][2]bool{
+		"server=a:1":                                 {false, false},
+		"server=a:1\ntext_multiget=1":                {true, false},
+		"server=a:1\ntext_multiget=0\nbinary_keys=1": {false, true},
+	} {
+		_, _, opts, err := parseConfig(cfg)
+		if err != nil || opts.TextMultiGet != want[0] || opts.BinaryKeys != want[1] {
+			t.Errorf("parseConfig(%q): text %v, binary keys %v, %v; want %v", cfg, opts.TextMultiGet, opts.BinaryKeys, err, want)
+		}
+	}
 	for _, cfg := range []string{
 		"server=a:1\ndistribution=bogus",
 		"server=a:1\nhash=bogus",
 		"server=a:1\nbehavior.no_such_behavior=1",
 		"server=a:1\nweighted=maybe",
 		"server=a:1\nserver=b:1\nweights=1",
+		"server=a:1\ntext_multiget=2",
 	} {
 		if r := ClientNew(cfg); r[0] != StatusBadConfig {
 			t.Errorf("ClientNew(%q) status %d (%s)", cfg, r[0], r[1:])

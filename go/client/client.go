@@ -68,6 +68,14 @@ type Options struct {
 	// pylibmc's binary mode does. By default keys must also be valid in the
 	// text protocol, so that every client sharing the servers can use them.
 	BinaryKeys bool
+	// TextMultiGet makes GetMulti (not GatMulti) ask each server with one
+	// text-protocol "gets" of all its keys, on connections of their own,
+	// instead of a pipeline of binary GETKQs: memcached answers a binary
+	// pipeline 20 requests at a time (its -R), each piece a wake-up of the
+	// client, and a text multi-get in one piece (100 keys: ~40 instead of
+	// ~90 us on loopback). Ignored with BinaryKeys, whose keys the text
+	// protocol cannot carry.
+	TextMultiGet bool
 
 	// Failover sends the keys of a dead server to live servers: the
 	// Selector's PickLive (the next live point on a ketama ring, the hash
@@ -111,6 +119,8 @@ type Client struct {
 	connOpts conn.Options
 	// binaryKeys is Options.BinaryKeys.
 	binaryKeys bool
+	// textMulti: GetMulti uses text connections (Options.TextMultiGet).
+	textMulti bool
 	// oneServer: a single server and a LiveSelector, so keys need no hashing.
 	oneServer bool
 	// scratches are the working memory of multi-key calls, for reuse.
@@ -118,15 +128,16 @@ type Client struct {
 	healthFields
 }
 
-// server is one server's address, its pool of idle connections and its
-// health record.
+// server is one server's address, its pools of idle connections (binary,
+// and text for multi-gets) and its health record.
 type server struct {
-	addr    string
-	mu      sync.Mutex
-	idle    []*conn.Conn
-	maxIdle int
-	closed  bool
-	h       health
+	addr     string
+	mu       sync.Mutex
+	idle     []*conn.Conn
+	idleText []*conn.Conn
+	maxIdle  int
+	closed   bool
+	h        health
 }
 
 // New returns a client for addrs, each "host:port", "[v6addr]:port" or an
@@ -165,6 +176,7 @@ func New(addrs []string, opts Options) (*Client, error) {
 		addrs:      append([]string(nil), addrs...),
 		selector:   opts.Selector,
 		binaryKeys: opts.BinaryKeys,
+		textMulti:  opts.TextMultiGet && !opts.BinaryKeys,
 		connOpts: conn.Options{
 			ConnectTimeout: opts.ConnectTimeout,
 			IOTimeout:      opts.IOTimeout,
@@ -205,35 +217,49 @@ func (c *Client) Close() error {
 	return nil
 }
 
-// get returns an idle connection (pooled = true) or a new one.
-func (c *Client) get(s *server) (cn *conn.Conn, pooled bool, err error) {
-	if cn, err = c.idle(s); cn != nil || err != nil {
+// get returns an idle connection (pooled = true) or a new one, speaking
+// the text protocol if text is set.
+func (c *Client) get(s *server, text bool) (cn *conn.Conn, pooled bool, err error) {
+	if cn, err = c.idle(s, text); cn != nil || err != nil {
 		return cn, cn != nil, err
 	}
-	cn, err = c.dial(s)
+	cn, err = c.dial(s, text)
 	return cn, false, err
 }
 
-// idle returns an idle connection to s, nil if there is none, or ErrClosed.
-func (c *Client) idle(s *server) (*conn.Conn, error) {
+// pool is s's list of idle binary or text connections; s.mu must be held.
+func (s *server) pool(text bool) *[]*conn.Conn {
+	if text {
+		return &s.idleText
+	}
+	return &s.idle
+}
+
+// idle returns an idle connection to s (a text one if text is set), nil if
+// there is none, or ErrClosed.
+func (c *Client) idle(s *server, text bool) (*conn.Conn, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return nil, ErrClosed
 	}
-	n := len(s.idle)
+	p := s.pool(text)
+	n := len(*p)
 	if n == 0 {
 		return nil, nil
 	}
-	cn := s.idle[n-1]
-	s.idle[n-1] = nil
-	s.idle = s.idle[:n-1]
+	cn := (*p)[n-1]
+	(*p)[n-1] = nil
+	*p = (*p)[:n-1]
 	return cn, nil
 }
 
-// dial opens a new connection to s.
-func (c *Client) dial(s *server) (*conn.Conn, error) {
-	cn, err := conn.Dial(s.addr, c.connOpts)
+// dial opens a new connection to s, speaking the text protocol if text is
+// set.
+func (c *Client) dial(s *server, text bool) (*conn.Conn, error) {
+	opts := c.connOpts
+	opts.Text = text
+	cn, err := conn.Dial(s.addr, opts)
 	if err != nil {
 		return nil, transportError(err)
 	}
@@ -248,20 +274,21 @@ func (s *server) put(cn *conn.Conn) {
 		return
 	}
 	s.mu.Lock()
-	if s.closed || len(s.idle) >= s.maxIdle {
+	p := s.pool(cn.Text())
+	if s.closed || len(*p) >= s.maxIdle {
 		s.mu.Unlock()
 		cn.Close()
 		return
 	}
-	s.idle = append(s.idle, cn)
+	*p = append(*p, cn)
 	s.mu.Unlock()
 }
 
 // dropIdle closes every idle connection.
 func (s *server) dropIdle() {
 	s.mu.Lock()
-	idle := s.idle
-	s.idle = nil
+	idle := append(s.idle, s.idleText...)
+	s.idle, s.idleText = nil, nil
 	s.mu.Unlock()
 	for _, cn := range idle {
 		cn.Close()
@@ -342,7 +369,7 @@ func (c *Client) doOn(si int, req *request, res *result) error {
 
 func (c *Client) exchangeOn(s *server, req *request, res *result) error {
 	for attempt := 0; ; attempt++ {
-		cn, pooled, err := c.get(s)
+		cn, pooled, err := c.get(s, false)
 		if err != nil {
 			return err
 		}

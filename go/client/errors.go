@@ -119,7 +119,12 @@ func statusError(s binprot.Status, msg []byte) error {
 
 // transportError classifies an error from package conn or a failed dial.
 func transportError(err error) error {
+	var te *conn.TextError
 	switch {
+	case errors.As(err, &te) && te.Server():
+		return fmt.Errorf("%w: %w", ErrServerError, err)
+	case errors.As(err, &te):
+		return fmt.Errorf("%w: %w", ErrProtocol, err)
 	case errors.Is(err, conn.ErrTimeout):
 		return fmt.Errorf("%w: %w", ErrTimeout, err)
 	case errors.Is(err, binprot.ErrMalformed):

@@ -35,6 +35,8 @@ type batch struct {
 	keys  [][]byte // kindGet, kindDelete
 	items []*Item  // kindSet; a nil item has errs[i] preset
 	exp   uint32   // GATKQ
+	// text: a GetMulti on text connections, one "gets" per server.
+	text bool
 
 	errs  []error
 	found []*Item // kindGet: the result, pointing into slab
@@ -53,6 +55,7 @@ type scratch struct {
 	order    []int32 // entries grouped by server, backing flight.idx
 	flights  []flight
 	conns    []*conn.Conn
+	textKeys [][]byte // a text flight's keys while its request is built
 	ps       conn.PollSet
 	wg       sync.WaitGroup
 }
@@ -109,6 +112,7 @@ type flight struct {
 	retried bool // cn replaced a stale pooled connection
 	err     error
 	done    bool
+	cur     int // text: entries of idx before cur are answered or missed
 }
 
 // resize returns s with length n, reusing its array when big enough.
@@ -127,10 +131,21 @@ func (b *batch) key(i int) []byte {
 }
 
 // request builds flight f's whole request in its connection's buffer: its
-// entries, then a NOOP.
+// entries, then a NOOP; or for a text batch one "gets" of its keys.
 func (b *batch) request(f *flight) []byte {
 	cn := f.cn
 	buf := cn.Buffer()
+	if b.text {
+		f.cur = 0
+		keys := b.sc.textKeys[:0]
+		for _, i := range f.idx {
+			keys = append(keys, b.keys[i])
+		}
+		buf = conn.AppendGets(buf, keys...)
+		clear(keys)
+		b.sc.textKeys = keys[:0]
+		return buf
+	}
 	for _, i := range f.idx {
 		switch b.kind {
 		case kindGet:
@@ -154,6 +169,9 @@ func (b *batch) request(f *flight) []byte {
 // ends f's part. An error means the server sent something that is not a
 // valid answer; the connection is then closed.
 func (b *batch) handle(f *flight, r *binprot.Response) (done bool, err error) {
+	if b.text {
+		return b.handleText(f, r)
+	}
 	cn, sc := f.cn, b.sc
 	if r.Opcode == binprot.OpNoop {
 		if r.Status != binprot.StatusOK || r.Opaque != noopOpaque {
@@ -186,16 +204,47 @@ func (b *batch) handle(f *flight, r *binprot.Response) (done bool, err error) {
 		return false, protocolError(cn.Addr(), "%v response for key %q with key %q and %d bytes of extras",
 			r.Opcode, b.keys[i], r.Key, len(r.Extras))
 	}
+	b.hit(f, i, r, flags)
+	return false, nil
+}
+
+// handleText is handle for a text batch, whose connection translates the
+// answer to its "gets" (see package conn): a GETK response per VALUE, in
+// the order of the keys asked for, and a NOOP for END.
+func (b *batch) handleText(f *flight, r *binprot.Response) (done bool, err error) {
+	if r.Opcode == binprot.OpNoop {
+		return true, nil
+	}
+	flags, ok := r.Flags()
+	if r.Opcode != binprot.OpGetK || !ok {
+		f.cn.Close()
+		return false, protocolError(f.cn.Addr(), "unexpected %v in a text multi-get", r.Opcode)
+	}
+	// The keys before this VALUE's missed.
+	for f.cur < len(f.idx) && string(b.keys[f.idx[f.cur]]) != string(r.Key) {
+		f.cur++
+	}
+	if f.cur == len(f.idx) {
+		f.cn.Close()
+		return false, protocolError(f.cn.Addr(), "VALUE for key %q, not asked for or out of order", r.Key)
+	}
+	i := int(f.idx[f.cur])
+	f.cur++
+	b.hit(f, i, r, flags)
+	return false, nil
+}
+
+// hit records r, the answer of entry i, as an item.
+func (b *batch) hit(f *flight, i int, r *binprot.Response, flags uint32) {
 	var v []byte
 	if len(r.Value) > arenaMaxValue {
-		v = cn.OwnValue(r.Value) // large ones arrive in a buffer of their own
+		v = f.cn.OwnValue(r.Value) // large ones arrive in a buffer of their own
 	} else {
 		v = b.ar.clone(r.Value)
 	}
 	b.slab[i] = Item{Key: b.keys[i], Value: v, Flags: flags, CAS: r.CAS}
 	b.found[i] = &b.slab[i]
-	sc.answered[i] = true
-	return false, nil
+	b.sc.answered[i] = true
 }
 
 // finish sets the result of f's entries that got no answer: err if the
@@ -294,7 +343,7 @@ func (c *Client) runOne(b *batch, f *flight) {
 		}
 	}()
 	for attempt := 0; ; attempt++ {
-		cn, pooled, err := c.get(s)
+		cn, pooled, err := c.get(s, b.text)
 		if err != nil {
 			c.record(f.si, f.epoch, err)
 			b.finish(f, err)
@@ -355,7 +404,7 @@ func (c *Client) runMany(b *batch, flights []flight) {
 			}
 		}
 	}()
-	c.connect(sc, flights)
+	c.connect(sc, flights, b.text)
 	yielded := false
 	for k := range flights {
 		f := &flights[k]
@@ -460,7 +509,7 @@ func (c *Client) land(b *batch, f *flight, err error) {
 		if err != nil && f.pooled && !f.retried && !cn.Received() && staleConnError(err) {
 			s.dropIdle()
 			f.pooled, f.retried = false, true
-			if f.cn, err = c.dial(s); err == nil {
+			if f.cn, err = c.dial(s, b.text); err == nil {
 				c.launch(b, f)
 				return
 			}
@@ -475,13 +524,13 @@ func (c *Client) land(b *batch, f *flight, err error) {
 // sets its err. Dials run concurrently, so that servers that do not answer
 // delay the call by one ConnectTimeout, not one per server; the usual case,
 // an idle connection for every server, starts no goroutine.
-func (c *Client) connect(sc *scratch, flights []flight) {
+func (c *Client) connect(sc *scratch, flights []flight, text bool) {
 	dials := 0
 	for k := range flights {
 		f := &flights[k]
 		s := c.servers[f.si]
 		f.epoch = s.h.epoch.Load()
-		if f.cn, f.err = c.idle(s); f.cn != nil {
+		if f.cn, f.err = c.idle(s, text); f.cn != nil {
 			f.pooled = true
 		} else if f.err == nil {
 			dials++
@@ -497,26 +546,26 @@ func (c *Client) connect(sc *scratch, flights []flight) {
 		}
 		dials--
 		if dials == 0 {
-			c.dialFlight(f) // the last one on this thread
+			c.dialFlight(f, text) // the last one on this thread
 			break
 		}
 		sc.wg.Add(1)
 		go func() {
 			defer sc.wg.Done()
-			c.dialFlight(f)
+			c.dialFlight(f, text)
 		}()
 	}
 	sc.wg.Wait()
 }
 
-func (c *Client) dialFlight(f *flight) {
+func (c *Client) dialFlight(f *flight, text bool) {
 	defer func() {
 		// A panic in a goroutine would kill the host process.
 		if p := recover(); p != nil {
 			f.err = fmt.Errorf("%w: internal error: %v", ErrProtocol, p)
 		}
 	}()
-	f.cn, f.err = c.dial(c.servers[f.si])
+	f.cn, f.err = c.dial(c.servers[f.si], text)
 }
 
 // GetMulti gets many keys at once. Both results are aligned with keys: for
@@ -535,7 +584,7 @@ func (c *Client) GatMulti(keys [][]byte, exp uint32) (items []*Item, errs []erro
 
 func (c *Client) getMulti(op binprot.Opcode, keys [][]byte, exp uint32) ([]*Item, []error) {
 	n := len(keys)
-	b := batch{kind: kindGet, op: op, n: n, keys: keys, exp: exp,
+	b := batch{kind: kindGet, op: op, n: n, keys: keys, exp: exp, text: c.textMulti && op == binprot.OpGetKQ,
 		errs: make([]error, n), found: make([]*Item, n),
 		// One allocation for all the Items instead of one per hit.
 		slab: make([]Item, n)}
@@ -577,7 +626,7 @@ func (c *Client) GetMultiReuse(m *MultiGet, keys [][]byte, gat bool, exp uint32)
 	m.slab = resize(m.slab, n)
 	clear(m.slab)
 	m.ar.chunk = m.ar.chunk[:0]
-	b := batch{kind: kindGet, op: op, n: n, keys: keys, exp: exp,
+	b := batch{kind: kindGet, op: op, n: n, keys: keys, exp: exp, text: c.textMulti && !gat,
 		errs: m.Errs, found: m.Found, slab: m.slab, ar: m.ar}
 	c.run(&b)
 	m.ar = b.ar

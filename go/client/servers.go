@@ -82,7 +82,7 @@ func (c *Client) Stats(group string) ([]map[string]string, []error) {
 		s := c.servers[si]
 		epoch := s.h.epoch.Load()
 		for attempt := 0; ; attempt++ {
-			cn, pooled, err := c.get(s)
+			cn, pooled, err := c.get(s, false)
 			if err != nil {
 				c.record(si, epoch, err)
 				return err

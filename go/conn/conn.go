@@ -123,6 +123,9 @@ type Options struct {
 	// MaxBody is the largest response body accepted; a bigger announced
 	// body is treated as a protocol error instead of being read.
 	MaxBody uint32
+	// Text makes the connection speak the text protocol, for multi-key
+	// gets only (see AppendGets and text.go).
+	Text bool
 }
 
 func (o *Options) fill() {
@@ -144,7 +147,8 @@ type extent struct {
 	data []byte
 }
 
-// Conn is one connection to a memcached server speaking the binary protocol.
+// Conn is one connection to a memcached server speaking the binary protocol
+// (or, with Options.Text, the text protocol for multi-key gets).
 type Conn struct {
 	fd   int
 	addr string
@@ -185,6 +189,8 @@ type Conn struct {
 	pfd      [1]unix.PollFd
 	ts       unix.Timespec
 	err      error
+	// textFlags holds the Extras of the last text VALUE (see text.go).
+	textFlags [4]byte
 }
 
 // Addr returns the address the connection was dialled with.
@@ -522,6 +528,9 @@ func (c *Conn) TryRecv() (r binprot.Response, ok bool, err error) {
 // how many bytes the read buffer should have room for. A large body is
 // moved to a buffer of its own as soon as its header, extras and key are in.
 func (c *Conn) parse() (r binprot.Response, ok bool, need int, err error) {
+	if c.opts.Text {
+		return c.parseText()
+	}
 	if c.big != nil {
 		if c.bigGot < len(c.big) {
 			return binprot.Response{}, false, 0, nil
