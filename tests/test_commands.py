@@ -353,3 +353,18 @@ def test_text_multiget_gives_what_the_binary_pipeline_gives(memcached: Memcached
     assert fresh.get_multi(keys[:2]) == {keys[0]: b"zero", keys[1]: b""}
     assert connections() == before + 2, "the text multi-get has a connection of its own"
     fresh.close()
+
+
+def test_get_multi_raw_columns(mc: omcache.Client) -> None:
+    """get_multi_raw: the hits' keys (as given, in order), values and flags as aligned columns."""
+    a, b, c = unique(), unique(), unique()
+    mc.set(a, b"A", flags=7)
+    mc.set(c, b"", flags=0)
+    errors: Dict[object, Exception] = {}
+    keys, values, flags = mc.get_multi_raw([a, b, c.encode(), "bad key"], errors=errors)
+    assert keys == [a, c.encode()] and values == (b"A", b"") and flags == (7, 0)
+    assert list(errors) == ["bad key"]
+    given = [a, c]
+    keys, values, flags = mc.get_multi_raw(given)
+    assert keys == given and keys is not given and values == (b"A", b"") and flags == (7, 0)
+    assert mc.get_multi_raw(iter([])) == ([], (), ())

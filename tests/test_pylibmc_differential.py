@@ -91,6 +91,26 @@ def serialize_methods(mc: Any, lib: Any) -> List[Any]:
 
 
 @scenario
+def get_multi_value_kinds_and_key_forms(mc: Any, lib: Any) -> List[Any]:
+    """get_multi with plain str keys (the fast path: all-bytes values, mixed
+    kinds, compressed), from a tuple, with duplicates, and with keys that
+    are not plain (non-ASCII, bytes, too long, empty) mixed in."""
+    raw = {f"raw{i}": bytes([i]) * (i + 1) for i in range(30)}
+    mixed = {"s": "text", "i": 42, "b": True, "p": Thing(3), "n": None, "z": b"zz" * 5000}
+    mc.set_multi(raw)
+    mc.set_multi(mixed, min_compress_len=100)
+    every = list(raw) + list(mixed) + ["missing"]
+    return [
+        mc.get_multi(list(raw)) == raw,
+        sorted(mc.get_multi(every).items(), key=repr),
+        sorted(mc.get_multi(["raw1", "raw1", "i", "i"]).items(), key=repr),
+        sorted(mc.get_multi(["raw1", "clé", b"raw2", ""]).items(), key=repr),
+        attempt(lambda: mc.get_multi(["raw1", "k" * 251])),
+        sorted(mc.get_multi(("raw3", "s")).items(), key=repr),
+    ]
+
+
+@scenario
 def get_defaults_and_misses(mc: Any, lib: Any) -> List[Any]:
     sentinel = object()
     return [

@@ -502,6 +502,31 @@ class Client:
             self._multi_errors(c, r, errpos, nerrs, klist, errors)
         return out
 
+    def get_multi_raw(
+        self, keys: Iterable[K], *, errors: Optional[Dict[K, Exception]] = None
+    ) -> Tuple[List[K], Tuple[bytes, ...], Tuple[int, ...]]:
+        """get_multi returning the hits as three aligned columns: keys, values, flags.
+
+        For layers that decode values by their flags (serialisation): they can
+        handle a whole column at once, e.g. skip decoding when every flag is 0,
+        instead of one Item per key.  Keys come back as given, in their order.
+        """
+        klist = keys if isinstance(keys, list) else list(keys)
+        if not klist:
+            return [], (), ()
+        r, c = self._get_multi(klist, None)
+        nhits, nerrs, flen, errpos = _MULTI_HEAD.unpack_from(r, 1)
+        pos = _MULTI_HEAD_END + flen
+        values = struct.unpack_from(r[_MULTI_HEAD_END:pos].decode("ascii"), r, pos + 16 * nhits)
+        flags = struct.unpack_from(f"<{nhits}I", r, pos + 4 * nhits)
+        if nhits == len(klist):
+            hit_keys = klist if klist is not keys else list(klist)
+        else:
+            hit_keys = list(map(klist.__getitem__, struct.unpack_from(f"<{nhits}I", r, pos)))
+        if nerrs:
+            self._multi_errors(c, r, errpos, nerrs, klist, errors)
+        return hit_keys, values, flags
+
     def get_multi_items(
         self,
         keys: Iterable[K],

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import operator
 import pickle
+import re
 import zlib
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Type, Union
 
@@ -84,6 +85,28 @@ all_behaviors: List[str] = [
 ]
 #: Callback names settable through the behaviors mapping.
 all_callbacks: List[str] = ["namespace"]
+
+# A character that a key of get_multi's fast path may not hold: space,
+# control characters, DEL ("\n" separates the joined keys; counted apart).
+_NOT_PLAIN = re.compile("[\x00-\x09\x0b-\x20\x7f]")
+
+
+def _plain_keys(klist: List[Any]) -> bool:
+    """Whether every key is a non-empty ASCII str of at most 250 characters
+    with no space or control character."""
+    try:
+        joined = "\n".join(klist)
+    except TypeError:  # not all str
+        return False
+    return bool(
+        klist
+        and joined.isascii()
+        and joined.count("\n") == len(klist) - 1
+        and _NOT_PLAIN.search(joined) is None
+        and min(map(len, klist)) > 0
+        and max(map(len, klist)) <= _MAX_KEY
+    )
+
 
 # Value flags (pylibmc's, from python-memcached's convention).
 _F_PICKLE, _F_INTEGER, _F_LONG, _F_ZLIB, _F_TEXT = 1, 2, 4, 8, 16
@@ -888,13 +911,21 @@ class client:
         does.
         """
         prefix = _prefix_arg(key_prefix)
-        wires, result_key = self._om_multi_keys(keys, prefix)
+        klist = keys if type(keys) is list else list(keys)
         del keys
+        wires: List[Any]
+        result_key: Optional[Dict[bytes, Any]]
+        if not prefix and not self._om_namespace and _plain_keys(klist):
+            # Keys valid as given in both modes: sent and returned as they are.
+            wires, result_key = klist, None
+        else:
+            wires, result_key = self._om_multi_keys(klist, prefix)
+        del klist
         if not wires:
             return {}
-        errors: Dict[bytes, Exception] = {}
+        errors: Dict[Any, Exception] = {}
         try:
-            items = self._om_mc.get_multi_items(wires, errors=errors)
+            hits, values, flags = self._om_mc.get_multi_raw(wires, errors=errors)
         except oexc.Error as e:
             raise _translate(e, self._om_binary, "memcached_mget") from e
         failures = [err for err in errors.values() if not isinstance(err, oexc.NotFoundError)]
@@ -903,15 +934,21 @@ class client:
         if failures and (self._om_settings.binary or len(failures) == len(set(wires))):
             raise _translate(failures[0], self._om_binary, "memcached_mget") from failures[0]
         del failures, wires
-        skip = len(self._om_namespace) + len(prefix)
-        out: Dict[Any, Any] = {}
-        decode = self._om_decode
-        for wire, item in items.items():
-            try:
-                out[result_key[wire[skip:] if skip else wire]] = decode(item.value, item.flags)
-            except CacheMiss:
-                continue
-        del result_key
+        out: Dict[Any, Any]
+        if result_key is None and self._om_native_de and not any(flags):
+            out = dict(zip(hits, values))  # all plain bytes: nothing to decode
+        else:
+            skip = len(self._om_namespace) + len(prefix)
+            out = {}
+            decode = self._om_decode
+            wire = value = None
+            for wire, value, fl in zip(hits, values, flags):
+                try:
+                    out[wire if result_key is None else result_key[wire[skip:] if skip else wire]] = decode(value, fl)
+                except CacheMiss:
+                    continue
+            del wire, value
+        del result_key, hits, values
         box = [out]
         del out
         return box.pop()
