@@ -75,6 +75,11 @@ def test_tiny_run_writes_report_and_chart(tmp_path: Path) -> None:
         for w in runner.OPS:
             samples = data["samples_us"][f"{c} | {w}"]
             assert len(samples) == 1 and samples[0] > 0
+        # Workloads of several threads pair each batch with a one-thread one.
+        for w in ("get 10 B, 2 threads", "get 10 B, 4 threads"):
+            (scaling,) = data["scaling"][f"{c} | {w}"]
+            assert scaling > 0
+        assert f"{c} | get 10 B, 1 thread" not in data["scaling"]
 
     md = (tmp_path / "benchmarks.md").read_text()
     for heading in ("## Run", "## Targets (issue 10)", "## Results", "### Threads sharing one client", "### Import time"):
@@ -124,6 +129,8 @@ def test_target_verdicts_follow_the_medians() -> None:
         "pymemcache": {"set_multi 100": 100, "set+get 1 MB": 900},
         "pymemcache noreply=False": {"set_multi 100": 70, "set+get 1 MB": 1000},
     })
+    # The thread target follows the paired scaling, not the separate 1-thread row.
+    r.scaling[("omcache", "get 10 B, 4 threads")] = [1.5, 2.0, 2.2]
     v = _verdicts(runner.evaluate_targets(r, {"rows": {"omcache: import": 60.0, "omcache: import + first get": 90.0}}))
     pyl = "pylibmc (best of defaults and tcp_nodelay)"
     assert v[f"get 10 B: omcache <= 1.00x {pyl}"] is True  # 90 vs the better pylibmc, 95
@@ -134,7 +141,14 @@ def test_target_verdicts_follow_the_medians() -> None:
     assert v["set_multi 100: omcache <= 0.50x pymemcache with default_noreply=False"] is False  # 40 / 70
     assert v["set+get 1 MB: omcache <= 1.00x pymemcache (defaults: noreply writes)"] is False  # 1000 / 900
     assert v["set+get 1 MB: omcache <= 1.00x pymemcache with default_noreply=False"] is True  # equal
-    assert v["4 threads sharing one omcache.Client: >= 1.6x one thread's throughput"] is True  # 2.0x
+    assert v["4 threads sharing one omcache.Client: >= 1.6x one thread's throughput"] is True  # median 2.0x
+    r.scaling[("omcache", "get 10 B, 4 threads")] = [1.5, 1.55, 3.0]
+    v = _verdicts(runner.evaluate_targets(r, None))
+    assert v["4 threads sharing one omcache.Client: >= 1.6x one thread's throughput"] is False  # median 1.55x
+    del r.scaling[("omcache", "get 10 B, 4 threads")]
+    v = _verdicts(runner.evaluate_targets(r, None))
+    assert v["4 threads sharing one omcache.Client: >= 1.6x one thread's throughput"] is None
+    v = _verdicts(runner.evaluate_targets(_results({}), {"rows": {"omcache: import": 60.0}}))
     assert v['import omcache < 50 ms (`python -c "import omcache"` minus `python -c pass`)'] is False
 
 

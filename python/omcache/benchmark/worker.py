@@ -12,7 +12,8 @@ worker connects, fills the server with the workload's keys, checks that the
 client really returns what was stored (a broken client must not look fast),
 warms up, then times ``--ops`` operations in ``--batches`` batches and prints
 one JSON line on stdout: {"ok": true, "batches": [[ops, seconds], ...],
-"ops": ...} or {"ok": false, "error": ...}.  ``--probe`` only imports and
+"ops": ...} (workloads of several threads add "paired": the one-thread
+batch run just before each batch) or {"ok": false, "error": ...}.  ``--probe`` only imports and
 constructs the client and prints its version, or why it is not available.
 ``--profile FILE`` writes cProfile statistics of the timed part.
 
@@ -598,12 +599,18 @@ class ThreadedGets(Workload):
     """``threads`` threads share the client and split each batch of 10-byte gets; the time is wall time.
 
     The threads meet at a barrier before and after each batch, so a batch's
-    time is the time all its gets took together.
+    time is the time all its gets took together.  With several threads, each
+    batch is preceded by a paired batch of the same size that the first
+    thread runs alone (the others wait): ``paired`` holds those times, so
+    that the scaling over one thread compares batches run moments apart,
+    under the same load of a shared machine.
     """
 
     def __init__(self, name: str, threads: int) -> None:
         super().__init__(name)
         self.threads = threads
+        #: seconds of the one-thread batch paired with each batch (several threads only)
+        self.paired: List[float] = []
 
     def run(self, a: Adapter, prefix: str, sizes: List[int], warmup: int, profile: Optional[str]) -> List[float]:
         key, value = f"{prefix}shared", _value(10, 7)
@@ -611,6 +618,13 @@ class ThreadedGets(Workload):
         factories = a.thread_handles(self.threads)
         n = self.threads
         shares = [[size // n + (1 if i < size % n else 0) for size in sizes] for i in range(n)]
+        paired = n > 1
+        # Per thread, what it does in each round: with pairing, the first
+        # thread's whole batch alone, then its share.
+        rounds = [
+            [x for size, share in zip(sizes, mine) for x in ((size if i == 0 else 0, share) if paired else (share,))]
+            for i, mine in enumerate(shares)
+        ]
         start = threading.Barrier(n + 1)
         done = threading.Barrier(n + 1)
         failures: List[BaseException] = []
@@ -622,9 +636,9 @@ class ThreadedGets(Workload):
                 get = handle.get
                 for _ in range(max(1, warmup // n)):
                     _expect("get in a thread", get(key), value)
-                for share in shares[i]:
+                for count in rounds[i]:
                     start.wait()
-                    for _ in range(share):
+                    for _ in range(count):
                         get(key)
                     done.wait()
                 _expect("get in a thread after the timed gets", get(key), value)
@@ -640,14 +654,14 @@ class ThreadedGets(Workload):
         for t in threads:
             t.start()
         clock = time.perf_counter
-        out = []
+        times = []
         prof = _profiler(profile)
         try:
-            for _ in sizes:
+            for _ in rounds[0]:
                 start.wait(timeout=60)
                 t0 = clock()
                 done.wait(timeout=600)
-                out.append(clock() - t0)
+                times.append(clock() - t0)
         except threading.BrokenBarrierError:
             pass
         _dump(prof, profile)
@@ -655,9 +669,12 @@ class ThreadedGets(Workload):
             t.join(timeout=60)
         if failures:
             raise failures[0]
-        if len(out) != len(sizes):
+        if len(times) != len(rounds[0]):
             raise RuntimeError("the threads did not finish their batches")
-        return out
+        if not paired:
+            return times
+        self.paired = times[0::2]
+        return times[1::2]
 
 
 WORKLOADS: Dict[str, Workload] = {
@@ -735,7 +752,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except Exception as e:
         print(json.dumps({"ok": False, "available": True, "error": f"{type(e).__name__}: {e}"}))
         return 1
-    print(json.dumps({"ok": True, "batches": [[n, t] for n, t in zip(sizes, seconds)], "ops": args.ops}))
+    out: Dict[str, Any] = {"ok": True, "batches": [[n, t] for n, t in zip(sizes, seconds)], "ops": args.ops}
+    paired = getattr(WORKLOADS[args.workload], "paired", None)
+    if paired:
+        out["paired"] = [[n, t] for n, t in zip(sizes, paired)]
+    print(json.dumps(out))
     return 0
 
 
