@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import re
 import struct
 import threading
 from types import ModuleType
@@ -852,6 +853,35 @@ def _check_u64(name: str, n: int) -> None:
 def _signed64(n: int) -> int:
     """Carry a uint64 through a signed int64 argument (the engine reinterprets it)."""
     return n - (1 << 64) if n >= (1 << 63) else n
+
+
+# A character that a plain text key may not hold: space, control characters,
+# DEL ("\n" joins the keys in plain_text_keys and is counted apart).
+_NOT_PLAIN = re.compile("[\x00-\x09\x0b-\x20\x7f]")
+
+
+def plain_text_keys(keys: List[Any]) -> bool:
+    """Whether every key is a non-empty ASCII str of at most 250 characters
+    with no space or control character.
+
+    Such keys are valid as given in the text and binary protocols and for every
+    client library's key checks (python-memcached's, libmemcached's
+    verify_keys), and their UTF-8 form is the str itself: the compatibility
+    layers use this to skip their per-key checks and mapping in multi-key
+    calls.  One join and a few C-level scans, whatever the number of keys.
+    """
+    try:
+        joined = "\n".join(keys)
+    except TypeError:  # not all str
+        return False
+    return bool(
+        keys
+        and joined.isascii()
+        and joined.count("\n") == len(keys) - 1
+        and _NOT_PLAIN.search(joined) is None
+        and min(map(len, keys)) > 0
+        and max(map(len, keys)) <= 250
+    )
 
 
 def _join_keys(klist: Sequence[Any]) -> Tuple[bytes, int]:

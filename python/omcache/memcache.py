@@ -42,7 +42,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 
 from . import exceptions as exc
 from .client import Client as _EngineClient
-from .client import Item
+from .client import Item, plain_text_keys
 from .pyclient import client_supports
 from .serde import FLAG_INTEGER, FLAG_LONG, FLAG_PICKLE, FLAG_TEXT, FLAG_ZLIB, PythonMemcachedSerde
 
@@ -186,6 +186,11 @@ class Host:
 _UNREACHABLE = (exc.ConnectionError, exc.NoServersError, exc.ProtocolError, exc.InvalidKeyError, exc.ClientClosedError)
 
 
+
+def _same_key(key: Any) -> Any:
+    """The default key_encoder: the key unchanged."""
+    return key
+
 class Client:
     """python-memcached's ``memcache.Client`` (see the module docstring).
 
@@ -260,7 +265,7 @@ class Client:
         self.server_max_value_length = (
             SERVER_MAX_VALUE_LENGTH if server_max_value_length is None else server_max_value_length
         )
-        self.key_encoder: Callable[[Any], Any] = key_encoder if key_encoder is not None else (lambda key: key)
+        self.key_encoder: Callable[[Any], Any] = key_encoder if key_encoder is not None else _same_key
         self.set_servers(servers)
 
     # -- serialisation settings (python-memcached's attributes) -------------
@@ -543,19 +548,28 @@ class Client:
         left out.
         """
         self._statlog("get_multi")
-        wire = self._prefixed(keys, key_prefix)
-        if not wire or self._engine is None:
+        klist = keys if type(keys) is list else list(keys)
+        plain = not key_prefix and self.key_encoder is _same_key and plain_text_keys(klist)
+        # Plain keys pass every check as they are and come back as given.
+        wire: Dict[Any, Any] = {} if plain else self._prefixed(klist, key_prefix)
+        if not klist or not (plain or wire) or self._engine is None:
             return {}
-        errors: Dict[bytes, Exception] = {}
+        errors: Dict[Any, Exception] = {}
         try:
-            items = self._engine.get_multi_items(list(wire), errors=errors)
+            hits, values, flags = self._engine.get_multi_raw(klist if plain else list(wire), errors=errors)
         except _UNREACHABLE as e:
             self.debuglog(f"get_multi: {e}")
             return {}
         for k, err in errors.items():
             if not isinstance(err, exc.NotFoundError):
                 self.debuglog(f"get_multi {k!r}: {err}")
-        return {wire[k]: self._recv_value(k, it) for k, it in items.items()}
+        if plain:
+            if not any(flags):  # bare bytes: nothing to decode
+                return dict(zip(hits, values))
+            de = self._serde.deserialize
+            return {k: de(k.encode(), v, f) for k, v, f in zip(hits, values, flags)}
+        de = self._serde.deserialize
+        return {wire[k]: de(k, v, f) for k, v, f in zip(hits, values, flags)}
 
     # -- writes -------------------------------------------------------------
 

@@ -18,12 +18,12 @@ from __future__ import annotations
 import logging
 import operator
 import pickle
-import re
 import zlib
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Type, Union
 
 import omcache
 from omcache import exceptions as oexc
+from omcache.client import plain_text_keys
 
 log = logging.getLogger("omcache")
 
@@ -85,28 +85,6 @@ all_behaviors: List[str] = [
 ]
 #: Callback names settable through the behaviors mapping.
 all_callbacks: List[str] = ["namespace"]
-
-# A character that a key of get_multi's fast path may not hold: space,
-# control characters, DEL ("\n" separates the joined keys; counted apart).
-_NOT_PLAIN = re.compile("[\x00-\x09\x0b-\x20\x7f]")
-
-
-def _plain_keys(klist: List[Any]) -> bool:
-    """Whether every key is a non-empty ASCII str of at most 250 characters
-    with no space or control character."""
-    try:
-        joined = "\n".join(klist)
-    except TypeError:  # not all str
-        return False
-    return bool(
-        klist
-        and joined.isascii()
-        and joined.count("\n") == len(klist) - 1
-        and _NOT_PLAIN.search(joined) is None
-        and min(map(len, klist)) > 0
-        and max(map(len, klist)) <= _MAX_KEY
-    )
-
 
 # Value flags (pylibmc's, from python-memcached's convention).
 _F_PICKLE, _F_INTEGER, _F_LONG, _F_ZLIB, _F_TEXT = 1, 2, 4, 8, 16
@@ -915,7 +893,7 @@ class client:
         del keys
         wires: List[Any]
         result_key: Optional[Dict[bytes, Any]]
-        if not prefix and not self._om_namespace and _plain_keys(klist):
+        if not prefix and not self._om_namespace and plain_text_keys(klist):
             # Keys valid as given in both modes: sent and returned as they are.
             wires, result_key = klist, None
         else:

@@ -291,3 +291,26 @@ def test_key_encoder_runs_once_for_cas(memcache_family: Family, make: Callable[.
     assert raw.get("e_c") == b"1"
     assert calls == ["c"]
     assert mc.stats == {"cas": 1, "set": 1}
+
+
+def test_get_multi_plain_and_other_keys_and_value_kinds(memcache_family: Family, make: Callable[..., Any]) -> None:
+    """get_multi with plain str keys (omcache.memcache's fast path) and with
+    keys that take the per-key path, over bare bytes and every value kind."""
+    mc = make(memcache_family)
+    raw_values = {f"r{i}": bytes([i]) * (i + 1) for i in range(20)}
+    kinds = {"t": "text", "n": 12, "l": [1, 2], "b": b"bytes", "z": "zz" * 2000}
+    mc.set_multi(raw_values)
+    mc.set_multi(kinds, min_compress_len=100)
+    assert mc.get_multi(list(raw_values)) == raw_values
+    assert mc.get_multi(["t", "n", "l", "b", "z", "missing", "t"]) == kinds
+    assert mc.get_multi(("r1", "t")) == {"r1": raw_values["r1"], "t": "text"}
+    mc.set("clé", "accent")
+    mc.set(b"bk", "bytes key")
+    assert mc.get_multi(["r2", "clé", b"bk"]) == {"r2": raw_values["r2"], "clé": "accent", b"bk": "bytes key"}
+    check(Raises(memcache_family.module.Client.MemcachedKeyCharacterError), mc.get_multi, ["r1", "a b"])
+    check(Raises(memcache_family.module.Client.MemcachedKeyLengthError), mc.get_multi, ["r1", "k" * 251])
+    # A key_encoder turns the fast path off: the stored key is the encoded one.
+    upper = make(memcache_family, key_encoder=lambda k: k.upper() if isinstance(k, str) else k)
+    upper.set("case", "upper")
+    assert mc.get_multi(["CASE", "case"]) == {"CASE": "upper"}
+    assert len(upper.get_multi(["case"])) == 1
