@@ -604,7 +604,7 @@ def build_parser(
 ) -> argparse.ArgumentParser:
     """The runner's options; OUT_DIR (default: the current directory) and ANALYSIS are their defaults."""
     ap = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--reps", type=int, default=9, help="repetitions; each measurement is a fresh process (default 9: a shared machine whose round trip flips between fast and slow phases needs many for stable medians)")
     ap.add_argument("--scale", type=float, default=1.0, help="multiply every workload's op count")
     ap.add_argument("--batches", type=int, default=10, help="batches per measurement; the fastest one counts")
     ap.add_argument("--clients", help="comma-separated subset of: " + ", ".join(worker.CLIENTS))
