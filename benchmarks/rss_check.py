@@ -3,7 +3,10 @@
     python benchmarks/rss_check.py [--calls 1000000] [--unix]
 
 Starts a real memcached, warms up, then does N set+get pairs (plus misses,
-deletes and error paths in smaller numbers) and prints RSS before and after.
+deletes, error paths and the multi-key calls in smaller numbers: get_multi
+over text connections and over the binary pipeline, results that fit the
+per-thread buffer and ones that do not, set_multi and delete_multi) and
+prints RSS before and after.
 Exits non-zero if RSS grew by 5 MB or more.
 """
 
@@ -34,7 +37,11 @@ def main() -> int:
     args = ap.parse_args()
     with MemcachedProcess(unix=args.unix) as server:
         c = omcache.Client([server.address])
+        binary = omcache.Client([server.address], text_multiget=False)
         value = b"v" * 100
+        multi = [f"rss-{i}" for i in range(10)] + ["rss-missing", "bad key"]
+        big = {f"rss-big-{i}": b"b" * 5000 for i in range(10)}  # 50 KB: past the 32 KiB buffer
+        c.set_multi(big)
 
         def round_(n: int) -> None:
             for i in range(n):
@@ -44,11 +51,16 @@ def main() -> int:
                 if i % 10 == 0:
                     c.get("rss-missing")
                     c.delete("rss-nothing")
+                    c.get_multi(multi)
+                    binary.get_multi_items(multi)
+                    c.set_multi({k: value for k in multi[:5]})
+                    c.delete_multi(["rss-gone-1", "rss-gone-2"])
                 if i % 100 == 0:
                     try:
                         c.get("bad key")
                     except omcache.InvalidKeyError:
                         pass
+                    c.get_multi(list(big))
 
         round_(50_000)  # warm-up: pools, buffers, handle maps reach steady state
         gc.collect()
