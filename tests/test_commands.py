@@ -368,3 +368,25 @@ def test_get_multi_raw_columns(mc: omcache.Client) -> None:
     keys, values, flags = mc.get_multi_raw(given)
     assert keys == given and keys is not given and values == (b"A", b"") and flags == (7, 0)
     assert mc.get_multi_raw(iter([])) == ([], (), ())
+
+
+def test_large_value_allocation_failure_leaves_nothing_pending(mc: omcache.Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A MemoryError allocating a large value's bytes propagates, and the engine forgets the value."""
+    import omcache.client as client_module
+    from omcache import _engine
+
+    k = unique()
+    big = b"m" * 500_000  # past the 32 KiB result buffer, under the server's 1 MB items
+    assert mc.set(k, big)
+    core = _engine.core()
+
+    def no_memory(_: object, size: int) -> bytes:
+        raise MemoryError(f"no {size} bytes")
+
+    monkeypatch.setattr(client_module, "_uninitialized_bytes", no_memory)
+    with pytest.raises(MemoryError):
+        mc.get(k)
+    assert core.bind_PendingResults() == 0
+    monkeypatch.undo()
+    assert mc.get(k) == big
+    assert core.bind_PendingResults() == 0

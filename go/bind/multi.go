@@ -9,6 +9,7 @@ import (
 	"unsafe"
 
 	"github.com/omcache/omcache/go/client"
+	"github.com/omcache/omcache/go/conn"
 )
 
 // packItems encodes aligned multi-get results in columns, so that Python
@@ -146,6 +147,14 @@ func GetMultiInto(h, keysAddr, keysLen, nkeys, bufAddr, bufCap int64, gat bool, 
 	c.GetMultiReuse(&s.res, s.keys, gat, uint32(exptime))
 	var out []byte
 	out, s.format = appendItems(buf[:0:len(buf)], s.format, s.res.Found, s.res.Errs)
+	// Values that were read into buffers of their own are copied out now:
+	// give the buffers back for the next large values.
+	for _, it := range s.res.Found {
+		if it != nil && len(it.Value) >= conn.LargeValue {
+			conn.ReleaseValue(it.Value)
+			it.Value = nil
+		}
+	}
 	if len(buf) > 0 && unsafe.SliceData(out) == unsafe.SliceData(buf) {
 		return int64(len(out))
 	}

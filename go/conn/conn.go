@@ -562,7 +562,7 @@ func (c *Conn) parse() (r binprot.Response, ok bool, need int, err error) {
 	at := c.rpos + binprot.HeaderLen
 	c.bigHdr = r.Header
 	c.bigMeta = append(c.bigMeta[:0], c.rbuf[at:at+meta]...)
-	c.big = make([]byte, int(r.BodyLen)-meta)
+	c.big = largeBuffer(int(r.BodyLen) - meta)
 	c.bigGot = copy(c.big, c.rbuf[at+meta:c.rend])
 	c.rpos = at + meta + c.bigGot
 	if c.bigGot == len(c.big) {

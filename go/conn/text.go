@@ -69,7 +69,8 @@ func (c *Conn) parseText() (r binprot.Response, ok bool, need int, err error) {
 		if c.big[n] != '\r' || c.big[n+1] != '\n' {
 			return r, false, 0, fmt.Errorf("%w: a %d-byte value not followed by CRLF", binprot.ErrMalformed, n)
 		}
-		v, meta := c.big[:n:n], c.bigMeta
+		// The value keeps the CRLF as spare capacity, for ReleaseValue.
+		v, meta := c.big[:n], c.bigMeta
 		key, flags := meta[:len(meta)-4], binary.BigEndian.Uint32(meta[len(meta)-4:])
 		r = c.textValue(key, flags, c.bigHdr.CAS, v)
 		c.owned, c.big = v, nil
@@ -122,7 +123,7 @@ func (c *Conn) parseText() (r binprot.Response, ok bool, need int, err error) {
 	// key and flags wait in bigMeta.
 	c.bigMeta = binary.BigEndian.AppendUint32(append(c.bigMeta[:0], key...), flags)
 	c.bigHdr = binprot.Header{CAS: cas}
-	c.big = make([]byte, int(size)+2)
+	c.big = largeBuffer(int(size) + 2)
 	c.bigGot = copy(c.big, buf[head:])
 	c.rpos += head + c.bigGot
 	return c.parseText()

@@ -340,7 +340,11 @@ class Client:
         """
         if buf.data[0] == _OK:
             _, flags, cas, size = _LARGE_HEADER.unpack_from(buf.data)
-            value = bytes(size)  # a fresh object: size > the buffer, never a cached one
+            try:
+                value = _uninitialized_bytes(None, size)  # fresh (size > the buffer: never a cached one)
+            except MemoryError:
+                c.bind_TakeValueInto(-n, 0, 0)  # a wrong length: the engine forgets the value
+                raise
             r = c.bind_TakeValueInto(-n, id(value) + _OFF, size)
             if r != _OK:
                 _engine.raise_for(c, r)
@@ -824,6 +828,12 @@ _STORE_OUTCOMES = frozenset((_OK, _engine.NOT_STORED, _engine.EXISTS, _MISS))
 # use, so a signal handler that runs a get in between gets its own.
 _RESULT_BUFFER_SIZE = 32 * 1024
 _tls = threading.local()
+# A bytes object of a given size whose contents the engine then writes, not
+# zero-filled first as bytes(n) would (~30 us for 1 MiB): the C API's
+# PyBytes_FromStringAndSize(NULL, n). Nobody sees it before it is filled.
+_uninitialized_bytes = ctypes.pythonapi.PyBytes_FromStringAndSize
+_uninitialized_bytes.restype = ctypes.py_object
+_uninitialized_bytes.argtypes = (ctypes.c_void_p, ctypes.c_ssize_t)
 _getpid = os.getpid
 _open_lock = threading.Lock()
 if hasattr(os, "register_at_fork"):
