@@ -5,7 +5,8 @@
 Starts a real memcached, warms up, then does N set+get pairs (plus misses,
 deletes, error paths and the multi-key calls in smaller numbers: get_multi
 over text connections and over the binary pipeline, results that fit the
-per-thread buffer and ones that do not, set_multi and delete_multi) and
+per-thread buffer and ones that do not, set_multi and delete_multi, values
+read into the engine's reused large buffers) and
 prints RSS before and after.
 Exits non-zero if RSS grew by 5 MB or more.
 """
@@ -41,6 +42,7 @@ def main() -> int:
         value = b"v" * 100
         multi = [f"rss-{i}" for i in range(10)] + ["rss-missing", "bad key"]
         big = {f"rss-big-{i}": b"b" * 5000 for i in range(10)}  # 50 KB: past the 32 KiB buffer
+        large = b"L" * 600_000  # read apart into a reused engine buffer
         c.set_multi(big)
 
         def round_(n: int) -> None:
@@ -61,6 +63,10 @@ def main() -> int:
                     except omcache.InvalidKeyError:
                         pass
                     c.get_multi(list(big))
+                if i % 1000 == 0:
+                    c.set("rss-large", large)
+                    c.get("rss-large")
+                    c.get_multi(["rss-large", "rss-0"])
 
         round_(50_000)  # warm-up: pools, buffers, handle maps reach steady state
         gc.collect()
