@@ -94,6 +94,7 @@ _COMPARE_CLIENTS = (
 #: bench --compare's options that take a value (option, attribute), passed on to the runner.
 _COMPARE_VALUE_OPTIONS = (
     ("--reps", "reps"),
+    ("--slots", "slots"),
     ("--scale", "scale"),
     ("--batches", "batches"),
     ("--clients", "clients"),
@@ -356,7 +357,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--reps", type=_positive_int, metavar="N", help="repetitions (default 5)")
     g.add_argument("--scale", type=_scale, metavar="X", help="multiply every workload's op count (default 1)")
     g.add_argument(
-        "--batches", type=_positive_int, metavar="N", help="batches per measurement; the fastest counts (default 10)"
+        "--slots",
+        type=_positive_int,
+        metavar="N",
+        help="worker processes per client, workload and repetition, interleaved (default 3)",
+    )
+    g.add_argument(
+        "--batches", type=_positive_int, metavar="N", help="batches per worker process; the fastest counts (default 10)"
     )
     g.add_argument(
         "--clients",

@@ -400,10 +400,13 @@ def write_markdown(
         L.append(f"  - {c}: {what}")
     L.append(f"- Servers: {len(servers)} memcached processes on loopback TCP ({', '.join(servers)}), "
              "`-t 2 -U 0 -I 2m`, started by the benchmark")
-    L.append(f"- {args.reps} repetitions; each measurement is a fresh process (`python -m {WORKER_MODULE}`) "
-             f"that connects, stores and checks its keys, warms up, then times the operations below "
-             f"(at --scale {args.scale:g}) in {args.batches} batches. A repetition counts its fastest batch: "
-             "other processes on a shared machine stall some batches for a while, they never speed one up.")
+    L.append(f"- {args.reps} repetitions; in each, every (client, workload) is measured by {args.slots} fresh "
+             f"processes (`python -m {WORKER_MODULE}`), run at different moments with the clients interleaved "
+             f"in a shuffled order, each of which connects, stores and checks its keys, warms up, then times "
+             f"1/{args.slots} of the operations below (at --scale {args.scale:g}) in {args.batches} batches. "
+             "A repetition counts its fastest batch: other processes on a shared machine stall some batches "
+             "for a while, they never speed one up; and this VM's loopback round trip flips between fast and "
+             "slow phases lasting seconds, which the interleaved processes share out among the clients.")
     L.append("")
     L.append("## Targets (issue 10)")
     L.append("")
@@ -422,7 +425,8 @@ def write_markdown(
     L.append("and in parentheses the ratio to the")
     L.append("best peer of that row (the fastest of " + ", ".join(PEERS) + "); below 1.00x is faster than")
     L.append("every peer. For the thread rows the time is wall time divided by all the threads' gets")
-    L.append("(the inverse of throughput).")
+    L.append("(the inverse of throughput). The ops column is per client and repetition, split among its")
+    L.append(f"{args.slots} worker processes.")
     L.append("")
     L.append("| workload | ops | " + " | ".join(present) + " | best peer |")
     L.append("|---|---:|" + "---:|" * len(present) + "---|")
@@ -604,9 +608,16 @@ def build_parser(
 ) -> argparse.ArgumentParser:
     """The runner's options; OUT_DIR (default: the current directory) and ANALYSIS are their defaults."""
     ap = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--reps", type=int, default=9, help="repetitions; each measurement is a fresh process (default 9: a shared machine whose round trip flips between fast and slow phases needs many for stable medians)")
+    ap.add_argument("--reps", type=int, default=5, help="repetitions (default 5)")
     ap.add_argument("--scale", type=float, default=1.0, help="multiply every workload's op count")
-    ap.add_argument("--batches", type=int, default=10, help="batches per measurement; the fastest one counts")
+    ap.add_argument("--batches", type=int, default=10, help="batches per worker process; the fastest one counts")
+    ap.add_argument(
+        "--slots",
+        type=int,
+        default=3,
+        help="worker processes per client, workload and repetition, run at different moments with the "
+        "clients interleaved, each doing 1/SLOTS of the ops (default 3)",
+    )
     ap.add_argument("--clients", help="comma-separated subset of: " + ", ".join(worker.CLIENTS))
     ap.add_argument("--workloads", help="comma-separated subset of: " + ", ".join(OPS))
     ap.add_argument("--import-runs", type=int, default=21, help="runs per import timing (0: skip)")
@@ -693,28 +704,38 @@ def _compare(args: argparse.Namespace, clients: List[str], workloads: List[str],
         for rep in range(args.reps):
             t_rep = time.monotonic()
             for w in workloads:
-                order = list(runnable)
-                random.Random(f"{rep}/{w}").shuffle(order)
-                ops = max(1, int(OPS[w] * args.scale))
+                ops = max(1, int(OPS[w] * args.scale / args.slots))
                 warmup = max(2, ops // 20)
-                for c in order:
+                # Per client: the us per op of every batch, the fastest
+                # paired one-thread batch, over this repetition's slots.
+                got: Dict[str, List[float]] = {}
+                alone: Dict[str, float] = {}
+                for slot in range(args.slots):
+                    order = list(runnable)
+                    random.Random(f"{rep}/{w}/{slot}").shuffle(order)
+                    for c in order:
+                        if (c, w) in r.errors:
+                            continue
+                        res = run_worker(
+                            ["--client", c, "--workload", w, "--servers", joined, "--ops", str(ops),
+                             "--warmup", str(warmup), "--batches", str(args.batches)],
+                            timeout=300,
+                        )
+                        if res.get("ok"):
+                            got.setdefault(c, []).extend(t / n * 1e6 for n, t in res["batches"])
+                            if res.get("paired"):
+                                a = min(t / n * 1e6 for n, t in res["paired"])
+                                alone[c] = min(alone.get(c, a), a)
+                        else:
+                            r.errors[(c, w)] = res.get("error", "unknown error")
+                            print(f"error: {c}, {w}: {r.errors[(c, w)]}", file=sys.stderr)
+                for c, per_op in got.items():
                     if (c, w) in r.errors:
                         continue
-                    res = run_worker(
-                        ["--client", c, "--workload", w, "--servers", joined, "--ops", str(ops),
-                         "--warmup", str(warmup), "--batches", str(args.batches)],
-                        timeout=300,
-                    )
-                    if res.get("ok"):
-                        per_op = [t / n * 1e6 for n, t in res["batches"]]
-                        if res.get("paired"):
-                            alone = min(t / n * 1e6 for n, t in res["paired"])
-                            r.scaling.setdefault((c, w), []).append(alone / min(per_op))
-                        r.batches.setdefault((c, w), []).append(per_op)
-                        r.us.setdefault((c, w), []).append(min(per_op))
-                    else:
-                        r.errors[(c, w)] = res.get("error", "unknown error")
-                        print(f"error: {c}, {w}: {r.errors[(c, w)]}", file=sys.stderr)
+                    r.batches.setdefault((c, w), []).append(per_op)
+                    r.us.setdefault((c, w), []).append(min(per_op))
+                    if c in alone:
+                        r.scaling.setdefault((c, w), []).append(alone[c] / min(per_op))
             print(f"repetition {rep + 1}/{args.reps}: {time.monotonic() - t_rep:.0f} s", file=sys.stderr)
     finally:
         for p in procs:
