@@ -382,6 +382,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out-dir", metavar="DIR", help="where benchmarks.md and benchmarks.png go (default: .)")
     g.add_argument("--json", metavar="FILE", help="also write every sample as JSON")
     g.add_argument("--no-chart", action="store_true", help="no benchmarks.png (matplotlib not needed)")
+    g.add_argument(
+        "--no-spin",
+        action="store_true",
+        help="no lowest-priority busy loop keeping a CPU out of idle during the run",
+    )
     g.add_argument("--analysis", metavar="FILE", help="a Markdown file to append to the report")
     s.set_defaults(run=_cmd_bench)
     return p
@@ -706,6 +711,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         return _cmd_bench_compare(args)
     given = [opt for opt, dest in _COMPARE_VALUE_OPTIONS if getattr(args, dest) is not None]
     given += ["--no-chart"] if args.no_chart else []
+    given += ["--no-spin"] if args.no_spin else []
     if given:
         raise _UsageError(f"{', '.join(given)}: only with --compare")
     ops = _BENCH_OPS if args.ops is None else args.ops
@@ -769,6 +775,8 @@ def _cmd_bench_compare(args: argparse.Namespace) -> int:
             argv += [opt, str(value)]
     if args.no_chart:
         argv.append("--no-chart")
+    if args.no_spin:
+        argv.append("--no-spin")
     try:
         code = runner.main(argv, command=_COMPARE, generated_by=_COMPARE)
     except runner.ServersNotStarted as e:

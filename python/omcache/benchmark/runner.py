@@ -407,6 +407,14 @@ def write_markdown(
              "A repetition counts its fastest batch: other processes on a shared machine stall some batches "
              "for a while, they never speed one up; and this VM's loopback round trip flips between fast and "
              "slow phases lasting seconds, which the interleaved processes share out among the clients.")
+    if args.spin:
+        L.append("- A busy loop at the lowest priority (nice 19) ran during the whole run, so that a CPU is never "
+                 "idle: on this VM a round trip that wakes an idle CPU takes ~60-90 us instead of ~17-20 us "
+                 "(measured: pylibmc gets, 12-13k/s with the machine idle, 43-59k/s beside the busy loop), and "
+                 "whether it did depended on what else ran at that moment. The loop yields the CPU to anything "
+                 "else that wants it; `--no-spin` turns it off.")
+    else:
+        L.append("- No busy loop (`--no-spin`): round trips that wake an idle CPU are slower, at random.")
     L.append("")
     L.append("## Targets (issue 10)")
     L.append("")
@@ -603,6 +611,12 @@ def select(clients: Optional[str], workloads: Optional[str]) -> Tuple[List[str],
     return _pick(clients, list(worker.CLIENTS), "client"), _pick(workloads, list(OPS), "workload")
 
 
+def _start_spinner() -> "subprocess.Popen[bytes]":
+    """A busy loop at the lowest priority, for the whole run: see --spin."""
+    code = "import os\nos.nice(19)\nwhile True:\n    pass\n"
+    return subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL)
+
+
 def build_parser(
     prog: Optional[str] = None, out_dir: Optional[Path] = None, analysis: Optional[Path] = None
 ) -> argparse.ArgumentParser:
@@ -611,6 +625,13 @@ def build_parser(
     ap.add_argument("--reps", type=int, default=5, help="repetitions (default 5)")
     ap.add_argument("--scale", type=float, default=1.0, help="multiply every workload's op count")
     ap.add_argument("--batches", type=int, default=10, help="batches per worker process; the fastest one counts")
+    ap.add_argument(
+        "--no-spin",
+        dest="spin",
+        action="store_false",
+        help="do not run the lowest-priority busy loop that keeps a CPU out of idle during the run "
+        "(on a VM, waking an idle CPU adds tens of microseconds to a round trip, at random)",
+    )
     ap.add_argument(
         "--slots",
         type=int,
@@ -679,6 +700,7 @@ def _compare(args: argparse.Namespace, clients: List[str], workloads: List[str],
     started = time.monotonic()
     info = machine_info()
     procs = [MemcachedProcess(extra_args=["-I", "2m"]) for _ in range(3)]
+    spinner = _start_spinner() if args.spin else None
     try:
         for p in procs:
             try:
@@ -740,6 +762,9 @@ def _compare(args: argparse.Namespace, clients: List[str], workloads: List[str],
     finally:
         for p in procs:
             p.stop()
+        if spinner is not None:
+            spinner.kill()
+            spinner.wait()
 
     targets = evaluate_targets(r, imports)
     args.out_dir.mkdir(parents=True, exist_ok=True)
