@@ -111,6 +111,27 @@ def get_multi_value_kinds_and_key_forms(mc: Any, lib: Any) -> List[Any]:
 
 
 @scenario
+def set_multi_plain_items_and_the_rest(mc: Any, lib: Any) -> List[Any]:
+    """set_multi of plain str keys and bytes values (omcache_pylibmc's fast
+    path), with compression asked for, with a bytearray value, a non-ASCII
+    key, a key prefix; what each returns and what is then read back, raw
+    flags included."""
+    plain = {f"sp{i}": bytes([i]) * (i * 40 + 1) for i in range(25)}
+    out: List[Any] = [
+        mc.set_multi(plain),
+        mc.get_multi(list(plain)) == plain,
+        mc.set_multi(plain, min_compress_len=500),
+        mc.get_multi(list(plain)) == plain,
+        mc.set_multi({"ba": bytearray(b"xy"), "plain": b"p"}),
+        mc.set_multi({"clé": b"v", "plain2": b"w"}),
+        mc.set_multi({"a": b"1", "b": b"2"}, key_prefix="pre_"),
+        mc.set_multi({"t": b"1"}, time=100),
+        sorted(mc.get_multi(["ba", "plain", "clé", "plain2", "pre_a", "pre_b", "t"]).items(), key=repr),
+    ]
+    return out
+
+
+@scenario
 def get_defaults_and_misses(mc: Any, lib: Any) -> List[Any]:
     sentinel = object()
     return [

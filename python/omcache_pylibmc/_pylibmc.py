@@ -1151,6 +1151,10 @@ class client:
         min_compress = _c_uint("min_compress_len", min_compress_len)
         level = _compress_level(compress_level)
         what = f"memcached_{op}_multi"
+        if op == "set" and not prefix and not self._om_namespace and self._om_native_ser:
+            plain = self._om_plain_set_multi(mapping, exptime, min_compress, level, what)
+            if plain is not None:
+                return plain
         entries: List[Tuple[Any, Optional[bytes]]] = []  # (key as given, wire key or None: not sent)
         batch: List[Tuple[bytes, bytes, int]] = []
         for k, v in mapping.items():
@@ -1185,6 +1189,29 @@ class client:
             raise _translate(hard[0], self._om_binary, what) from hard[0]
         bad_set = set() if self._om_noreply else set(bad)
         return [k for k, wire in entries if wire is None or wire in bad_set]
+
+    def _om_plain_set_multi(
+        self, mapping: Mapping[Any, Any], exptime: int, min_compress: int, level: int, what: str
+    ) -> Optional[List[Any]]:
+        """set_multi of plain str keys and bytes values, which pylibmc stores as
+        they are (flags 0): sent as they are, in one call.  None when the items
+        are not all such (or some would be compressed): the caller takes the
+        per-item path."""
+        klist = list(mapping)
+        values = list(mapping.values())
+        if not plain_text_keys(klist) or set(map(type, values)) != {bytes}:
+            return None
+        if level and min_compress and max(map(len, values)) >= min_compress:
+            return None
+        errors: Dict[Any, Exception] = {}
+        try:
+            bad = self._om_mc.set_multi(mapping, exptime, errors=errors)
+        except oexc.Error as e:
+            raise _translate(e, self._om_binary, what) from e
+        hard = [e for e in errors.values() if not isinstance(e, (oexc.NotStoredError, oexc.KeyExistsError))]
+        if hard:
+            raise _translate(hard[0], self._om_binary, what) from hard[0]
+        return [] if self._om_noreply else bad
 
     def set_multi(
         self,
