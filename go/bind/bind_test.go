@@ -41,7 +41,7 @@ func packKeys(keys ...string) []byte {
 	return out
 }
 
-func TestKeyList(t *testing.T) {
+func TestAppendKeyList(t *testing.T) {
 	tests := []struct {
 		name    string
 		in      []byte
@@ -58,7 +58,7 @@ func TestKeyList(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := keyList(tt.in)
+			got, err := appendKeyList(nil, tt.in)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
 			}
@@ -77,12 +77,12 @@ func TestKeyList(t *testing.T) {
 	}
 }
 
-func FuzzKeyList(f *testing.F) {
+func FuzzAppendKeyList(f *testing.F) {
 	f.Add(packKeys("a", "bb"))
 	f.Add([]byte{})
 	f.Add([]byte{2, 0, 0, 0, 1, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		keys, err := keyList(b)
+		keys, err := appendKeyList(nil, b)
 		if err != nil {
 			return
 		}

@@ -70,7 +70,9 @@ func (u *unpacker) take(n uint32) []byte {
 	return b
 }
 
-// appendKeyList is keyList appending the keys to dst (reused memory).
+// appendKeyList decodes Python's packed key list (u32 count, count u32
+// lengths, then the keys back to back) and appends the keys to dst (reused
+// memory). The keys alias the argument's memory.
 func appendKeyList(dst [][]byte, b []byte) ([][]byte, error) {
 	if len(b) < 4 {
 		return dst, fmt.Errorf("%w: packed argument truncated", errInternal)
@@ -114,10 +116,4 @@ func appendKeyLines(dst [][]byte, b []byte, n int64) ([][]byte, error) {
 		return dst, fmt.Errorf("%w: joined key list has more than %d keys", errInternal, n)
 	}
 	return append(dst, b[:len(b):len(b)]), nil
-}
-
-// keyList decodes Python's packed key list: u32 count, count u32 lengths,
-// then the keys back to back. The keys alias the argument's memory.
-func keyList(b []byte) ([][]byte, error) {
-	return appendKeyList(nil, b)
 }

@@ -573,23 +573,17 @@ func (c *Client) dialFlight(f *flight, text bool) {
 // ErrMalformedKey or the error of the server owning keys[i]. Duplicate keys
 // are fetched once per occurrence.
 func (c *Client) GetMulti(keys [][]byte) (items []*Item, errs []error) {
-	return c.getMulti(binprot.OpGetKQ, keys, 0)
+	var m MultiGet // fresh: the results are the caller's
+	c.GetMultiReuse(&m, keys, false, 0)
+	return m.Found, m.Errs
 }
 
 // GatMulti is GetMulti that also sets the expiration of every item found to
 // exp (get-and-touch).
 func (c *Client) GatMulti(keys [][]byte, exp uint32) (items []*Item, errs []error) {
-	return c.getMulti(binprot.OpGATKQ, keys, exp)
-}
-
-func (c *Client) getMulti(op binprot.Opcode, keys [][]byte, exp uint32) ([]*Item, []error) {
-	n := len(keys)
-	b := batch{kind: kindGet, op: op, n: n, keys: keys, exp: exp, text: c.textMulti && op == binprot.OpGetKQ,
-		errs: make([]error, n), found: make([]*Item, n),
-		// One allocation for all the Items instead of one per hit.
-		slab: make([]Item, n)}
-	c.run(&b)
-	return b.found, b.errs
+	var m MultiGet
+	c.GetMultiReuse(&m, keys, true, exp)
+	return m.Found, m.Errs
 }
 
 // MultiGet is reusable storage for GetMultiReuse: the result slices, the
@@ -623,6 +617,7 @@ func (c *Client) GetMultiReuse(m *MultiGet, keys [][]byte, gat bool, exp uint32)
 	clear(m.Found)
 	m.Errs = resize(m.Errs, n)
 	clear(m.Errs)
+	// One allocation for all the Items instead of one per hit.
 	m.slab = resize(m.slab, n)
 	clear(m.slab)
 	m.ar.chunk = m.ar.chunk[:0]
