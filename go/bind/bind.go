@@ -78,6 +78,7 @@ func lookup(h int64) (*client.Client, error) {
 //	                       libmemcached's side effects, then the servers added
 //	connect_timeout_ms=N, io_timeout_ms=N, max_idle_conns=N
 //	max_item_size=N        the largest value accepted from a server
+//	protocol=NAME          meta (default), text or binary (client.Options.Protocol)
 //	binary_keys=0|1        keys may hold any bytes (client.Options.BinaryKeys)
 //	text_multiget=0|1      multi-gets in the text protocol (client.Options.TextMultiGet)
 //
@@ -165,6 +166,8 @@ func parseConfig(config string) ([]dist.Server, dist.Config, client.Options, err
 			cfg.Hash = value
 		case "ketama_hash":
 			cfg.KetamaHash = value
+		case "protocol":
+			opts.Protocol = value
 		case "binary_keys", "text_multiget":
 			b, err := parseFlag(name, value)
 			if err != nil {

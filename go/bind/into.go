@@ -7,7 +7,6 @@ import (
 	"sync"
 
 	"github.com/omcache/omcache/go/client"
-	"github.com/omcache/omcache/go/conn"
 )
 
 // Results that do not fit the caller's buffer wait here for TakeResult
@@ -53,14 +52,14 @@ func TakeValueInto(token, addr, n int64) (ret int64) {
 	stash.Unlock()
 	if !ok || int64(len(v)) != n {
 		if ok {
-			conn.ReleaseValue(v)
+			client.ReleaseValue(v)
 		}
 		return result(fmt.Errorf("%w: no pending value %d of %d bytes", errInternal, token, n))
 	}
 	copy(bytesAt(addr, n), v)
 	// The value was read into a buffer of its own, held by nothing else
 	// now: the next large value reuses it.
-	conn.ReleaseValue(v)
+	client.ReleaseValue(v)
 	return 0
 }
 

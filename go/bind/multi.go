@@ -9,7 +9,6 @@ import (
 	"unsafe"
 
 	"github.com/omcache/omcache/go/client"
-	"github.com/omcache/omcache/go/conn"
 )
 
 // packItems encodes aligned multi-get results in columns, so that Python
@@ -150,8 +149,8 @@ func GetMultiInto(h, keysAddr, keysLen, nkeys, bufAddr, bufCap int64, gat bool, 
 	// Values that were read into buffers of their own are copied out now:
 	// give the buffers back for the next large values.
 	for _, it := range s.res.Found {
-		if it != nil && len(it.Value) >= conn.LargeValue {
-			conn.ReleaseValue(it.Value)
+		if it != nil && len(it.Value) >= client.LargeValue {
+			client.ReleaseValue(it.Value)
 			it.Value = nil
 		}
 	}

@@ -1,12 +1,11 @@
 package bind
 
 import (
+	"github.com/omcache/omcache/go/client"
 	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/omcache/omcache/go/conn"
 )
 
 // socketTable records the engine's open sockets in memory that Python owns:
@@ -51,13 +50,13 @@ func (t *socketTable) SocketClosed(fd int) {
 func TrackSockets(addr, n int64) (ret int64) {
 	defer recoverInt(&ret)
 	if addr == 0 || n <= 0 {
-		conn.SetSocketObserver(nil)
+		client.SetSocketObserver(nil)
 		return 0
 	}
 	if addr%8 != 0 || n > 1<<24 {
 		return result(errBadConfig)
 	}
 	base := *(*unsafe.Pointer)(unsafe.Pointer(&addr))
-	conn.SetSocketObserver(&socketTable{base: base, n: int(n)})
+	client.SetSocketObserver(&socketTable{base: base, n: int(n)})
 	return 0
 }

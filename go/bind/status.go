@@ -33,6 +33,7 @@ const (
 	StatusNotSupported  = 17
 	StatusServerDown    = 18
 	StatusServerDead    = 19
+	StatusWrongProtocol = 20
 )
 
 // statusTable maps the core's sentinel errors to boundary status codes, in
@@ -52,6 +53,8 @@ var statusTable = []struct {
 	{client.ErrServerDown, StatusServerDown},
 	{client.ErrServerDead, StatusServerDead},
 	{client.ErrConnection, StatusConnection},
+	{client.ErrWrongProtocol, StatusWrongProtocol},
+	{client.ErrNotSupported, StatusNotSupported},
 	{client.ErrProtocol, StatusProtocol},
 	{client.ErrNoServers, StatusNoServers},
 	{client.ErrClosed, StatusClosed},

@@ -1,5 +1,11 @@
-// Package client is omcache's Go API: a memcached client speaking the
-// binary protocol to a list of servers.
+// Package client is omcache's Go API: a memcached client for a list of
+// servers, speaking the meta protocol (default), the classic text protocol
+// (for proxies and servers older than 1.6) or the binary protocol, chosen
+// per client (Options.Protocol). Commands are written once against the
+// protocol-neutral seam of package proto; every reply is matched to its
+// request (by sequence number where the protocol echoes one, by key and
+// order where it does not), and a reply that does not match, or bytes
+// nobody asked for, close the connection with ErrProtocol.
 //
 // One *Client is safe for concurrent use by any number of goroutines (and
 // OS threads calling in from Python). Each server has a small pool of idle
@@ -22,12 +28,14 @@
 package client
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"time"
 
-	"github.com/omcache/omcache/go/binprot"
 	"github.com/omcache/omcache/go/conn"
+	"github.com/omcache/omcache/go/proto"
+	"github.com/omcache/omcache/go/proto/codecs"
 )
 
 // Defaults for zero Options fields.
@@ -42,12 +50,23 @@ const (
 	DefaultMaxItemSize = 1 << 20
 )
 
-// bodySlack is added to MaxItemSize for the response body cap: a GET
-// response also carries extras and, for GETK, the key.
-const bodySlack = 4096
+// valueSlack is added to MaxItemSize for the cap on a reply's value: room
+// for an error message in a binary reply's body.
+const valueSlack = 4096
+
+// Bounds on a multi-line answer (stats): a server streaming statistics
+// without end cannot make a call hold more than this.
+const (
+	maxStatsEntries = 1 << 16
+	maxStatsBytes   = 8 << 20
+)
 
 // Options configure a Client. The zero value is usable.
 type Options struct {
+	// Protocol is the protocol spoken to the servers: "meta" (default,
+	// memcached >= 1.6), "text" (the classic ASCII protocol: proxies such
+	// as twemproxy and mcrouter, older servers) or "binary".
+	Protocol string
 	// ConnectTimeout bounds resolving and connecting to a server
 	// (default 1 s).
 	ConnectTimeout time.Duration
@@ -68,13 +87,13 @@ type Options struct {
 	// pylibmc's binary mode does. By default keys must also be valid in the
 	// text protocol, so that every client sharing the servers can use them.
 	BinaryKeys bool
-	// TextMultiGet makes GetMulti (not GatMulti) ask each server with one
-	// text-protocol "gets" of all its keys, on connections of their own,
-	// instead of a pipeline of binary GETKQs: memcached answers a binary
-	// pipeline 20 requests at a time (its -R), each piece a wake-up of the
-	// client, and a text multi-get in one piece (100 keys: ~40 instead of
-	// ~90 us on loopback). Ignored with BinaryKeys, whose keys the text
-	// protocol cannot carry.
+	// TextMultiGet makes a binary-protocol client's GetMulti (not
+	// GatMulti) ask each server with one text-protocol "gets" of all its
+	// keys, on connections of their own, instead of a pipeline of GETKQs:
+	// memcached answers a binary pipeline 20 requests at a time (its -R),
+	// each piece a wake-up of the client, and a text multi-get in one
+	// piece. Ignored with BinaryKeys, whose keys the text protocol cannot
+	// carry, and by the other protocols.
 	TextMultiGet bool
 
 	// Failover sends the keys of a dead server to live servers: the
@@ -117,10 +136,13 @@ type Client struct {
 	addrs    []string
 	selector Selector
 	connOpts conn.Options
+	// codec is the protocol of every connection but those of multiCodec,
+	// which GetMulti uses (the text protocol with Options.TextMultiGet,
+	// else codec).
+	codec      proto.Codec
+	multiCodec proto.Codec
 	// binaryKeys is Options.BinaryKeys.
 	binaryKeys bool
-	// textMulti: GetMulti uses text connections (Options.TextMultiGet).
-	textMulti bool
 	// oneServer: a single server and a LiveSelector, so keys need no hashing.
 	oneServer bool
 	// scratches are the working memory of multi-key calls, for reuse.
@@ -128,16 +150,17 @@ type Client struct {
 	healthFields
 }
 
-// server is one server's address, its pools of idle connections (binary,
-// and text for multi-gets) and its health record.
+// server is one server's address, its pools of idle connections (in the
+// client's protocol, and in the multi-get one if it differs) and its health
+// record.
 type server struct {
-	addr     string
-	mu       sync.Mutex
-	idle     []*conn.Conn
-	idleText []*conn.Conn
-	maxIdle  int
-	closed   bool
-	h        health
+	addr    string
+	mu      sync.Mutex
+	idle    []*conn.Conn
+	idleAlt []*conn.Conn
+	maxIdle int
+	closed  bool
+	h       health
 }
 
 // New returns a client for addrs, each "host:port", "[v6addr]:port" or an
@@ -168,6 +191,10 @@ func New(addrs []string, opts Options) (*Client, error) {
 	if opts.Selector == nil {
 		opts.Selector = Modula{N: len(addrs)}
 	}
+	codec, err := codecs.ByName(opts.Protocol)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidArguments, err)
+	}
 	pol, err := newPolicy(&opts)
 	if err != nil {
 		return nil, err
@@ -176,12 +203,16 @@ func New(addrs []string, opts Options) (*Client, error) {
 		addrs:      append([]string(nil), addrs...),
 		selector:   opts.Selector,
 		binaryKeys: opts.BinaryKeys,
-		textMulti:  opts.TextMultiGet && !opts.BinaryKeys,
+		codec:      codec,
+		multiCodec: codec,
 		connOpts: conn.Options{
 			ConnectTimeout: opts.ConnectTimeout,
 			IOTimeout:      opts.IOTimeout,
-			MaxBody:        uint32(opts.MaxItemSize + bodySlack),
+			MaxValue:       opts.MaxItemSize + valueSlack,
 		},
+	}
+	if opts.TextMultiGet && !opts.BinaryKeys && codec.Name() == "binary" {
+		c.multiCodec = codecs.Text()
 	}
 	c.policy = pol
 	c.live, _ = opts.Selector.(LiveSelector)
@@ -196,6 +227,9 @@ func New(addrs []string, opts Options) (*Client, error) {
 	}
 	return c, nil
 }
+
+// Protocol returns the name of the protocol the client speaks.
+func (c *Client) Protocol() string { return c.codec.Name() }
 
 // Servers returns the server addresses in the order given to New; indexes
 // into it are what Selector.Pick returns and what the per-server results of
@@ -218,47 +252,55 @@ func (c *Client) Close() error {
 }
 
 // get returns an idle connection (pooled = true) or a new one, speaking
-// the text protocol if text is set.
-func (c *Client) get(s *server, text bool) (cn *conn.Conn, pooled bool, err error) {
-	if cn, err = c.idle(s, text); cn != nil || err != nil {
+// codec (c.codec or c.multiCodec).
+func (c *Client) get(s *server, codec proto.Codec) (cn *conn.Conn, pooled bool, err error) {
+	if cn, err = c.idle(s, codec); cn != nil || err != nil {
 		return cn, cn != nil, err
 	}
-	cn, err = c.dial(s, text)
+	cn, err = c.dial(s, codec)
 	return cn, false, err
 }
 
-// pool is s's list of idle binary or text connections; s.mu must be held.
-func (s *server) pool(text bool) *[]*conn.Conn {
-	if text {
-		return &s.idleText
+// pool is s's list of idle connections speaking codec; s.mu must be held.
+func (c *Client) pool(s *server, codec proto.Codec) *[]*conn.Conn {
+	if codec != c.codec {
+		return &s.idleAlt
 	}
 	return &s.idle
 }
 
-// idle returns an idle connection to s (a text one if text is set), nil if
-// there is none, or ErrClosed.
-func (c *Client) idle(s *server, text bool) (*conn.Conn, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil, ErrClosed
+// idle returns an idle connection to s speaking codec, nil if there is
+// none, or ErrClosed. A connection of a protocol without sequence numbers
+// (text) is checked for bytes nobody asked for first: there, a late reply
+// would be taken for the answer to the next request.
+func (c *Client) idle(s *server, codec proto.Codec) (*conn.Conn, error) {
+	for {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return nil, ErrClosed
+		}
+		p := c.pool(s, codec)
+		n := len(*p)
+		if n == 0 {
+			s.mu.Unlock()
+			return nil, nil
+		}
+		cn := (*p)[n-1]
+		(*p)[n-1] = nil
+		*p = (*p)[:n-1]
+		s.mu.Unlock()
+		if codec.Pipelined() || cn.Alive() {
+			return cn, nil
+		}
+		cn.Close()
 	}
-	p := s.pool(text)
-	n := len(*p)
-	if n == 0 {
-		return nil, nil
-	}
-	cn := (*p)[n-1]
-	(*p)[n-1] = nil
-	*p = (*p)[:n-1]
-	return cn, nil
 }
 
-// dial opens a new connection to s, speaking the text protocol if text is
-// set.
-func (c *Client) dial(s *server, text bool) (*conn.Conn, error) {
+// dial opens a new connection to s speaking codec.
+func (c *Client) dial(s *server, codec proto.Codec) (*conn.Conn, error) {
 	opts := c.connOpts
-	opts.Text = text
+	opts.Codec = codec
 	cn, err := conn.Dial(s.addr, opts)
 	if err != nil {
 		return nil, transportError(err)
@@ -268,13 +310,13 @@ func (c *Client) dial(s *server, text bool) (*conn.Conn, error) {
 
 // put returns a connection to the pool, or closes it if it is broken, the
 // pool is full or the client closed.
-func (s *server) put(cn *conn.Conn) {
+func (c *Client) put(s *server, cn *conn.Conn) {
 	if cn.Err() != nil {
 		cn.Close()
 		return
 	}
 	s.mu.Lock()
-	p := s.pool(cn.Text())
+	p := c.pool(s, cn.Codec())
 	if s.closed || len(*p) >= s.maxIdle {
 		s.mu.Unlock()
 		cn.Close()
@@ -287,71 +329,45 @@ func (s *server) put(cn *conn.Conn) {
 // dropIdle closes every idle connection.
 func (s *server) dropIdle() {
 	s.mu.Lock()
-	idle := append(s.idle, s.idleText...)
-	s.idle, s.idleText = nil, nil
+	idle := append(s.idle, s.idleAlt...)
+	s.idle, s.idleAlt = nil, nil
 	s.mu.Unlock()
 	for _, cn := range idle {
 		cn.Close()
 	}
 }
 
-// request is one single-key command; it lives on the caller's stack so a
-// command allocates nothing but its result.
+// request is one single-key command and its value; it lives on the
+// caller's stack so a command allocates nothing but its result.
 type request struct {
-	op      binprot.Opcode
-	key     []byte
-	value   []byte
-	flags   uint32
-	exp     uint32
-	cas     uint64
-	delta   uint64
-	initial uint64
+	proto.Request
+	value []byte
 }
 
 // idempotent reports whether the request may be sent again when a pooled
 // connection turns out to have been closed by the server.
 func (r *request) idempotent() bool {
-	switch r.op {
-	case binprot.OpIncrement, binprot.OpDecrement, binprot.OpAppend, binprot.OpPrepend:
+	switch r.Op {
+	case proto.OpIncr, proto.OpDecr, proto.OpAppend, proto.OpPrepend:
 		return false
 	}
 	return true
 }
 
-// encode appends the request to buf, cn's buffer; a large value is left
-// where it is for cn to write (conn.Conn.AppendValue).
-func (r *request) encode(cn *conn.Conn, buf []byte) []byte {
-	const opaque = 0 // one request per exchange: nothing to match
-	switch r.op {
-	case binprot.OpSet, binprot.OpAdd, binprot.OpReplace:
-		buf = binprot.AppendStoreHeader(buf, r.op, r.key, len(r.value), r.flags, r.exp, r.cas, opaque)
-		return cn.AppendValue(buf, r.value)
-	case binprot.OpAppend, binprot.OpPrepend:
-		buf = binprot.AppendConcatHeader(buf, r.op, r.key, len(r.value), r.cas, opaque)
-		return cn.AppendValue(buf, r.value)
-	case binprot.OpIncrement, binprot.OpDecrement:
-		return binprot.AppendDelta(buf, r.op, r.key, r.delta, r.initial, r.exp, r.cas, opaque)
-	case binprot.OpTouch, binprot.OpGAT:
-		return binprot.AppendTouch(buf, r.op, r.key, r.exp, opaque)
-	case binprot.OpFlush:
-		return binprot.AppendFlush(buf, r.op, r.exp, opaque)
-	default: // GET, DELETE, NOOP, VERSION
-		return binprot.AppendKeyOnly(buf, r.op, r.key, r.cas, opaque)
-	}
-}
-
-// result is what a single-key command keeps from its response.
+// result is what a single-key command keeps from its reply.
 type result struct {
-	err     error // status mapped by statusError
+	err     error // the server's answer, mapped by statusError
 	value   []byte
 	flags   uint32
 	cas     uint64
 	counter uint64
+	meta    *Meta
+	stats   map[string]string
 }
 
-// do runs req on the server owning req.key.
+// do runs req on the server owning req.Key.
 func (c *Client) do(req *request, res *result) error {
-	si, err := c.route(req.key)
+	si, err := c.route(req.Key)
 	if err != nil {
 		return err
 	}
@@ -359,17 +375,25 @@ func (c *Client) do(req *request, res *result) error {
 }
 
 // doOn runs req on server si and records the outcome in its health. It
-// returns transport and protocol errors; the server's status is in res.err.
+// returns transport and protocol errors; the server's answer is in res.err.
 func (c *Client) doOn(si int, req *request, res *result) error {
 	epoch := c.servers[si].h.epoch.Load()
 	err := c.exchangeOn(c.servers[si], req, res)
-	c.record(si, epoch, err)
+	var se *ServerError
+	if errors.As(err, &se) || errors.Is(err, ErrWrongProtocol) || errors.Is(err, ErrNotSupported) {
+		// The server answered, or was not asked: it is alive. A server
+		// of another protocol is a configuration error, not a failure
+		// that failover should route around.
+		c.record(si, epoch, nil)
+	} else {
+		c.record(si, epoch, err)
+	}
 	return err
 }
 
 func (c *Client) exchangeOn(s *server, req *request, res *result) error {
 	for attempt := 0; ; attempt++ {
-		cn, pooled, err := c.get(s, false)
+		cn, pooled, err := c.get(s, c.codec)
 		if err != nil {
 			return err
 		}
@@ -377,8 +401,8 @@ func (c *Client) exchangeOn(s *server, req *request, res *result) error {
 			cn.Close()
 			continue
 		}
-		err = exchange(cn, req, res)
-		s.put(cn)
+		err = c.exchange(cn, req, res)
+		c.put(s, cn)
 		if err == nil {
 			return nil
 		}
@@ -388,46 +412,180 @@ func (c *Client) exchangeOn(s *server, req *request, res *result) error {
 			s.dropIdle()
 			continue
 		}
+		if !pooled && !cn.Received() && staleConnError(err) && req.Op != proto.OpNoop {
+			// A fresh connection closed on its first request without a
+			// byte of answer: what proxies do with a protocol they do
+			// not speak (twemproxy with meta or binary).
+			return wrongProtocol(cn, err)
+		}
 		return err
 	}
 }
 
-// exchange sends req on cn and decodes its response into res.
-func exchange(cn *conn.Conn, req *request, res *result) error {
-	if err := cn.Send(req.encode(cn, cn.Buffer())); err != nil {
-		return transportError(err)
-	}
-	r, err := cn.Recv()
+// exchange sends req on cn and reads its answer into res. Any reply that
+// does not answer req, and any byte left over once it is complete, close
+// cn and give ErrProtocol.
+func (c *Client) exchange(cn *conn.Conn, req *request, res *result) error {
+	req.Seq = cn.NextSeq()
+	buf, err := cn.AppendRequest(cn.Buffer(), &req.Request, req.value)
 	if err != nil {
+		return fmt.Errorf("%w: %w", ErrNotSupported, err)
+	}
+	if err := cn.Send(buf); err != nil {
 		return transportError(err)
 	}
-	if r.Opcode != req.op {
+	if err := c.readAnswer(cn, req, res); err != nil {
+		return err
+	}
+	if cn.Pending() {
 		cn.Close()
-		return protocolError(cn.Addr(), "%v response to a %v request", r.Opcode, req.op)
-	}
-	res.cas = r.CAS
-	if r.Status != binprot.StatusOK {
-		res.err = statusError(r.Status, r.Value)
-		return nil
-	}
-	switch req.op {
-	case binprot.OpGet, binprot.OpGAT:
-		f, ok := r.Flags()
-		if !ok {
-			cn.Close()
-			return protocolError(cn.Addr(), "%v response with %d bytes of extras", r.Opcode, len(r.Extras))
-		}
-		res.flags = f
-		res.value = cn.OwnValue(r.Value)
-	case binprot.OpIncrement, binprot.OpDecrement:
-		v, ok := r.Uint64Value()
-		if !ok {
-			cn.Close()
-			return protocolError(cn.Addr(), "%v response with a %d-byte value", r.Opcode, len(r.Value))
-		}
-		res.counter = v
-	case binprot.OpVersion:
-		res.value = cn.OwnValue(r.Value)
+		return protocolError(cn.Addr(), "bytes nobody asked for after the answer to %v", req.Op)
 	}
 	return nil
+}
+
+// readAnswer reads the replies that answer req.
+func (c *Client) readAnswer(cn *conn.Conn, req *request, res *result) error {
+	entries, size := 0, 0
+	for {
+		r, err := cn.Recv()
+		if err != nil {
+			return transportError(err)
+		}
+		if err := matches(cn, &req.Request, &r); err != nil {
+			return err
+		}
+		if r.Kind == proto.KindStatus && r.Status != proto.StatusOK {
+			res.err = statusError(cn, req.Op, &r)
+			var se *ServerError
+			if errors.As(res.err, &se) || errors.Is(res.err, ErrProtocol) {
+				// Nothing of what follows can be trusted to answer
+				// anything.
+				cn.Close()
+				return res.err
+			}
+			return nil
+		}
+		switch req.Op {
+		case proto.OpGet, proto.OpGat:
+			switch r.Kind {
+			case proto.KindEnd: // text: END alone is a miss
+				res.err = ErrCacheMiss
+				return nil
+			case proto.KindValue:
+				if r.Key != nil && !r.KeyIs(req.Key) {
+					cn.Close()
+					return protocolError(cn.Addr(), "a value for key %q in answer to a get of %q", r.Key, req.Key)
+				}
+				res.value = cn.OwnValue(r.Value)
+				res.flags, res.cas = r.Flags, r.CAS
+				if r.HasMeta {
+					res.meta = &Meta{TTL: r.TTL, LastAccess: r.LastAccess, Fetched: r.Fetched, Size: r.Size}
+				}
+				if !r.More {
+					return nil
+				}
+				// Text: the END that closes the answer must follow.
+				if r, err = cn.Recv(); err != nil {
+					return transportError(err)
+				}
+				if r.Kind != proto.KindEnd {
+					cn.Close()
+					return protocolError(cn.Addr(), "a get answered by more than one value")
+				}
+				return nil
+			}
+		case proto.OpStats:
+			switch r.Kind {
+			case proto.KindStat:
+				entries++
+				size += len(r.Key) + len(r.Value)
+				if entries > maxStatsEntries || size > maxStatsBytes {
+					cn.Close()
+					return protocolError(cn.Addr(), "stats answer over %d entries or %d bytes", maxStatsEntries, maxStatsBytes)
+				}
+				if res.stats == nil {
+					res.stats = make(map[string]string)
+				}
+				res.stats[string(r.Key)] = string(r.Value)
+				continue
+			case proto.KindEnd:
+				if res.stats == nil {
+					res.stats = make(map[string]string)
+				}
+				return nil
+			}
+		case proto.OpIncr, proto.OpDecr:
+			switch {
+			case r.Kind == proto.KindStatus && r.HasCounter:
+				res.counter = r.Counter
+				return nil
+			case r.Kind == proto.KindValue:
+				v, ok := proto.ParseUint(r.Value, 64)
+				if !ok {
+					cn.Close()
+					return protocolError(cn.Addr(), "%v answered with %.32q", req.Op, r.Value)
+				}
+				res.counter = v
+				return nil
+			}
+		case proto.OpNoop:
+			if r.Kind == proto.KindEnd || r.Kind == proto.KindStatus {
+				return nil
+			}
+		case proto.OpVersion:
+			if r.Kind == proto.KindStatus && len(r.Value) > 0 {
+				res.value = append([]byte(nil), r.Value...)
+				return nil
+			}
+		default: // touch, stores, delete, flush, verbosity
+			if r.Kind == proto.KindStatus && !r.HasCounter && r.Value == nil {
+				return nil
+			}
+		}
+		cn.Close()
+		return protocolError(cn.Addr(), "unexpected reply (kind %d, %v) to %v", r.Kind, r.Status, req.Op)
+	}
+}
+
+// matches checks that r can answer req: the same sequence number where the
+// protocol echoes one, the same command where it says which.
+func matches(cn *conn.Conn, req *proto.Request, r *proto.Reply) error {
+	if r.HasSeq && r.Seq != req.Seq {
+		cn.Close()
+		return protocolError(cn.Addr(), "a reply with sequence %d in answer to request %d (%v)", r.Seq, req.Seq, req.Op)
+	}
+	if r.Op != proto.OpNone && r.Op != req.Op {
+		cn.Close()
+		return protocolError(cn.Addr(), "a %v reply to a %v request", r.Op, req.Op)
+	}
+	if !r.HasSeq && cn.Codec().Pipelined() && echoesSeq(req.Op) && !errorLine(r) {
+		cn.Close()
+		return protocolError(cn.Addr(), "a reply without the sequence number of request %d (%v)", req.Seq, req.Op)
+	}
+	return nil
+}
+
+// echoesSeq reports whether a pipelined protocol's reply to op carries the
+// request's sequence number (meta sends the rest as text commands).
+func echoesSeq(op proto.Op) bool {
+	switch op {
+	case proto.OpGet, proto.OpGat, proto.OpTouch, proto.OpSet, proto.OpAdd, proto.OpReplace,
+		proto.OpAppend, proto.OpPrepend, proto.OpDelete, proto.OpIncr, proto.OpDecr:
+		return true
+	}
+	return false
+}
+
+// errorLine reports whether r is one of the error lines that text and meta
+// send without a sequence number (ERROR, CLIENT_ERROR, SERVER_ERROR).
+func errorLine(r *proto.Reply) bool {
+	if r.Kind != proto.KindStatus {
+		return false
+	}
+	switch r.Status {
+	case proto.StatusUnknownCommand, proto.StatusClientError, proto.StatusServerError, proto.StatusTooLarge, proto.StatusDeltaBadValue:
+		return true
+	}
+	return false
 }

@@ -2,33 +2,86 @@ package client
 
 import (
 	"errors"
+	"fmt"
 
-	"github.com/omcache/omcache/go/binprot"
+	"github.com/omcache/omcache/go/proto"
 )
 
 // Get returns the item stored under key, with its flags and CAS, or
 // ErrCacheMiss if there is none.
 func (c *Client) Get(key []byte) (*Item, error) {
-	return c.getItem(binprot.OpGet, key, 0)
+	return c.getItem(proto.OpGet, key, 0, false)
 }
 
 // Gets is Get; it exists for symmetry with memcached's "gets". Get already
-// fills Item.CAS, since the binary protocol always returns it.
+// fills Item.CAS in every protocol.
 func (c *Client) Gets(key []byte) (*Item, error) {
-	return c.getItem(binprot.OpGet, key, 0)
+	return c.getItem(proto.OpGet, key, 0, false)
 }
 
 // Gat gets the item under key and sets its expiration to exp in the same
 // request (get-and-touch). It returns ErrCacheMiss if there is none.
 func (c *Client) Gat(key []byte, exp uint32) (*Item, error) {
-	return c.getItem(binprot.OpGAT, key, exp)
+	return c.getItem(proto.OpGat, key, exp, false)
 }
 
-func (c *Client) getItem(op binprot.Opcode, key []byte, exp uint32) (*Item, error) {
-	if !c.keyOK(key) {
-		return nil, ErrMalformedKey
+// Meta is what the meta protocol tells about an item besides its value.
+type Meta struct {
+	// TTL is the number of seconds the item has left, -1 if it never
+	// expires.
+	TTL int64
+	// LastAccess is the number of seconds since the item was last read or
+	// written.
+	LastAccess int64
+	// Fetched reports whether the item was read before this request.
+	Fetched bool
+	// Size is the length of the item's value.
+	Size int64
+}
+
+// GetMeta returns the item under key with its metadata (time to live
+// left, last access, whether it was fetched before, size), or ErrCacheMiss.
+// With bump false the read leaves the item's LRU position and last access
+// time as they were. It needs the meta protocol: other protocols give
+// ErrNotSupported.
+func (c *Client) GetMeta(key []byte, bump bool) (*Item, *Meta, error) {
+	if c.codec.Name() != "meta" {
+		return nil, nil, fmt.Errorf("%w: item metadata needs the meta protocol, this client speaks %s",
+			ErrNotSupported, c.codec.Name())
 	}
-	req := request{op: op, key: key, exp: exp}
+	req, err := c.newRequest(proto.OpGet, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	req.Meta, req.NoBump = true, !bump
+	var res result
+	if err := c.do(&req, &res); err != nil {
+		return nil, nil, err
+	}
+	if res.err != nil {
+		return nil, nil, res.err
+	}
+	if res.meta == nil {
+		return nil, nil, protocolError(c.addrs[0], "a meta get answered without the metadata asked for")
+	}
+	return &Item{Key: key, Value: res.value, Flags: res.flags, CAS: res.cas}, res.meta, nil
+}
+
+// newRequest starts a request for op on key, checking the key.
+func (c *Client) newRequest(op proto.Op, key []byte) (request, error) {
+	b64, err := c.checkKey(key)
+	if err != nil {
+		return request{}, err
+	}
+	return request{Request: proto.Request{Op: op, Key: key, Base64Key: b64}}, nil
+}
+
+func (c *Client) getItem(op proto.Op, key []byte, exp uint32, _ bool) (*Item, error) {
+	req, err := c.newRequest(op, key)
+	if err != nil {
+		return nil, err
+	}
+	req.Exp = exp
 	var res result
 	if err := c.do(&req, &res); err != nil {
 		return nil, err
@@ -42,10 +95,12 @@ func (c *Client) getItem(op binprot.Opcode, key []byte, exp uint32) (*Item, erro
 // Touch sets the expiration of the item under key to exp. It returns
 // ErrCacheMiss if there is no such item.
 func (c *Client) Touch(key []byte, exp uint32) error {
-	if !c.keyOK(key) {
-		return ErrMalformedKey
+	req, err := c.newRequest(proto.OpTouch, key)
+	if err != nil {
+		return err
 	}
-	return c.simple(&request{op: binprot.OpTouch, key: key, exp: exp})
+	req.Exp = exp
+	return c.simple(&req)
 }
 
 // Set stores item unconditionally, or, if item.CAS is nonzero, only if the
@@ -53,43 +108,44 @@ func (c *Client) Touch(key []byte, exp uint32) error {
 // and a missing one ErrCacheMiss. A value over the server's item size limit
 // gives ErrTooLarge, and memcached then also drops the key's old value.
 func (c *Client) Set(item *Item) error {
-	return c.store(binprot.OpSet, item)
+	return c.store(proto.OpSet, item)
 }
 
 // Add stores item only if the key holds nothing; otherwise it returns
 // ErrNotStored.
 func (c *Client) Add(item *Item) error {
-	return c.store(binprot.OpAdd, item)
+	return c.store(proto.OpAdd, item)
 }
 
 // Replace stores item only if the key already holds an item; otherwise it
 // returns ErrNotStored. A nonzero item.CAS adds the CAS condition of Set.
 func (c *Client) Replace(item *Item) error {
-	return c.store(binprot.OpReplace, item)
+	return c.store(proto.OpReplace, item)
 }
 
 // Append adds item.Value at the end of the stored value, keeping its flags
 // and expiration. It returns ErrNotStored if the key holds nothing, and also
 // if the combined value would exceed the item size limit (memcached answers
 // NOT_STORED then, not E2BIG). A nonzero item.CAS adds the CAS condition of
-// Set.
+// Set (not in the text protocol: ErrNotSupported).
 func (c *Client) Append(item *Item) error {
-	return c.store(binprot.OpAppend, item)
+	return c.store(proto.OpAppend, item)
 }
 
 // Prepend adds item.Value at the start of the stored value; see Append.
 func (c *Client) Prepend(item *Item) error {
-	return c.store(binprot.OpPrepend, item)
+	return c.store(proto.OpPrepend, item)
 }
 
-func (c *Client) store(op binprot.Opcode, item *Item) error {
+func (c *Client) store(op proto.Op, item *Item) error {
 	if item == nil {
 		return ErrInvalidArguments
 	}
-	if !c.keyOK(item.Key) {
-		return ErrMalformedKey
+	req, err := c.newRequest(op, item.Key)
+	if err != nil {
+		return err
 	}
-	req := request{op: op, key: item.Key, value: item.Value, flags: item.Flags, exp: item.Expiration, cas: item.CAS}
+	req.Flags, req.Exp, req.CAS, req.value = item.Flags, item.Expiration, item.CAS, item.Value
 	var res result
 	if err := c.do(&req, &res); err != nil {
 		return err
@@ -99,18 +155,22 @@ func (c *Client) store(op binprot.Opcode, item *Item) error {
 
 // storeError turns memcached's answer to a store into the documented error.
 // memcached reports a failed condition through different statuses per
-// command (ADD on an existing key: KEY_EEXISTS; REPLACE on a missing key:
-// KEY_ENOENT; APPEND/PREPEND on a missing key: NOT_STORED); callers only
-// care that the condition failed, except for CAS stores, where "changed"
-// and "gone" are different answers.
-func storeError(op binprot.Opcode, cas uint64, err error) error {
+// command and protocol (binary ADD on an existing key: KEY_EEXISTS; binary
+// REPLACE on a missing key: KEY_ENOENT; text "cas" on a missing key:
+// NOT_FOUND, meta: EX); callers only care that the condition failed, except
+// for CAS stores, where "changed" and "gone" are different answers.
+func storeError(op proto.Op, cas uint64, err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case op == binprot.OpAdd && errors.Is(err, ErrKeyExists):
+	case op == proto.OpAdd && errors.Is(err, ErrKeyExists):
 		return ErrNotStored
-	case op == binprot.OpReplace && cas == 0 && errors.Is(err, ErrCacheMiss):
+	case op == proto.OpReplace && cas == 0 && errors.Is(err, ErrCacheMiss):
 		return ErrNotStored
+	case cas != 0 && errors.Is(err, ErrNotStored) && (op == proto.OpSet || op == proto.OpReplace):
+		// text "cas" of a missing key answers NOT_FOUND, but some
+		// servers say NOT_STORED: the item is gone either way.
+		return ErrCacheMiss
 	}
 	return err
 }
@@ -118,10 +178,11 @@ func storeError(op binprot.Opcode, cas uint64, err error) error {
 // Delete removes the item under key. It returns ErrCacheMiss if there was
 // none.
 func (c *Client) Delete(key []byte) error {
-	if !c.keyOK(key) {
-		return ErrMalformedKey
+	req, err := c.newRequest(proto.OpDelete, key)
+	if err != nil {
+		return err
 	}
-	return c.simple(&request{op: binprot.OpDelete, key: key})
+	return c.simple(&req)
 }
 
 // Incr adds delta to the decimal number stored under key and returns the
@@ -129,35 +190,45 @@ func (c *Client) Delete(key []byte) error {
 // initial is stored (and returned) with expiration exp; if create is false it
 // returns ErrCacheMiss. A value that is not a number gives ErrDeltaBadValue.
 func (c *Client) Incr(key []byte, delta, initial uint64, exp uint32, create bool) (uint64, error) {
-	return c.delta(binprot.OpIncrement, key, delta, initial, exp, create)
+	return c.delta(proto.OpIncr, key, delta, initial, exp, create)
 }
 
 // Decr subtracts delta from the number stored under key, stopping at 0
 // (memcached never goes negative); otherwise it behaves like Incr.
 func (c *Client) Decr(key []byte, delta, initial uint64, exp uint32, create bool) (uint64, error) {
-	return c.delta(binprot.OpDecrement, key, delta, initial, exp, create)
+	return c.delta(proto.OpDecr, key, delta, initial, exp, create)
 }
 
-func (c *Client) delta(op binprot.Opcode, key []byte, delta, initial uint64, exp uint32, create bool) (uint64, error) {
-	if !c.keyOK(key) {
-		return 0, ErrMalformedKey
-	}
-	if !create {
-		exp = binprot.NoCreate
-	} else if exp == binprot.NoCreate {
-		// The one expiration the protocol reserves: clamp rather than
-		// silently turn "create" into "do not create".
-		exp = binprot.NoCreate - 1
-	}
-	req := request{op: op, key: key, delta: delta, initial: initial, exp: exp}
-	var res result
-	if err := c.do(&req, &res); err != nil {
+// delta runs incr/decr. A protocol that cannot create a missing key in the
+// same request (text) gets the usual emulation: on a miss, add the initial
+// value; if another client created the key meanwhile (the add fails), apply
+// the delta to what it stored.
+func (c *Client) delta(op proto.Op, key []byte, delta, initial uint64, exp uint32, create bool) (uint64, error) {
+	req, err := c.newRequest(op, key)
+	if err != nil {
 		return 0, err
 	}
-	if res.err != nil {
-		return 0, res.err
+	req.Delta, req.Initial, req.Exp = delta, initial, exp
+	req.Create = create && c.codec.CreateOnDelta()
+	for attempt := 0; ; attempt++ {
+		var res result
+		if err := c.do(&req, &res); err != nil {
+			return 0, err
+		}
+		if res.err == nil {
+			return res.counter, nil
+		}
+		if !create || req.Create || attempt > 0 || !errors.Is(res.err, ErrCacheMiss) {
+			return 0, res.err
+		}
+		err := c.Add(&Item{Key: key, Value: proto.AppendUint(nil, initial), Expiration: exp})
+		if err == nil {
+			return initial, nil
+		}
+		if !errors.Is(err, ErrNotStored) {
+			return 0, err
+		}
 	}
-	return res.counter, nil
 }
 
 func (c *Client) simple(req *request) error {

@@ -6,8 +6,8 @@ import (
 	"io"
 	"syscall"
 
-	"github.com/omcache/omcache/go/binprot"
 	"github.com/omcache/omcache/go/conn"
+	"github.com/omcache/omcache/go/proto"
 )
 
 // Errors returned by the client. Compare with errors.Is: transport errors
@@ -70,6 +70,18 @@ var (
 	// error is a *ServerDownError; it also matches ErrConnection.
 	ErrServerDown = errors.New("omcache: server down after a failure")
 
+	// ErrWrongProtocol means the server does not speak the client's
+	// protocol: it answered in another one, refused the protocol's
+	// commands (memcached before 1.6 answers ERROR to meta commands), or
+	// closed a new connection at its first request without a word (what
+	// twemproxy does with meta and binary requests). It also matches
+	// ErrProtocol. Choose another Options.Protocol.
+	ErrWrongProtocol = errors.New("omcache: the server does not speak this protocol")
+
+	// ErrNotSupported means the client's protocol cannot express the
+	// request (a CAS append in the text protocol); nothing was sent.
+	ErrNotSupported = errors.New("omcache: not supported by the protocol")
+
 	// ErrServerDead means nothing was sent because the key's server is
 	// marked dead and failover is off (or no server is live). The error is
 	// a *ServerDownError; it also matches ErrConnection.
@@ -80,7 +92,7 @@ var (
 // own (out of memory, unknown command, busy...). It matches ErrServerError
 // with errors.Is.
 type ServerError struct {
-	Status  binprot.Status
+	Status  proto.Status
 	Message string // the text the server sent with the status
 }
 
@@ -94,40 +106,47 @@ func (e *ServerError) Error() string {
 // Unwrap makes errors.Is(err, ErrServerError) true.
 func (e *ServerError) Unwrap() error { return ErrServerError }
 
-// statusErrors is the one place binary statuses map to sentinels. Commands
+// statusErrors is the one place reply statuses map to sentinels. Commands
 // may then reinterpret a sentinel (Add turns ErrKeyExists into ErrNotStored).
-var statusErrors = map[binprot.Status]error{
-	binprot.StatusKeyNotFound:   ErrCacheMiss,
-	binprot.StatusKeyExists:     ErrKeyExists,
-	binprot.StatusValueTooLarge: ErrTooLarge,
-	binprot.StatusInvalidArgs:   ErrInvalidArguments,
-	binprot.StatusNotStored:     ErrNotStored,
-	binprot.StatusDeltaBadValue: ErrDeltaBadValue,
+var statusErrors = [...]error{
+	proto.StatusMiss:          ErrCacheMiss,
+	proto.StatusExists:        ErrKeyExists,
+	proto.StatusTooLarge:      ErrTooLarge,
+	proto.StatusInvalid:       ErrInvalidArguments,
+	proto.StatusNotStored:     ErrNotStored,
+	proto.StatusDeltaBadValue: ErrDeltaBadValue,
 }
 
-// statusError returns the error for a response status; msg is the body the
-// server sent with it, copied only when it ends up in a *ServerError.
-func statusError(s binprot.Status, msg []byte) error {
-	if s == binprot.StatusOK {
-		return nil
+// statusError returns the error for r, a reply with a status other than
+// OK, to a request for op on cn. A server that does not know a command of
+// the meta protocol does not speak it.
+func statusError(cn *conn.Conn, op proto.Op, r *proto.Reply) error {
+	if r.Status == proto.StatusUnknownCommand && cn.Codec().Name() == "meta" && echoesSeq(op) {
+		return fmt.Errorf("%w (%w): %s answered ERROR to a meta command: it does not speak the meta protocol "+
+			"(memcached before 1.6, or a proxy): use the text protocol", ErrProtocol, ErrWrongProtocol, cn.Addr())
 	}
-	if err, ok := statusErrors[s]; ok {
-		return err
+	if op != proto.OpStats && int(r.Status) < len(statusErrors) && statusErrors[r.Status] != nil {
+		return statusErrors[r.Status]
 	}
-	return &ServerError{Status: s, Message: string(msg)}
+	return &ServerError{Status: r.Status, Message: string(r.Message)}
+}
+
+// wrongProtocol explains err, the failure of a new connection to addr that
+// closed at its first request without answering.
+func wrongProtocol(cn *conn.Conn, err error) error {
+	return fmt.Errorf("%w (%w): %s closed a new connection at its first %s-protocol request without answering: "+
+		"it does not speak that protocol (a proxy such as twemproxy speaks only text): %w",
+		ErrProtocol, ErrWrongProtocol, cn.Addr(), cn.Codec().Name(), err)
 }
 
 // transportError classifies an error from package conn or a failed dial.
 func transportError(err error) error {
-	var te *conn.TextError
 	switch {
-	case errors.As(err, &te) && te.Server():
-		return fmt.Errorf("%w: %w", ErrServerError, err)
-	case errors.As(err, &te):
-		return fmt.Errorf("%w: %w", ErrProtocol, err)
 	case errors.Is(err, conn.ErrTimeout):
 		return fmt.Errorf("%w: %w", ErrTimeout, err)
-	case errors.Is(err, binprot.ErrMalformed):
+	case errors.Is(err, proto.ErrWrongProtocol):
+		return fmt.Errorf("%w (%w): %w", ErrProtocol, ErrWrongProtocol, err)
+	case errors.Is(err, proto.ErrMalformed):
 		return fmt.Errorf("%w: %w", ErrProtocol, err)
 	default:
 		return fmt.Errorf("%w: %w", ErrConnection, err)

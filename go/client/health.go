@@ -8,8 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/omcache/omcache/go/binprot"
-	"github.com/omcache/omcache/go/conn"
+	"github.com/omcache/omcache/go/proto"
 )
 
 // Failure detection and failover.
@@ -461,20 +460,19 @@ func (c *Client) probe(si int) {
 	if closed {
 		return
 	}
-	cn, derr := conn.Dial(s.addr, c.connOpts)
-	if derr != nil {
-		err = transportError(derr)
+	cn, err := c.dial(s, c.codec)
+	if err != nil {
 		return
 	}
 	var res result
-	if err = exchange(cn, &request{op: binprot.OpNoop}, &res); err == nil {
+	if err = c.exchange(cn, &request{Request: proto.Request{Op: proto.OpNoop}}, &res); err == nil {
 		err = res.err
 	}
 	if err != nil {
 		cn.Close()
 		return
 	}
-	s.put(cn)
+	c.put(s, cn)
 }
 
 // Health returns each server's health record, aligned with Servers(). All

@@ -1,5 +1,11 @@
 package client
 
+import (
+	"fmt"
+
+	"github.com/omcache/omcache/go/proto"
+)
+
 // Item is a value stored under a key.
 type Item struct {
 	// Key is at most 250 bytes with no byte <= 0x20 or 0x7f. Items returned
@@ -18,26 +24,29 @@ type Item struct {
 	CAS uint64
 }
 
-// legalKey reports whether key is a key memcached's text protocol would
-// accept. The binary protocol takes any bytes, but keys must stay usable by
-// every client sharing the servers (pylibmc, python-memcached...).
-func legalKey(key []byte) bool {
-	if len(key) == 0 || len(key) > 250 {
-		return false
+// checkKey returns ErrMalformedKey, with the reason, if key cannot be used
+// by this client; else whether it travels base64-encoded (the meta
+// protocol's way to carry a key the text tokenizer cannot). Without
+// Options.BinaryKeys a key must be valid in the text protocol, so that every
+// client sharing the servers (pylibmc, python-memcached...) can use it;
+// with it, any 1 to 250 bytes the client's protocol can carry.
+func (c *Client) checkKey(key []byte) (b64 bool, err error) {
+	ok, why := proto.TextKeyOK(key)
+	if ok {
+		return false, nil
 	}
-	for _, b := range key {
-		if b <= ' ' || b == 0x7f {
-			return false
+	if c.binaryKeys && len(key) > 0 && len(key) <= proto.MaxKeyLen {
+		if ok, why2 := c.codec.KeyOK(key, true); ok {
+			return true, nil
+		} else {
+			why = why2
 		}
 	}
-	return true
+	return false, fmt.Errorf("%w: %s", ErrMalformedKey, why)
 }
 
-// keyOK reports whether key is legal for this client: any 1 to 250 bytes with
-// Options.BinaryKeys, else legalKey's text-protocol rule.
+// keyOK reports whether checkKey accepts key.
 func (c *Client) keyOK(key []byte) bool {
-	if c.binaryKeys {
-		return len(key) > 0 && len(key) <= 250
-	}
-	return legalKey(key)
+	_, err := c.checkKey(key)
+	return err == nil
 }

@@ -6,37 +6,42 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/omcache/omcache/go/binprot"
 	"github.com/omcache/omcache/go/conn"
+	"github.com/omcache/omcache/go/proto"
 )
-
-// noopOpaque marks the NOOP that ends a batch; entries use their index.
-const noopOpaque = 0xffffffff
 
 // batchKind is the multi-key command a batch runs.
 type batchKind uint8
 
 const (
-	kindGet    batchKind = iota // GETKQ, or GATKQ with exp
-	kindSet                     // SETQ
-	kindDelete                  // DELETEQ
+	kindGet    batchKind = iota // get, or gat with exp
+	kindSet                     // set
+	kindDelete                  // delete
 )
 
-// batch is one multi-key command. Entry i of the input becomes one quiet
-// request with opaque i, sent to the server owning its key. Quiet requests
-// are answered only when there is something to say (a hit for gets, a
-// failure for stores), and the NOOP that follows each server's batch is
-// answered once every request before it was handled, so the NOOP's reply
-// tells the client that the silence about the other entries is final.
+// batch is one multi-key command, run on each server involved in one of
+// three ways, by what the connection's protocol offers:
+//
+//   - pipelined (binary, meta): entry i becomes one quiet request whose
+//     sequence number is the flight's base plus i's position in it, and a
+//     NOOP (mn) ends the server's part. Quiet requests are answered only
+//     when there is something to say (a hit for gets, a failure for
+//     stores), and the NOOP is answered once every request before it was
+//     handled, so its reply tells the client that the silence about the
+//     other entries is final;
+//   - one multi-key get (text): "gets k1 ... kN", answered by VALUE lines
+//     in the order of the keys asked for, then END;
+//   - in order (text stores and deletes): one request per entry, each
+//     answered by one line, in order.
 type batch struct {
 	kind  batchKind
-	op    binprot.Opcode // quiet opcode; its responses carry it too
+	op    proto.Op
 	n     int
 	keys  [][]byte // kindGet, kindDelete
 	items []*Item  // kindSet; a nil item has errs[i] preset
-	exp   uint32   // GATKQ
-	// text: a GetMulti on text connections, one "gets" per server.
-	text bool
+	exp   uint32   // gat
+	// codec is the protocol of the batch's connections.
+	codec proto.Codec
 
 	errs  []error
 	found []*Item // kindGet: the result, pointing into slab
@@ -51,11 +56,12 @@ type batch struct {
 type scratch struct {
 	owner    []int32 // server of entry i, or -1 if the entry is invalid
 	answered []bool
+	b64      []bool  // entry i's key travels base64-encoded (meta)
 	count    []int32 // per server: entries, then index into flights
 	order    []int32 // entries grouped by server, backing flight.idx
 	flights  []flight
 	conns    []*conn.Conn
-	textKeys [][]byte // a text flight's keys while its request is built
+	textKeys [][]byte // a multi-key get's keys while its request is built
 	ps       conn.PollSet
 	wg       sync.WaitGroup
 }
@@ -112,7 +118,12 @@ type flight struct {
 	retried bool // cn replaced a stale pooled connection
 	err     error
 	done    bool
-	cur     int // text: entries of idx before cur are answered or missed
+	cur     int    // not pipelined: entries of idx before cur are answered or missed
+	base    uint32 // pipelined: the sequence number of idx[0]
+	// unmatched is an error reply that named no request (meta sends
+	// SERVER_ERROR lines without the O token): it belongs to one of the
+	// entries still unanswered, so all of them are reported failed.
+	unmatched error
 }
 
 // resize returns s with length n, reusing its array when big enough.
@@ -130,119 +141,167 @@ func (b *batch) key(i int) []byte {
 	return b.keys[i]
 }
 
-// request builds flight f's whole request in its connection's buffer: its
-// entries, then a NOOP; or for a text batch one "gets" of its keys.
-func (b *batch) request(f *flight) []byte {
+// request builds flight f's whole request in its connection's buffer.
+func (b *batch) request(f *flight) ([]byte, error) {
 	cn := f.cn
 	buf := cn.Buffer()
-	if b.text {
+	if b.kind == kindGet && b.codec.MultiKeyGet() {
 		f.cur = 0
 		keys := b.sc.textKeys[:0]
 		for _, i := range f.idx {
 			keys = append(keys, b.keys[i])
 		}
-		buf = conn.AppendGets(buf, keys...)
+		buf, err := cn.AppendRequest(buf, &proto.Request{Op: b.op, Keys: keys, Exp: b.exp}, nil)
 		clear(keys)
 		b.sc.textKeys = keys[:0]
-		return buf
+		return buf, err
 	}
-	for _, i := range f.idx {
-		switch b.kind {
-		case kindGet:
-			if b.op == binprot.OpGATKQ {
-				buf = binprot.AppendTouch(buf, b.op, b.keys[i], b.exp, uint32(i))
-			} else {
-				buf = binprot.AppendKeyOnly(buf, b.op, b.keys[i], 0, uint32(i))
-			}
-		case kindSet:
+	pipelined := b.codec.Pipelined()
+	f.cur = 0
+	if pipelined {
+		f.base = cn.NextSeqs(len(f.idx) + 1)
+	}
+	var err error
+	for k, i := range f.idx {
+		req := proto.Request{Op: b.op, Key: b.key(int(i)), Exp: b.exp, Quiet: pipelined,
+			WithKey: b.kind == kindGet, Seq: f.base + uint32(k), Base64Key: b.sc.b64[i]}
+		var value []byte
+		if b.kind == kindSet {
 			it := b.items[i]
-			buf = binprot.AppendStoreHeader(buf, b.op, it.Key, len(it.Value), it.Flags, it.Expiration, it.CAS, uint32(i))
-			buf = cn.AppendValue(buf, it.Value)
-		default:
-			buf = binprot.AppendKeyOnly(buf, b.op, b.keys[i], 0, uint32(i))
+			req.Flags, req.Exp, req.CAS, value = it.Flags, it.Expiration, it.CAS, it.Value
+		}
+		if buf, err = cn.AppendRequest(buf, &req, value); err != nil {
+			return buf, err
 		}
 	}
-	return binprot.AppendKeyOnly(buf, binprot.OpNoop, nil, 0, noopOpaque)
+	if pipelined {
+		return cn.AppendRequest(buf, &proto.Request{Op: proto.OpNoop, Seq: f.base + uint32(len(f.idx))}, nil)
+	}
+	return buf, nil
 }
 
-// handle processes one response from flight f; done reports the NOOP that
-// ends f's part. An error means the server sent something that is not a
-// valid answer; the connection is then closed.
-func (b *batch) handle(f *flight, r *binprot.Response) (done bool, err error) {
-	if b.text {
-		return b.handleText(f, r)
+// handle processes one reply from flight f; done reports the end of f's
+// part. An error means the server sent something that is not a valid
+// answer; the connection is then closed.
+func (b *batch) handle(f *flight, r *proto.Reply) (done bool, err error) {
+	switch {
+	case b.kind == kindGet && b.codec.MultiKeyGet():
+		return b.handleMultiKey(f, r)
+	case b.codec.Pipelined():
+		return b.handlePipelined(f, r)
+	default:
+		return b.handleInOrder(f, r)
 	}
-	cn, sc := f.cn, b.sc
-	if r.Opcode == binprot.OpNoop {
-		if r.Status != binprot.StatusOK || r.Opaque != noopOpaque {
-			cn.Close()
-			return false, protocolError(cn.Addr(), "NOOP answered with %v, opaque %#x", r.Status, r.Opaque)
+}
+
+func (b *batch) reject(f *flight, format string, args ...any) error {
+	f.cn.Close()
+	return protocolError(f.cn.Addr(), format, args...)
+}
+
+// handlePipelined is handle for quiet requests matched by sequence number.
+func (b *batch) handlePipelined(f *flight, r *proto.Reply) (bool, error) {
+	sc := b.sc
+	end := f.base + uint32(len(f.idx))
+	if r.Kind == proto.KindEnd {
+		if r.HasSeq && r.Seq != end || r.Op != proto.OpNone && r.Op != proto.OpNoop {
+			return false, b.reject(f, "end of batch with sequence %d, expected %d", r.Seq, end)
 		}
 		return true, nil
 	}
-	i := int(r.Opaque)
-	if r.Opcode != b.op || i >= b.n || int(sc.owner[i]) != f.si || sc.answered[i] {
-		cn.Close()
-		return false, protocolError(cn.Addr(), "unexpected %v response with opaque %#x in a %v batch", r.Opcode, r.Opaque, b.op)
-	}
-	if r.Status != binprot.StatusOK {
-		sc.answered[i] = true
-		err := statusError(r.Status, r.Value)
-		if b.kind == kindSet {
-			err = storeError(binprot.OpSet, b.items[i].CAS, err)
+	if !r.HasSeq {
+		if !errorLine(r) {
+			return false, b.reject(f, "a reply without a sequence number in a %v batch", b.op)
 		}
-		b.errs[i] = err
+		if f.unmatched == nil {
+			f.unmatched = statusError(f.cn, b.op, r)
+		}
 		return false, nil
 	}
-	if b.kind != kindGet {
-		cn.Close()
-		return false, protocolError(cn.Addr(), "success response to quiet %v", b.op)
+	k := r.Seq - f.base
+	if r.Seq-f.base >= uint32(len(f.idx)) {
+		return false, b.reject(f, "a reply with sequence %d in a batch of %d..%d", r.Seq, f.base, end-1)
 	}
-	flags, ok := r.Flags()
-	if !ok || string(r.Key) != string(b.keys[i]) {
-		cn.Close()
-		return false, protocolError(cn.Addr(), "%v response for key %q with key %q and %d bytes of extras",
-			r.Opcode, b.keys[i], r.Key, len(r.Extras))
+	i := int(f.idx[k])
+	if sc.answered[i] || r.Op != proto.OpNone && r.Op != b.op {
+		return false, b.reject(f, "a second or mismatched reply (%v) for request %d of a %v batch", r.Op, r.Seq, b.op)
 	}
-	b.hit(f, i, r, flags)
+	switch {
+	case r.Kind == proto.KindStatus && r.Status == proto.StatusOK && b.kind != kindGet:
+		// A success that quiet mode need not have sent.
+		sc.answered[i] = true
+	case r.Kind == proto.KindStatus && r.Status != proto.StatusOK:
+		sc.answered[i] = true
+		err := statusError(f.cn, b.op, r)
+		if b.kind == kindSet {
+			err = storeError(b.op, b.items[i].CAS, err)
+		}
+		b.errs[i] = err
+	case r.Kind == proto.KindValue && b.kind == kindGet:
+		if !r.KeyIs(b.keys[i]) {
+			return false, b.reject(f, "a value for key %q in answer to a get of %q", r.Key, b.keys[i])
+		}
+		b.hit(f, i, r)
+	default:
+		return false, b.reject(f, "unexpected reply (kind %d) in a %v batch", r.Kind, b.op)
+	}
 	return false, nil
 }
 
-// handleText is handle for a text batch, whose connection translates the
-// answer to its "gets" (see package conn): a GETK response per VALUE, in
-// the order of the keys asked for, and a NOOP for END.
-func (b *batch) handleText(f *flight, r *binprot.Response) (done bool, err error) {
-	if r.Opcode == binprot.OpNoop {
+// handleMultiKey is handle for a multi-key get: VALUE replies in the order
+// of the keys asked for, each key at most once, then END.
+func (b *batch) handleMultiKey(f *flight, r *proto.Reply) (bool, error) {
+	switch r.Kind {
+	case proto.KindEnd:
 		return true, nil
-	}
-	flags, ok := r.Flags()
-	if r.Opcode != binprot.OpGetK || !ok {
-		f.cn.Close()
-		return false, protocolError(f.cn.Addr(), "unexpected %v in a text multi-get", r.Opcode)
+	case proto.KindValue:
+	default:
+		if r.Kind == proto.KindStatus && errorLine(r) {
+			f.cn.Close()
+			return false, statusError(f.cn, b.op, r)
+		}
+		return false, b.reject(f, "unexpected reply (kind %d) in a multi-key get", r.Kind)
 	}
 	// The keys before this VALUE's missed.
-	for f.cur < len(f.idx) && string(b.keys[f.idx[f.cur]]) != string(r.Key) {
+	for f.cur < len(f.idx) && !r.KeyIs(b.keys[f.idx[f.cur]]) {
 		f.cur++
 	}
 	if f.cur == len(f.idx) {
-		f.cn.Close()
-		return false, protocolError(f.cn.Addr(), "VALUE for key %q, not asked for or out of order", r.Key)
+		return false, b.reject(f, "VALUE for key %q, not asked for or out of order", r.Key)
 	}
 	i := int(f.idx[f.cur])
 	f.cur++
-	b.hit(f, i, r, flags)
+	b.hit(f, i, r)
 	return false, nil
 }
 
+// handleInOrder is handle for requests answered one line each, in order.
+func (b *batch) handleInOrder(f *flight, r *proto.Reply) (bool, error) {
+	if r.Kind != proto.KindStatus || r.HasCounter || r.Value != nil || f.cur >= len(f.idx) {
+		return false, b.reject(f, "unexpected reply (kind %d) in a %v batch", r.Kind, b.op)
+	}
+	i := int(f.idx[f.cur])
+	f.cur++
+	b.sc.answered[i] = true
+	if r.Status != proto.StatusOK {
+		err := statusError(f.cn, b.op, r)
+		if b.kind == kindSet {
+			err = storeError(b.op, b.items[i].CAS, err)
+		}
+		b.errs[i] = err
+	}
+	return f.cur == len(f.idx), nil
+}
+
 // hit records r, the answer of entry i, as an item.
-func (b *batch) hit(f *flight, i int, r *binprot.Response, flags uint32) {
+func (b *batch) hit(f *flight, i int, r *proto.Reply) {
 	var v []byte
 	if len(r.Value) > arenaMaxValue {
 		v = f.cn.OwnValue(r.Value) // large ones arrive in a buffer of their own
 	} else {
 		v = b.ar.clone(r.Value)
 	}
-	b.slab[i] = Item{Key: b.keys[i], Value: v, Flags: flags, CAS: r.CAS}
+	b.slab[i] = Item{Key: b.keys[i], Value: v, Flags: r.Flags, CAS: r.CAS}
 	b.found[i] = &b.slab[i]
 	b.sc.answered[i] = true
 }
@@ -251,6 +310,9 @@ func (b *batch) hit(f *flight, i int, r *binprot.Response, flags uint32) {
 // exchange failed, else what silence means (a miss for gets, success for
 // stores and deletes).
 func (b *batch) finish(f *flight, err error) {
+	if err == nil && f.unmatched != nil {
+		err = f.unmatched
+	}
 	if err == nil && b.kind == kindGet {
 		err = ErrCacheMiss
 	}
@@ -274,6 +336,7 @@ func (c *Client) run(b *batch) {
 	sc.owner = resize(sc.owner, b.n)
 	sc.answered = resize(sc.answered, b.n)
 	clear(sc.answered)
+	sc.b64 = resize(sc.b64, b.n)
 	sc.count = resize(sc.count, len(c.servers))
 	clear(sc.count)
 	valid := 0
@@ -283,10 +346,15 @@ func (c *Client) run(b *batch) {
 			continue
 		}
 		key := b.key(i)
-		if !c.keyOK(key) {
-			b.errs[i] = ErrMalformedKey
+		b64, err := c.checkKey(key)
+		if err != nil || b64 && b.codec.MultiKeyGet() {
+			if err == nil {
+				err = fmt.Errorf("%w: the multi-get protocol cannot carry key %q", ErrMalformedKey, key)
+			}
+			b.errs[i] = err
 			continue
 		}
+		sc.b64[i] = b64
 		si, err := c.route(key)
 		if err != nil {
 			b.errs[i] = err
@@ -343,7 +411,7 @@ func (c *Client) runOne(b *batch, f *flight) {
 		}
 	}()
 	for attempt := 0; ; attempt++ {
-		cn, pooled, err := c.get(s, b.text)
+		cn, pooled, err := c.get(s, b.codec)
 		if err != nil {
 			c.record(f.si, f.epoch, err)
 			b.finish(f, err)
@@ -351,7 +419,7 @@ func (c *Client) runOne(b *batch, f *flight) {
 		}
 		f.cn = cn
 		err = b.exchange(f)
-		s.put(cn)
+		c.put(s, cn)
 		f.cn = nil
 		if err != nil && pooled && attempt == 0 && !cn.Received() && staleConnError(err) {
 			// The server closed this idle connection, probably with all
@@ -365,10 +433,15 @@ func (c *Client) runOne(b *batch, f *flight) {
 	}
 }
 
-// exchange writes f's requests and a NOOP in one Send and reads responses
-// up to the NOOP's.
+// exchange writes f's requests in one Send and reads replies up to the end
+// of f's part.
 func (b *batch) exchange(f *flight) error {
-	if err := f.cn.Send(b.request(f)); err != nil {
+	buf, err := b.request(f)
+	if err != nil {
+		f.cn.Close()
+		return fmt.Errorf("%w: %w", ErrNotSupported, err)
+	}
+	if err := f.cn.Send(buf); err != nil {
 		return transportError(err)
 	}
 	for {
@@ -377,6 +450,9 @@ func (b *batch) exchange(f *flight) error {
 			return transportError(err)
 		}
 		if done, err := b.handle(f, &r); err != nil || done {
+			if err == nil && f.cn.Pending() {
+				return b.reject(f, "bytes nobody asked for after a %v batch", b.op)
+			}
 			return err
 		}
 	}
@@ -404,7 +480,7 @@ func (c *Client) runMany(b *batch, flights []flight) {
 			}
 		}
 	}()
-	c.connect(sc, flights, b.text)
+	c.connect(sc, flights, b.codec)
 	yielded := false
 	for k := range flights {
 		f := &flights[k]
@@ -484,6 +560,9 @@ func (c *Client) drain(b *batch, f *flight) {
 			return
 		}
 		if done, err := b.handle(f, &r); err != nil || done {
+			if err == nil && f.cn.Pending() {
+				err = b.reject(f, "bytes nobody asked for after a %v batch", b.op)
+			}
 			c.land(b, f, err)
 		}
 	}
@@ -491,7 +570,13 @@ func (c *Client) drain(b *batch, f *flight) {
 
 // launch starts f's exchange on its connection.
 func (c *Client) launch(b *batch, f *flight) {
-	if err := f.cn.Start(b.request(f)); err != nil {
+	buf, err := b.request(f)
+	if err != nil {
+		f.cn.Close()
+		c.land(b, f, fmt.Errorf("%w: %w", ErrNotSupported, err))
+		return
+	}
+	if err := f.cn.Start(buf); err != nil {
 		c.land(b, f, transportError(err))
 	}
 }
@@ -505,11 +590,12 @@ func (c *Client) land(b *batch, f *flight, err error) {
 	s := c.servers[f.si]
 	if cn := f.cn; cn != nil {
 		f.cn = nil
-		s.put(cn)
+		c.put(s, cn)
 		if err != nil && f.pooled && !f.retried && !cn.Received() && staleConnError(err) {
 			s.dropIdle()
 			f.pooled, f.retried = false, true
-			if f.cn, err = c.dial(s, b.text); err == nil {
+			f.unmatched, f.cur = nil, 0
+			if f.cn, err = c.dial(s, b.codec); err == nil {
 				c.launch(b, f)
 				return
 			}
@@ -524,13 +610,13 @@ func (c *Client) land(b *batch, f *flight, err error) {
 // sets its err. Dials run concurrently, so that servers that do not answer
 // delay the call by one ConnectTimeout, not one per server; the usual case,
 // an idle connection for every server, starts no goroutine.
-func (c *Client) connect(sc *scratch, flights []flight, text bool) {
+func (c *Client) connect(sc *scratch, flights []flight, codec proto.Codec) {
 	dials := 0
 	for k := range flights {
 		f := &flights[k]
 		s := c.servers[f.si]
 		f.epoch = s.h.epoch.Load()
-		if f.cn, f.err = c.idle(s, text); f.cn != nil {
+		if f.cn, f.err = c.idle(s, codec); f.cn != nil {
 			f.pooled = true
 		} else if f.err == nil {
 			dials++
@@ -546,26 +632,26 @@ func (c *Client) connect(sc *scratch, flights []flight, text bool) {
 		}
 		dials--
 		if dials == 0 {
-			c.dialFlight(f, text) // the last one on this thread
+			c.dialFlight(f, codec) // the last one on this thread
 			break
 		}
 		sc.wg.Add(1)
 		go func() {
 			defer sc.wg.Done()
-			c.dialFlight(f, text)
+			c.dialFlight(f, codec)
 		}()
 	}
 	sc.wg.Wait()
 }
 
-func (c *Client) dialFlight(f *flight, text bool) {
+func (c *Client) dialFlight(f *flight, codec proto.Codec) {
 	defer func() {
 		// A panic in a goroutine would kill the host process.
 		if p := recover(); p != nil {
 			f.err = fmt.Errorf("%w: internal error: %v", ErrProtocol, p)
 		}
 	}()
-	f.cn, f.err = c.dial(c.servers[f.si], text)
+	f.cn, f.err = c.dial(c.servers[f.si], codec)
 }
 
 // GetMulti gets many keys at once. Both results are aligned with keys: for
@@ -607,9 +693,9 @@ type MultiGet struct {
 // used again.
 func (c *Client) GetMultiReuse(m *MultiGet, keys [][]byte, gat bool, exp uint32) {
 	n := len(keys)
-	op := binprot.OpGetKQ
+	op, codec := proto.OpGet, c.multiCodec
 	if gat {
-		op = binprot.OpGATKQ
+		op, codec = proto.OpGat, c.codec
 	} else {
 		exp = 0
 	}
@@ -621,7 +707,7 @@ func (c *Client) GetMultiReuse(m *MultiGet, keys [][]byte, gat bool, exp uint32)
 	m.slab = resize(m.slab, n)
 	clear(m.slab)
 	m.ar.chunk = m.ar.chunk[:0]
-	b := batch{kind: kindGet, op: op, n: n, keys: keys, exp: exp, text: c.textMulti && !gat,
+	b := batch{kind: kindGet, op: op, n: n, keys: keys, exp: exp, codec: codec,
 		errs: m.Errs, found: m.Found, slab: m.slab, ar: m.ar}
 	c.run(&b)
 	m.ar = b.ar
@@ -640,7 +726,7 @@ func (m *MultiGet) Retained() int {
 // errs[i] is nil if items[i] was stored, or why it was not. A nil item gives
 // ErrInvalidArguments.
 func (c *Client) SetMulti(items []*Item) []error {
-	b := batch{kind: kindSet, op: binprot.OpSetQ, n: len(items), items: items, errs: make([]error, len(items))}
+	b := batch{kind: kindSet, op: proto.OpSet, n: len(items), items: items, errs: make([]error, len(items)), codec: c.codec}
 	for i, it := range items {
 		if it == nil {
 			b.errs[i] = ErrInvalidArguments
@@ -654,7 +740,7 @@ func (c *Client) SetMulti(items []*Item) []error {
 // errs[i] is nil if keys[i] was deleted, ErrCacheMiss if it was absent, or
 // another error.
 func (c *Client) DeleteMulti(keys [][]byte) []error {
-	b := batch{kind: kindDelete, op: binprot.OpDeleteQ, n: len(keys), keys: keys, errs: make([]error, len(keys))}
+	b := batch{kind: kindDelete, op: proto.OpDelete, n: len(keys), keys: keys, errs: make([]error, len(keys)), codec: c.codec}
 	c.run(&b)
 	return b.errs
 }

@@ -1,12 +1,10 @@
 package client
 
 import (
-	"errors"
 	"fmt"
 	"sync"
 
-	"github.com/omcache/omcache/go/binprot"
-	"github.com/omcache/omcache/go/conn"
+	"github.com/omcache/omcache/go/proto"
 )
 
 // eachServer runs f for every server concurrently and returns its errors
@@ -34,103 +32,64 @@ func (c *Client) eachServer(f func(si int) error) []error {
 	return errs
 }
 
-// FlushAll invalidates every item on every server, after delay seconds if
-// delay is nonzero. The result is aligned with Servers().
-func (c *Client) FlushAll(delay uint32) []error {
+// onEach runs req on every server concurrently (see eachServer); res, if
+// not nil, receives each server's result.
+func (c *Client) onEach(op proto.Op, key []byte, arg uint64, res []result) []error {
 	return c.eachServer(func(si int) error {
-		var res result
-		if err := c.doOn(si, &request{op: binprot.OpFlush, exp: delay}, &res); err != nil {
+		req := request{Request: proto.Request{Op: op, Key: key, Exp: uint32(arg), Delta: arg}}
+		var r result
+		err := c.doOn(si, &req, &r)
+		if res != nil {
+			res[si] = r
+		}
+		if err != nil {
 			return err
 		}
-		return res.err
+		return r.err
 	})
 }
 
-// Noop sends a NOOP to every server: a cheap check that each is reachable
-// and answering. The result is aligned with Servers().
+// FlushAll invalidates every item on every server, after delay seconds if
+// delay is nonzero. The result is aligned with Servers().
+func (c *Client) FlushAll(delay uint32) []error {
+	return c.onEach(proto.OpFlush, nil, uint64(delay), nil)
+}
+
+// Noop asks every server for the cheapest answer its protocol has (a NOOP,
+// a meta mn, a text version): a check that each is reachable and
+// answering. The result is aligned with Servers().
 func (c *Client) Noop() []error {
-	return c.eachServer(func(si int) error {
-		var res result
-		if err := c.doOn(si, &request{op: binprot.OpNoop}, &res); err != nil {
-			return err
-		}
-		return res.err
-	})
+	return c.onEach(proto.OpNoop, nil, 0, nil)
+}
+
+// Verbosity sets every server's logging level. The result is aligned with
+// Servers().
+func (c *Client) Verbosity(level uint32) []error {
+	return c.onEach(proto.OpVerbosity, nil, uint64(level), nil)
 }
 
 // Version returns each server's version string ("1.6.18"), aligned with
 // Servers(); a server that failed has "" and its error.
 func (c *Client) Version() ([]string, []error) {
+	res := make([]result, len(c.servers))
+	errs := c.onEach(proto.OpVersion, nil, 0, res)
 	versions := make([]string, len(c.servers))
-	errs := c.eachServer(func(si int) error {
-		var res result
-		if err := c.doOn(si, &request{op: binprot.OpVersion}, &res); err != nil {
-			return err
-		}
-		versions[si] = string(res.value)
-		return res.err
-	})
+	for i, r := range res {
+		versions[i] = string(r.value)
+	}
 	return versions, errs
 }
 
 // Stats returns each server's statistics for group ("" for the general
 // ones, or "items", "slabs", "settings", "sizes", "conns"...), aligned with
-// Servers(). An unknown group gives a *ServerError (ErrServerError).
+// Servers(). An unknown group gives a *ServerError (ErrServerError). An
+// answer of more than 65536 statistics or 8 MiB is cut with ErrProtocol.
 func (c *Client) Stats(group string) ([]map[string]string, []error) {
+	res := make([]result, len(c.servers))
+	errs := c.onEach(proto.OpStats, []byte(group), 0, res)
 	stats := make([]map[string]string, len(c.servers))
-	errs := c.eachServer(func(si int) error {
-		s := c.servers[si]
-		epoch := s.h.epoch.Load()
-		for attempt := 0; ; attempt++ {
-			cn, pooled, err := c.get(s, false)
-			if err != nil {
-				c.record(si, epoch, err)
-				return err
-			}
-			m, err := statsExchange(cn, group)
-			s.put(cn)
-			if err != nil && pooled && attempt == 0 && !cn.Received() && staleConnError(err) {
-				s.dropIdle()
-				continue
-			}
-			var se *ServerError
-			if errors.As(err, &se) {
-				c.record(si, epoch, nil) // the server answered
-			} else {
-				c.record(si, epoch, err)
-			}
-			stats[si] = m
-			return err
-		}
-	})
+	for i, r := range res {
+		stats[i] = r.stats
+	}
 	return stats, errs
-}
-
-// statsExchange sends STAT and collects the key/value responses that follow
-// until the one with an empty key that ends them.
-func statsExchange(cn *conn.Conn, group string) (map[string]string, error) {
-	if err := cn.Send(binprot.AppendKeyOnly(cn.Buffer(), binprot.OpStat, []byte(group), 0, 0)); err != nil {
-		return nil, transportError(err)
-	}
-	m := make(map[string]string)
-	for {
-		r, err := cn.Recv()
-		if err != nil {
-			return nil, transportError(err)
-		}
-		if r.Opcode != binprot.OpStat {
-			cn.Close()
-			return nil, protocolError(cn.Addr(), "%v response to STAT", r.Opcode)
-		}
-		if r.Status != binprot.StatusOK {
-			// An error ends the stream too. Its status says little more
-			// than "no such group" (memcached answers KEY_ENOENT), so it
-			// is reported as the server's refusal, not as a cache miss.
-			return nil, &ServerError{Status: r.Status, Message: string(r.Value)}
-		}
-		if len(r.Key) == 0 {
-			return m, nil
-		}
-		m[string(r.Key)] = string(r.Value)
-	}
 }

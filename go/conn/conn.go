@@ -42,16 +42,16 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/omcache/omcache/go/binprot"
+	"github.com/omcache/omcache/go/proto"
 )
 
 // Defaults used when Options leave a field zero.
 const (
 	DefaultConnectTimeout = time.Second
 	DefaultIOTimeout      = time.Second
-	// DefaultMaxBody is the response body cap when none is given: memcached's
-	// default 1 MiB item size plus room for key and extras.
-	DefaultMaxBody = 1<<20 + 4096
+	// DefaultMaxValue is the cap on a reply's value when none is given:
+	// memcached's default 1 MiB item size plus room for an error message.
+	DefaultMaxValue = 1<<20 + 4096
 )
 
 // blockingRead makes the socket blocking, with SO_RCVTIMEO as a bound, so
@@ -120,12 +120,12 @@ type Options struct {
 	// IOTimeout bounds one exchange: a Send and the Recv calls that follow
 	// it until the next Send.
 	IOTimeout time.Duration
-	// MaxBody is the largest response body accepted; a bigger announced
-	// body is treated as a protocol error instead of being read.
-	MaxBody uint32
-	// Text makes the connection speak the text protocol, for multi-key
-	// gets only (see AppendGets and text.go).
-	Text bool
+	// MaxValue is the largest value a reply may carry; a bigger announced
+	// value is treated as a protocol error instead of being read.
+	MaxValue int
+	// Codec is the protocol the connection speaks for its whole life
+	// (default: meta).
+	Codec proto.Codec
 }
 
 func (o *Options) fill() {
@@ -135,9 +135,10 @@ func (o *Options) fill() {
 	if o.IOTimeout <= 0 {
 		o.IOTimeout = DefaultIOTimeout
 	}
-	if o.MaxBody == 0 {
-		o.MaxBody = DefaultMaxBody
+	if o.MaxValue <= 0 {
+		o.MaxValue = DefaultMaxValue
 	}
+
 }
 
 // extent is a large value AppendValue left in the caller's memory, to be
@@ -147,12 +148,12 @@ type extent struct {
 	data []byte
 }
 
-// Conn is one connection to a memcached server speaking the binary protocol
-// (or, with Options.Text, the text protocol for multi-key gets).
+// Conn is one connection to a memcached server speaking one protocol.
 type Conn struct {
-	fd   int
-	addr string
-	opts Options
+	fd    int
+	addr  string
+	opts  Options
+	codec proto.Codec
 
 	wbuf []byte
 	ext  []extent // large values of the request being built
@@ -169,12 +170,14 @@ type Conn struct {
 	// was empty then and another read would most likely find nothing.
 	drained bool
 
-	// A large response body being read into its own buffer: big[:bigGot]
-	// arrived; bigHdr is its header and bigMeta its extras and key.
-	big     []byte
-	bigGot  int
-	bigHdr  binprot.Header
-	bigMeta []byte
+	// A large value being read into its own buffer: big[:bigGot] arrived;
+	// bigReply is its reply, whose Key was copied to bigKey, and bigTrailer
+	// the length of the CRLF that ends big.
+	big        []byte
+	bigGot     int
+	bigReply   proto.Reply
+	bigKey     []byte
+	bigTrailer int
 	// owned is the Value of the last response if it was read apart, so
 	// that OwnValue can hand it over instead of copying it.
 	owned []byte
@@ -186,11 +189,10 @@ type Conn struct {
 	received bool          // any byte read since the last Send
 	slice    time.Duration // SO_RCVTIMEO, 0 if reads never block
 	yieldAt  time.Time     // see yieldEvery
+	seq      uint32        // the last sequence number handed out
 	pfd      [1]unix.PollFd
 	ts       unix.Timespec
 	err      error
-	// textFlags holds the Extras of the last text VALUE (see text.go).
-	textFlags [4]byte
 }
 
 // Addr returns the address the connection was dialled with.
@@ -204,16 +206,47 @@ func (c *Conn) Err() error { return c.err }
 // server while idle, so the request can be retried on a new connection.
 func (c *Conn) Received() bool { return c.received }
 
+// NextSeq returns a sequence number for the next request on the
+// connection: one never used on it recently, so that a late reply to an
+// earlier request cannot pass for an answer to this one.
+func (c *Conn) NextSeq() uint32 {
+	c.seq++
+	return c.seq
+}
+
+// NextSeqs reserves n consecutive sequence numbers and returns the first.
+func (c *Conn) NextSeqs(n int) uint32 {
+	first := c.seq + 1
+	c.seq += uint32(n)
+	return first
+}
+
+// Codec returns the protocol the connection speaks.
+func (c *Conn) Codec() proto.Codec { return c.codec }
+
 // Buffer returns the connection's write buffer, emptied. Append requests to
-// it (binprot.Append*, AppendValue) and pass the result to Send or Start:
+// it (AppendRequest, AppendValue) and pass the result to Send or Start:
 // reusing it keeps a steady state free of allocations.
 func (c *Conn) Buffer() []byte {
 	c.clearExtents()
 	return c.wbuf[:0]
 }
 
+// AppendRequest appends req to buf, the request being built from Buffer,
+// in the connection's protocol; a store's value is value, appended with
+// AppendValue. It returns an error wrapping proto.ErrUnsupported, and buf
+// unchanged, for a request the protocol cannot express.
+func (c *Conn) AppendRequest(buf []byte, req *proto.Request, value []byte) ([]byte, error) {
+	req.ValueLen = len(value)
+	out, err := c.codec.AppendRequest(buf, req)
+	if err != nil || !req.Op.IsStore() {
+		return out, err
+	}
+	return c.codec.AppendValueEnd(c.AppendValue(out, value)), nil
+}
+
 // AppendValue appends value to buf, the request being built from Buffer
-// (after binprot.AppendStoreHeader or AppendConcatHeader). A value of
+// (after a store's head). A value of
 // LargeValue bytes or more is not copied: Send (or Start and Flush) writes
 // it from where it is, so it must stay unchanged until the request is
 // written, and buf must be sent before Buffer is called again.
@@ -444,18 +477,18 @@ func (c *Conn) Expire() error {
 	return c.fail(fmt.Errorf("read from %s: %w", c.addr, ErrTimeout))
 }
 
-// Recv returns the next response. Its Extras, Key and Value alias the read
+// Recv returns the next reply. Its Key, Message and Value alias the read
 // buffer and stay valid only until the next Recv or Send, except a Value of
 // LargeValue bytes or more, which has a buffer of its own (see OwnValue).
-func (c *Conn) Recv() (binprot.Response, error) {
+func (c *Conn) Recv() (proto.Reply, error) {
 	if c.err != nil {
-		return binprot.Response{}, c.err
+		return proto.Reply{}, c.err
 	}
 	c.owned = nil
 	for {
 		r, ok, need, err := c.parse()
 		if err != nil {
-			return binprot.Response{}, c.fail(fmt.Errorf("from %s: %w", c.addr, err))
+			return proto.Reply{}, c.fail(fmt.Errorf("from %s: %w", c.addr, err))
 		}
 		if ok {
 			return r, nil
@@ -466,7 +499,7 @@ func (c *Conn) Recv() (binprot.Response, error) {
 				// Data, or the slice ran out, or a signal: look again.
 				continue
 			default:
-				return binprot.Response{}, c.fail(fmt.Errorf("read from %s: %w", c.addr, errnoOrEOF(errno)))
+				return proto.Reply{}, c.fail(fmt.Errorf("read from %s: %w", c.addr, errnoOrEOF(errno)))
 			}
 		}
 		// The end of the wait, or the poll mode of tests: the socket is
@@ -480,13 +513,13 @@ func (c *Conn) Recv() (binprot.Response, error) {
 		for errno == unix.EAGAIN || errno == unix.EINTR {
 			if errno == unix.EAGAIN {
 				if _, werr := c.wait(unix.POLLIN); werr != nil {
-					return binprot.Response{}, c.fail(fmt.Errorf("read from %s: %w", c.addr, werr))
+					return proto.Reply{}, c.fail(fmt.Errorf("read from %s: %w", c.addr, werr))
 				}
 			}
 			errno = c.fill(need, unix.MSG_DONTWAIT)
 		}
 		if errno != 0 {
-			return binprot.Response{}, c.fail(fmt.Errorf("read from %s: %w", c.addr, errnoOrEOF(errno)))
+			return proto.Reply{}, c.fail(fmt.Errorf("read from %s: %w", c.addr, errnoOrEOF(errno)))
 		}
 	}
 }
@@ -495,81 +528,88 @@ func (c *Conn) Recv() (binprot.Response, error) {
 // what is buffered or after non-blocking reads. ok false means the caller
 // must wait until the socket is readable (PollSet) and call again. The
 // response is valid as one from Recv is.
-func (c *Conn) TryRecv() (r binprot.Response, ok bool, err error) {
+func (c *Conn) TryRecv() (r proto.Reply, ok bool, err error) {
 	if c.err != nil {
-		return binprot.Response{}, false, c.err
+		return proto.Reply{}, false, c.err
 	}
 	c.owned = nil
 	read := false
 	for {
 		r, ok, need, err := c.parse()
 		if err != nil {
-			return binprot.Response{}, false, c.fail(fmt.Errorf("from %s: %w", c.addr, err))
+			return proto.Reply{}, false, c.fail(fmt.Errorf("from %s: %w", c.addr, err))
 		}
 		if ok {
 			return r, true, nil
 		}
 		if read && c.drained {
-			return binprot.Response{}, false, nil
+			return proto.Reply{}, false, nil
 		}
 		switch errno := c.fill(need, unix.MSG_DONTWAIT); errno {
 		case 0:
 			read = true
 		case unix.EINTR:
 		case unix.EAGAIN:
-			return binprot.Response{}, false, nil
+			return proto.Reply{}, false, nil
 		default:
-			return binprot.Response{}, false, c.fail(fmt.Errorf("read from %s: %w", c.addr, errnoOrEOF(errno)))
+			return proto.Reply{}, false, c.fail(fmt.Errorf("read from %s: %w", c.addr, errnoOrEOF(errno)))
 		}
 	}
 }
 
-// parse returns the next response if all of it arrived. Otherwise need is
-// how many bytes the read buffer should have room for. A large body is
-// moved to a buffer of its own as soon as its header, extras and key are in.
-func (c *Conn) parse() (r binprot.Response, ok bool, need int, err error) {
-	if c.opts.Text {
-		return c.parseText()
-	}
+// parse returns the next reply if all of it arrived. Otherwise need is how
+// many bytes the read buffer should have room for. A large value is moved
+// to a buffer of its own as soon as the reply's head is in.
+func (c *Conn) parse() (r proto.Reply, ok bool, need int, err error) {
 	if c.big != nil {
 		if c.bigGot < len(c.big) {
-			return binprot.Response{}, false, 0, nil
+			return r, false, 0, nil
 		}
-		r = binprot.Response{Header: c.bigHdr, Value: c.big}
-		meta := c.bigMeta
-		ext := int(c.bigHdr.ExtrasLen)
-		r.Extras, r.Key = meta[:ext:ext], meta[ext:]
-		c.owned, c.big = c.big, nil
-		return r, true, 0, nil
+		n := len(c.big) - c.bigTrailer
+		if string(c.big[n:]) != proto.CRLF[:c.bigTrailer] {
+			return r, false, 0, proto.Malformed("a %d-byte value not followed by CRLF", n)
+		}
+		// The value keeps its CRLF as spare capacity, for ReleaseValue.
+		r = c.bigReply
+		r.Value = c.big[:n]
+		c.owned, c.big = r.Value, nil
+		return r, true, 0, c.codec.Complete(&r)
 	}
-	r, n, err := binprot.ParseResponse(c.rbuf[c.rpos:c.rend], c.opts.MaxBody)
-	if err != nil || n > 0 {
-		c.rpos += n
-		return r, err == nil, 0, err
+	buf := c.rbuf[c.rpos:c.rend]
+	head, vlen, trailer, need, err := c.codec.Parse(buf, c.opts.MaxValue, &r)
+	if err != nil || head == 0 {
+		return r, false, need, err
 	}
-	if c.rend-c.rpos < binprot.HeaderLen {
-		return r, false, binprot.HeaderLen, nil
+	if vlen < 0 {
+		c.rpos += head
+		return r, true, 0, c.codec.Complete(&r)
 	}
-	meta := int(r.ExtrasLen) + int(r.KeyLen)
-	if r.BodyLen < LargeValue {
-		return r, false, binprot.HeaderLen + int(r.BodyLen), nil
-	}
-	if c.rend-c.rpos < binprot.HeaderLen+meta {
-		return r, false, binprot.HeaderLen + meta, nil
+	total := head + vlen + trailer
+	if vlen+trailer < LargeValue {
+		if len(buf) < total {
+			return r, false, total, nil
+		}
+		if string(buf[head+vlen:total]) != proto.CRLF[:trailer] {
+			return r, false, 0, proto.Malformed("a %d-byte value not followed by CRLF", vlen)
+		}
+		r.Value = buf[head : head+vlen : head+vlen]
+		c.rpos += total
+		return r, true, 0, c.codec.Complete(&r)
 	}
 	// Read the value straight into the buffer that becomes the caller's,
 	// starting with what already arrived.
-	at := c.rpos + binprot.HeaderLen
-	c.bigHdr = r.Header
-	c.bigMeta = append(c.bigMeta[:0], c.rbuf[at:at+meta]...)
-	c.big = largeBuffer(int(r.BodyLen) - meta)
-	c.bigGot = copy(c.big, c.rbuf[at+meta:c.rend])
-	c.rpos = at + meta + c.bigGot
-	if c.bigGot == len(c.big) {
-		return c.parse()
-	}
-	return binprot.Response{}, false, 0, nil
+	c.bigKey = append(c.bigKey[:0], r.Key...)
+	r.Key = c.bigKey
+	c.bigReply, c.bigTrailer = r, trailer
+	c.big = largeBuffer(vlen + trailer)
+	c.bigGot = copy(c.big, buf[head:])
+	c.rpos += head + c.bigGot
+	return c.parse()
 }
+
+// Pending reports whether bytes the caller has not read arrived: after an
+// exchange is complete, they are replies nobody asked for.
+func (c *Conn) Pending() bool { return c.err == nil && (c.rpos != c.rend || c.big != nil) }
 
 // OwnValue returns v, the Value of the response just received, as memory
 // the caller owns: the buffer itself if it was read apart (a large value:
@@ -589,8 +629,8 @@ const errEOF = unix.Errno(0x7fffffff)
 
 func errnoOrEOF(e unix.Errno) error {
 	if e == errEOF {
-		// The server never closes a healthy binary-protocol connection by
-		// itself, so any end of stream cuts a response short.
+		// The server never closes a healthy connection by itself, so any
+		// end of stream cuts a reply short.
 		return io.ErrUnexpectedEOF
 	}
 	return e

@@ -19,6 +19,9 @@ import (
 // protocol is request/response and Nagle would hold back small requests.
 func Dial(addr string, opts Options) (*Conn, error) {
 	opts.fill()
+	if opts.Codec == nil {
+		return nil, fmt.Errorf("dial %s: no protocol chosen (Options.Codec)", addr)
+	}
 	deadline := time.Now().Add(opts.ConnectTimeout)
 	sas, err := resolve(addr, deadline)
 	if err != nil {
@@ -33,7 +36,7 @@ func Dial(addr string, opts Options) (*Conn, error) {
 			err = setBlockingWithTimeout(fd, slice)
 		}
 		if err == nil {
-			return &Conn{fd: fd, addr: addr, opts: opts, slice: slice}, nil
+			return &Conn{fd: fd, addr: addr, opts: opts, codec: opts.Codec, slice: slice}, nil
 		}
 		errs = append(errs, err)
 		if errors.Is(err, ErrTimeout) {

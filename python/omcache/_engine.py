@@ -63,6 +63,7 @@ INTERNAL = 16
 NOT_SUPPORTED = 17
 SERVER_DOWN = 18
 SERVER_DEAD = 19
+WRONG_PROTOCOL = 20
 
 _EXCEPTIONS: dict[int, type[Exception]] = {
     MISS: exc.NotFoundError,
@@ -84,6 +85,7 @@ _EXCEPTIONS: dict[int, type[Exception]] = {
     NOT_SUPPORTED: NotImplementedError,
     SERVER_DOWN: exc.ServerDownError,
     SERVER_DEAD: exc.ServerDeadError,
+    WRONG_PROTOCOL: exc.WrongProtocolError,
 }
 _DEFAULT_MESSAGES = {
     MISS: "not found",
@@ -105,6 +107,7 @@ _DEFAULT_MESSAGES = {
     NOT_SUPPORTED: "not supported",
     SERVER_DOWN: "server down after a failure",
     SERVER_DEAD: "server marked dead",
+    WRONG_PROTOCOL: "the server does not speak this protocol",
 }
 
 # Offset of the character data in a CPython bytes object (PyBytesObject.ob_sval):

@@ -102,6 +102,10 @@ _DISTRIBUTION_ALIASES = {
 }
 
 
+#: The protocols the engine speaks, the default first.
+PROTOCOLS = ("meta", "text", "binary")
+
+
 def _config_word(name: str, value: object) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a str, not {type(value).__name__}")
@@ -157,7 +161,7 @@ def _ms_or_zero(name: str, seconds: float) -> int:
 
 
 class Client:
-    """A memcached client over the binary protocol, backed by the Go engine.
+    """A memcached client backed by the Go engine.
 
     ``servers`` is a list of "host", "host:port", "host:port:weight",
     "[v6addr]:port" or unix socket path strings, or one comma-separated
@@ -178,14 +182,22 @@ class Client:
     binary protocol allows; by default keys must also be valid in the text
     protocol, so that every client sharing the servers can read them.
 
-    ``text_multiget`` (the default) makes get_multi ask each server with one
-    text-protocol ``gets`` of all its keys, on connections of its own: memcached
-    answers a pipeline of binary requests 20 at a time, a text multi-get in one
-    piece (about half the time for 100 keys).  Each server then keeps a second
-    pool of idle connections, for these calls.  It does not apply with
-    ``binary_keys`` (the text protocol cannot carry such keys) nor to
-    ``get_multi_items(gat_expire=...)``; everything else speaks the binary
-    protocol.
+    ``protocol`` is what the client speaks to the servers (docs/protocols.md):
+    ``"meta"`` (the default: memcached >= 1.6's meta protocol, with quiet
+    pipelines for the multi-key calls and item metadata), ``"text"`` (the
+    classic ASCII protocol: proxies such as twemproxy and mcrouter, memcached
+    older than 1.6) or ``"binary"`` (memcached's deprecated binary protocol).
+    A server that does not speak the chosen protocol gives
+    ``omcache.WrongProtocolError`` naming it.  With ``binary_keys``, the meta
+    protocol sends keys the text tokenizer cannot carry base64-encoded; the
+    text protocol cannot send them at all (InvalidKeyError).
+
+    ``text_multiget`` (the default) makes a binary-protocol client's get_multi
+    ask each server with one text-protocol ``gets`` of all its keys, on
+    connections of their own: memcached answers a pipeline of binary requests
+    20 at a time, a text multi-get in one piece.  It does not apply with
+    ``binary_keys`` nor to ``get_multi_items(gat_expire=...)``, and the other
+    protocols ignore it.
 
     Failure handling (docs/failover.md has the full contract): a connect
     error, timeout, reset or protocol error is a failure of that server;
@@ -217,6 +229,7 @@ class Client:
         sort_hosts: bool = False,
         weights: Optional[Sequence[int]] = None,
         behaviors: Optional[Mapping[str, object]] = None,
+        protocol: str = "meta",
         binary_keys: bool = False,
         text_multiget: bool = True,
         failover: bool = True,
@@ -248,6 +261,10 @@ class Client:
             lines.append(f"behavior.{_config_word('behavior name', name)}={_config_word(name, str(value))}")
         lines.append(f"connect_timeout_ms={_ms('connect_timeout', connect_timeout)}")
         lines.append(f"io_timeout_ms={_ms('io_timeout', io_timeout)}")
+        if protocol not in PROTOCOLS:
+            raise exc.ConfigError(f"protocol must be one of {', '.join(map(repr, PROTOCOLS))}, got {protocol!r}")
+        self._protocol = protocol
+        lines.append(f"protocol={protocol}")
         if binary_keys:
             lines.append("binary_keys=1")
         if text_multiget:
@@ -266,6 +283,11 @@ class Client:
     def servers(self) -> list[str]:
         """The server specifications this client was created with."""
         return list(self._servers)
+
+    @property
+    def protocol(self) -> str:
+        """The protocol the client speaks: "meta", "text" or "binary"."""
+        return self._protocol
 
     def _open(self) -> Tuple[ModuleType, int]:
         # One engine client per process, even when many threads make their

@@ -25,6 +25,7 @@ __all__ = [
     "ServerDownError",
     "ServerDeadError",
     "ProtocolError",
+    "WrongProtocolError",
     "NoServersError",
     "InvalidKeyError",
     "ConfigError",
@@ -87,6 +88,18 @@ class ServerDeadError(ConnectionError):
 
 class ProtocolError(Error):
     """A server sent a response that is not valid memcached protocol."""
+
+
+class WrongProtocolError(ProtocolError):
+    """The server does not speak the client's protocol.
+
+    It answered in another protocol, refused the protocol's commands
+    (memcached older than 1.6 answers ERROR to meta commands), or closed a new
+    connection at its first request (what twemproxy does with meta and binary
+    requests).  The message names the server; choose another ``protocol``
+    ("text" for proxies and old servers).  Failover does not count it as a
+    failure of the server.
+    """
 
 
 class NoServersError(Error):

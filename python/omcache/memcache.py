@@ -380,6 +380,8 @@ class Client:
             kw["failure_limit"] = 1
         if self.flush_on_reconnect:
             kw["flush_on_reconnect"] = True
+        # python-memcached speaks the classic text protocol.
+        kw["protocol"] = "text"
         kw.update(self._client_options)
         return _EngineClient([h.engine_spec for h in hosts], **kw)
 

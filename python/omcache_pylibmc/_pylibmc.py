@@ -613,6 +613,9 @@ class _Settings:
             "hash": _HASH_NAMES[self.hash],
             "sort_hosts": bool(v["_sort_hosts"]),
             "binary_keys": self.binary,
+            # pylibmc speaks what it is asked: binary, or libmemcached's
+            # classic text protocol by default.
+            "protocol": "binary" if self.binary else "text",
         }
         # Timeouts and failure handling as docs/failover.md maps them.
         connect = v["connect_timeout"]
