@@ -539,7 +539,7 @@ func (c *Client) readAnswer(cn *conn.Conn, req *request, res *result) error {
 				return nil
 			}
 		default: // touch, stores, delete, flush, verbosity
-			if r.Kind == proto.KindStatus && !r.HasCounter && r.Value == nil {
+			if r.Kind == proto.KindStatus && !r.HasCounter && len(r.Value) == 0 {
 				return nil
 			}
 		}

@@ -277,7 +277,7 @@ func (b *batch) handleMultiKey(f *flight, r *proto.Reply) (bool, error) {
 
 // handleInOrder is handle for requests answered one line each, in order.
 func (b *batch) handleInOrder(f *flight, r *proto.Reply) (bool, error) {
-	if r.Kind != proto.KindStatus || r.HasCounter || r.Value != nil || f.cur >= len(f.idx) {
+	if r.Kind != proto.KindStatus || r.HasCounter || len(r.Value) != 0 || f.cur >= len(f.idx) {
 		return false, b.reject(f, "unexpected reply (kind %d) in a %v batch", r.Kind, b.op)
 	}
 	i := int(f.idx[f.cur])

@@ -152,9 +152,9 @@ func (Codec) Parse(buf []byte, maxValue int, r *proto.Reply) (head, value, trail
 	if len(buf) < head {
 		return 0, 0, 0, head, nil
 	}
-	*r = proto.Reply{
-		Op: ops[h.Opcode], Seq: h.Opaque, HasSeq: true, CAS: h.CAS,
-		Key: buf[HeaderLen+int(h.ExtrasLen) : head : head],
+	*r = proto.Reply{Op: ops[h.Opcode], Seq: h.Opaque, HasSeq: true, CAS: h.CAS}
+	if h.KeyLen > 0 {
+		r.Key = buf[HeaderLen+int(h.ExtrasLen) : head : head]
 	}
 	if r.Op == proto.OpNone {
 		return 0, 0, 0, 0, proto.Malformed("unknown opcode %v", h.Opcode)
