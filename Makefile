@@ -12,7 +12,8 @@ export GOFLAGS ?= -buildvcs=false
 all: build
 
 # System packages: memcached (tests, demo), libmemcached-tools (memccapable),
-# libmemcached-dev + zlib (to build the real pylibmc, a test reference).
+# libmemcached-dev + zlib (to build the real pylibmc, a test reference),
+# nutcracker (twemproxy, the proxy the text protocol is tested through).
 deps:
 	@sh scripts/ensure-system-deps.sh
 

@@ -7,6 +7,7 @@ command -v memcached >/dev/null 2>&1 || [ -x /usr/bin/memcached ] || missing="$m
 command -v memccapable >/dev/null 2>&1 || missing="$missing libmemcached-tools"
 [ -e /usr/include/libmemcached/memcached.h ] || missing="$missing libmemcached-dev"
 [ -e /usr/include/zlib.h ] || missing="$missing zlib1g-dev"
+command -v nutcracker >/dev/null 2>&1 || [ -x /usr/sbin/nutcracker ] || missing="$missing nutcracker"
 [ -z "$missing" ] && exit 0
 if ! command -v apt-get >/dev/null 2>&1; then
     echo "omcache: please install:$missing (no apt-get found)" >&2

@@ -55,3 +55,10 @@ def memcached_unix() -> Iterator[MemcachedProcess]:
     _require_memcached()
     with MemcachedProcess(unix=True) as p:
         yield p
+
+
+@pytest.fixture(params=["meta", "text", "binary"])
+def protocol(request: pytest.FixtureRequest) -> str:
+    """The protocol a test's clients speak: a test using it runs once per
+    protocol (meta, the default; classic text; binary)."""
+    return str(request.param)

@@ -17,8 +17,8 @@ def unique(prefix: str = "k") -> str:
 
 
 @pytest.fixture
-def mc(memcached: MemcachedProcess) -> omcache.Client:
-    return omcache.Client([memcached.address])
+def mc(memcached: MemcachedProcess, protocol: str) -> omcache.Client:
+    return omcache.Client(protocol=protocol, servers=[memcached.address])
 
 
 def test_get_item_returns_flags_and_cas(mc: omcache.Client) -> None:
@@ -106,9 +106,9 @@ def test_touch_and_gat_update_expiry(mc: omcache.Client) -> None:
     assert mc.gat(unique(), 10) is None
 
 
-def test_zero_byte_and_largest_and_over_limit_values(memcached_factory: Callable[..., MemcachedProcess]) -> None:
+def test_zero_byte_and_largest_and_over_limit_values(memcached_factory: Callable[..., MemcachedProcess], protocol: str) -> None:
     server = memcached_factory(extra_args=["-I", "1m"])
-    mc = omcache.Client([server.address])
+    mc = omcache.Client(protocol=protocol, servers=[server.address])
     k = unique()
     mc.set(k, b"")
     assert mc.get(k) == b""
@@ -164,25 +164,25 @@ def test_stats_unknown_group_is_a_server_error(mc: omcache.Client, memcached: Me
     assert isinstance(s[memcached.address], omcache.Error)
 
 
-def test_multi_across_three_servers(memcached_factory: Callable[..., MemcachedProcess]) -> None:
+def test_multi_across_three_servers(memcached_factory: Callable[..., MemcachedProcess], protocol: str) -> None:
     servers = [memcached_factory() for _ in range(3)]
-    mc = omcache.Client([s.address for s in servers])
+    mc = omcache.Client(protocol=protocol, servers=[s.address for s in servers])
     data = {unique(f"m{i}"): (b"value-%d" % i) * (i % 7) for i in range(100)}
     assert mc.set_multi(data) == []
     got = mc.get_multi(list(data) + [unique("missing")])
     assert got == data
     # the keys really are spread over the servers
-    per_server = [sum(1 for k in data if omcache.Client([s.address]).get(k) is not None) for s in servers]
+    per_server = [sum(1 for k in data if omcache.Client(protocol=protocol, servers=[s.address]).get(k) is not None) for s in servers]
     assert all(n > 0 for n in per_server) and sum(per_server) == 100
     keys = list(data)[:50]
     assert mc.delete_multi(keys + ["never-there"]) == ["never-there"]
     assert mc.get_multi(keys) == {}
 
 
-def test_multi_with_a_dead_server_fails_only_its_keys(memcached_factory: Callable[..., MemcachedProcess]) -> None:
+def test_multi_with_a_dead_server_fails_only_its_keys(memcached_factory: Callable[..., MemcachedProcess], protocol: str) -> None:
     live = [memcached_factory() for _ in range(2)]
     dead = f"127.0.0.1:{free_port()}"
-    mc = omcache.Client([live[0].address, dead, live[1].address], connect_timeout=0.5)
+    mc = omcache.Client(protocol=protocol, servers=[live[0].address, dead, live[1].address], connect_timeout=0.5)
     data = {unique(f"d{i}"): b"v%d" % i for i in range(60)}
     errors: Dict[str, Exception] = {}
     failed = mc.set_multi(data, errors=errors)
@@ -247,9 +247,9 @@ def test_bad_arguments_raise_value_errors(mc: omcache.Client, call: Callable[[om
         call(mc)
 
 
-def test_io_timeout_on_a_stopped_server(memcached_factory: Callable[..., MemcachedProcess]) -> None:
+def test_io_timeout_on_a_stopped_server(memcached_factory: Callable[..., MemcachedProcess], protocol: str) -> None:
     server = memcached_factory()
-    mc = omcache.Client([server.address], io_timeout=0.3)
+    mc = omcache.Client(protocol=protocol, servers=[server.address], io_timeout=0.3)
     mc.set("k", b"v")
     server.pause()
     try:
@@ -262,13 +262,13 @@ def test_io_timeout_on_a_stopped_server(memcached_factory: Callable[..., Memcach
     assert mc.get("k") == b"v"
 
 
-def test_values_over_one_mib_when_the_server_allows_them(memcached_factory: Callable[..., MemcachedProcess]) -> None:
+def test_values_over_one_mib_when_the_server_allows_them(memcached_factory: Callable[..., MemcachedProcess], protocol: str) -> None:
     server = memcached_factory(extra_args=["-I", "4m"])
-    mc = omcache.Client([server.address])
+    mc = omcache.Client(protocol=protocol, servers=[server.address])
     big = bytes(range(256)) * (3_000_000 // 256)
     mc.set("big", big)
     assert mc.get("big") == big
-    small_cap = omcache.Client([server.address], max_value_size=1000)
+    small_cap = omcache.Client(protocol=protocol, servers=[server.address], max_value_size=1000)
     with pytest.raises(omcache.ProtocolError):
         small_cap.get("big")
 
@@ -278,7 +278,7 @@ def test_ketama_weighted_needs_no_explicit_hash() -> None:
     assert "md5" in mc.explain_key("x")
 
 
-def test_multi_keys_with_newlines_mixed_types_and_odd_values(memcached: MemcachedProcess) -> None:
+def test_multi_keys_with_newlines_mixed_types_and_odd_values(memcached: MemcachedProcess, protocol: str) -> None:
     """The multi calls send str keys as one joined string; anything else takes the per-key path.
 
     A key holding a newline must fail alone (text-safe keys) or work (binary
@@ -287,7 +287,7 @@ def test_multi_keys_with_newlines_mixed_types_and_odd_values(memcached: Memcache
     """
     import array
 
-    mc = omcache.Client([memcached.address])
+    mc = omcache.Client(protocol=protocol, servers=[memcached.address])
     a, b = unique(), unique()
     errors: Dict[object, Exception] = {}
     nl = a + "\nx"
@@ -307,8 +307,17 @@ def test_multi_keys_with_newlines_mixed_types_and_odd_values(memcached: Memcache
         mc.set_multi({c: "text"})  # type: ignore[dict-item]
     assert mc.get(c) == b"ba"
 
-    binary = omcache.Client([memcached.address], binary_keys=True)
+    binary = omcache.Client(protocol=protocol, servers=[memcached.address], binary_keys=True)
     k = unique() + "\nwith newline"
+    if protocol == "text":
+        # The text protocol cannot carry such a key: it fails alone.
+        errors = {}
+        assert binary.set_multi({k: b"v1", a: b"v2"}, errors=errors) == [k]
+        assert isinstance(errors[k], omcache.InvalidKeyError) and "text protocol" in str(errors[k])
+        assert binary.get_multi([k, a]) == {a: b"v2"}
+        with pytest.raises(omcache.InvalidKeyError):
+            binary.get(k)
+        return
     assert binary.set_multi({k: b"v1", a: b"v2"}) == []
     assert binary.get_multi([k, a]) == {k: b"v1", a: b"v2"}
     assert binary.get(k) == b"v1"
@@ -317,14 +326,14 @@ def test_multi_keys_with_newlines_mixed_types_and_odd_values(memcached: Memcache
 
 
 def test_text_multiget_gives_what_the_binary_pipeline_gives(memcached: MemcachedProcess) -> None:
-    """get_multi over text connections (the default) and over the binary pipeline agree.
+    """A binary client's get_multi over text connections (its default) and over the binary pipeline agree.
 
     Hits with their flags and CAS, misses, a duplicate, an empty and a large
     value, a UTF-8 key, an invalid key; the text multi-gets use connections
     of their own (the server counts one more).
     """
-    text = omcache.Client([memcached.address])
-    binary = omcache.Client([memcached.address], text_multiget=False)
+    text = omcache.Client([memcached.address], protocol="binary")
+    binary = omcache.Client([memcached.address], protocol="binary", text_multiget=False)
     keys = [unique() for _ in range(5)] + ["clé-" + unique()]
     values = {keys[0]: b"zero", keys[1]: b"", keys[2]: bytes(range(256)) * 2000, keys[5]: b"unicode key"}
     for i, (k, v) in enumerate(values.items()):
@@ -347,7 +356,7 @@ def test_text_multiget_gives_what_the_binary_pipeline_gives(memcached: Memcached
         return int(st["curr_connections"])
 
     before = connections()
-    fresh = omcache.Client([memcached.address])
+    fresh = omcache.Client([memcached.address], protocol="binary")
     fresh.get(keys[0])
     assert connections() == before + 1
     assert fresh.get_multi(keys[:2]) == {keys[0]: b"zero", keys[1]: b""}

@@ -380,7 +380,7 @@ func (c *Client) doOn(si int, req *request, res *result) error {
 	epoch := c.servers[si].h.epoch.Load()
 	err := c.exchangeOn(c.servers[si], req, res)
 	var se *ServerError
-	if errors.As(err, &se) || errors.Is(err, ErrWrongProtocol) || errors.Is(err, ErrNotSupported) {
+	if errors.As(err, &se) || errors.Is(err, ErrServerError) || errors.Is(err, ErrWrongProtocol) || errors.Is(err, ErrNotSupported) {
 		// The server answered, or was not asked: it is alive. A server
 		// of another protocol is a configuration error, not a failure
 		// that failover should route around.
@@ -412,14 +412,29 @@ func (c *Client) exchangeOn(s *server, req *request, res *result) error {
 			s.dropIdle()
 			continue
 		}
-		if !pooled && !cn.Received() && staleConnError(err) && req.Op != proto.OpNoop {
-			// A fresh connection closed on its first request without a
-			// byte of answer: what proxies do with a protocol they do
-			// not speak (twemproxy with meta or binary).
-			return wrongProtocol(cn, err)
+		if !pooled && !cn.Received() && staleConnError(err) && c.speaksText(s) {
+			// A fresh connection closed at its first request without a
+			// byte of answer, by a server that answers a text "version":
+			// what twemproxy does with a protocol it does not speak
+			// (meta, binary) or a command it does not route.
+			return wrongProtocol(cn, req.Op, err)
 		}
 		return err
 	}
+}
+
+// speaksText reports whether s answers a text-protocol "version" on a new
+// connection: what tells a server that closes connections on requests it
+// does not understand from one that is failing. It runs only after such a
+// close.
+func (c *Client) speaksText(s *server) bool {
+	cn, err := c.dial(s, codecs.Text())
+	if err != nil {
+		return false
+	}
+	defer cn.Close()
+	var res result
+	return c.exchange(cn, &request{Request: proto.Request{Op: proto.OpVersion}}, &res) == nil && res.err == nil
 }
 
 // exchange sends req on cn and reads its answer into res. Any reply that

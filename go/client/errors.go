@@ -131,9 +131,15 @@ func statusError(cn *conn.Conn, op proto.Op, r *proto.Reply) error {
 	return &ServerError{Status: r.Status, Message: string(r.Message)}
 }
 
-// wrongProtocol explains err, the failure of a new connection to addr that
-// closed at its first request without answering.
-func wrongProtocol(cn *conn.Conn, err error) error {
+// wrongProtocol explains err, the failure of a new connection that closed
+// at its first request, for op, without answering: a server that does not
+// speak the protocol, or (text, which every memcached speaks) does not
+// support the command: twemproxy routes only commands on keys.
+func wrongProtocol(cn *conn.Conn, op proto.Op, err error) error {
+	if !cn.Codec().Pipelined() {
+		return fmt.Errorf("%w: %s closed the connection at a %v request without answering: it does not support "+
+			"this command (a proxy such as twemproxy routes only commands on keys): %w", ErrServerError, cn.Addr(), op, err)
+	}
 	return fmt.Errorf("%w (%w): %s closed a new connection at its first %s-protocol request without answering: "+
 		"it does not speak that protocol (a proxy such as twemproxy speaks only text): %w",
 		ErrProtocol, ErrWrongProtocol, cn.Addr(), cn.Codec().Name(), err)

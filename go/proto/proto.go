@@ -372,8 +372,8 @@ func trimSpace(b []byte) []byte {
 // length of the line with it; n is 0 when the line is not complete. A line
 // over MaxLine bytes or one not ended by CRLF is an error.
 func NextLine(buf []byte) (line []byte, n int, err error) {
-	if len(buf) > 0 && buf[0] >= 0x80 {
-		return nil, 0, WrongProtocol("a reply starting with byte 0x%02x: the peer speaks the binary protocol, or is not memcached", buf[0])
+	if len(buf) > 0 && buf[0] == 0x81 {
+		return nil, 0, WrongProtocol("a binary-protocol reply (magic 0x81): the peer speaks the binary protocol")
 	}
 	lim := buf
 	if len(lim) > MaxLine+2 {

@@ -220,5 +220,5 @@ func notBinary(buf []byte) error {
 		}
 		return proto.WrongProtocol("the peer answered %q: it does not speak memcached's binary protocol", line)
 	}
-	return proto.WrongProtocol("bad magic 0x%02x: the peer does not speak memcached's binary protocol", buf[0])
+	return proto.Malformed("bad magic 0x%02x", buf[0])
 }
