@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/omcache/omcache/go/proto"
 )
 
 func TestMalformedKeysAreRejectedBeforeSending(t *testing.T) {
@@ -47,9 +49,13 @@ func TestLegalKeyBoundaries(t *testing.T) {
 		{"\x7f", false},
 		{"\x80\xff", true},
 	}
+	c := newClientFor(t, []string{"127.0.0.1:1"}, Options{})
 	for _, tt := range tests {
-		if got := legalKey([]byte(tt.key)); got != tt.want {
-			t.Errorf("legalKey(%q) = %v", tt.key, got)
+		if got, why := proto.TextKeyOK([]byte(tt.key)); got != tt.want || got != (why == "") {
+			t.Errorf("TextKeyOK(%q) = %v, %q", tt.key, got, why)
+		}
+		if _, err := c.checkKey([]byte(tt.key)); (err == nil) != tt.want || err != nil && !errors.Is(err, ErrMalformedKey) {
+			t.Errorf("checkKey(%q) = %v", tt.key, err)
 		}
 	}
 }

@@ -19,7 +19,7 @@ func TestTextMultiGetMatchesBinary(t *testing.T) {
 	a := mctest.Start(t, mctest.Options{Args: []string{"-I", "2m"}})
 	b := mctest.Start(t, mctest.Options{Args: []string{"-I", "2m"}})
 	addrs := []string{a.Addr, b.Addr, mctest.RefusedAddr(t)}
-	opts := Options{MaxItemSize: 2 << 20}
+	opts := Options{Protocol: "binary", MaxItemSize: 2 << 20}
 	bin := newClientFor(t, addrs, opts)
 	opts.TextMultiGet = true
 	text := newClientFor(t, addrs, opts)
@@ -80,7 +80,7 @@ func TestTextMultiGetMatchesBinary(t *testing.T) {
 	}
 	s := text.servers[text.selector.Pick(keys[1])]
 	s.mu.Lock()
-	nbin, ntext := len(s.idle), len(s.idleText)
+	nbin, ntext := len(s.idle), len(s.idleAlt)
 	s.mu.Unlock()
 	if nbin == 0 || ntext == 0 {
 		t.Fatalf("idle connections: %d binary, %d text", nbin, ntext)
@@ -96,9 +96,9 @@ func TestTextMultiGetMatchesBinary(t *testing.T) {
 	}
 }
 
-// A server's error line fails its keys: SERVER_ERROR as ErrServerError
-// (not a health failure), anything unexpected as ErrProtocol; the
-// connection is not reused.
+// A server's error line fails its keys: SERVER_ERROR and CLIENT_ERROR as
+// ErrServerError (not a health failure: the server answered), anything
+// unexpected as ErrProtocol; the connection is not reused.
 func TestTextMultiGetErrorLines(t *testing.T) {
 	for _, tt := range []struct {
 		answer string
@@ -106,7 +106,7 @@ func TestTextMultiGetErrorLines(t *testing.T) {
 		hit    bool // k1's VALUE came whole before the error: it is kept
 	}{
 		{"VALUE k1 0 1 5\r\nx\r\nSERVER_ERROR out of memory writing get response\r\n", ErrServerError, true},
-		{"CLIENT_ERROR bad command line format\r\n", ErrProtocol, false},
+		{"CLIENT_ERROR bad command line format\r\n", ErrServerError, false},
 		{"VALUE other 0 1 5\r\nx\r\nEND\r\n", ErrProtocol, false},
 	} {
 		t.Run(tt.want.Error(), func(t *testing.T) {
@@ -136,7 +136,7 @@ func TestTextMultiGetErrorLines(t *testing.T) {
 					}()
 				}
 			}()
-			c := newClientFor(t, []string{l.Addr().String()}, Options{TextMultiGet: true})
+			c := newClientFor(t, []string{l.Addr().String()}, Options{Protocol: "binary", TextMultiGet: true})
 			for i := 0; i < 2; i++ {
 				items, errs := c.GetMulti([][]byte{[]byte("k1"), []byte("k2")})
 				if tt.hit && (errs[0] != nil || string(items[0].Value) != "x" || items[0].CAS != 5) {

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/omcache/omcache/go/binprot"
 	"github.com/omcache/omcache/go/internal/mctest"
+	"github.com/omcache/omcache/go/proto/binprot"
 )
 
 func TestUnixSocket(t *testing.T) {
@@ -219,7 +219,7 @@ func TestGarbageResponses(t *testing.T) {
 				}
 				c.Close()
 			})
-			c := newClientFor(t, []string{addr}, Options{IOTimeout: 2 * time.Second})
+			c := newClientFor(t, []string{addr}, Options{Protocol: "binary", IOTimeout: 2 * time.Second})
 			if _, err := c.Get([]byte("k")); !errors.Is(err, tt.want) {
 				t.Fatalf("got %v, want %v", err, tt.want)
 			}
@@ -245,7 +245,7 @@ func TestMultiRejectsForeignOpaque(t *testing.T) {
 			}
 		}
 	})
-	c := newClientFor(t, []string{addr}, Options{})
+	c := newClientFor(t, []string{addr}, Options{Protocol: "binary"})
 	items, errs := c.GetMulti([][]byte{[]byte("k"), []byte("j")})
 	if !errors.Is(errs[0], ErrProtocol) || !errors.Is(errs[1], ErrProtocol) || items[0] != nil {
 		t.Fatalf("got %v %v", items, errs)
@@ -270,7 +270,7 @@ func TestStalePooledConnectionIsReplaced(t *testing.T) {
 		c.Close()
 		hungUp <- struct{}{}
 	})
-	c := newClientFor(t, []string{addr}, Options{})
+	c := newClientFor(t, []string{addr}, Options{Protocol: "binary"})
 	waitHangUp := func() {
 		<-hungUp
 		time.Sleep(5 * time.Millisecond) // for the FIN to reach the client's socket

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/omcache/omcache/go/binprot"
 	"github.com/omcache/omcache/go/internal/mctest"
+	"github.com/omcache/omcache/go/proto"
 )
 
 func drainReleased() {
@@ -57,60 +57,37 @@ func TestLargeBuffersAreReused(t *testing.T) {
 	}
 }
 
-// A released value's buffer receives the next large value, over both
-// protocols, and the values read are right.
+// A released value's buffer receives the next large value, in every
+// protocol, and the values read are right.
 func TestReleasedBufferReceivesTheNextValue(t *testing.T) {
 	drainReleased()
 	defer drainReleased()
 	srv := mctest.Start(t, mctest.Options{Args: []string{"-I", "4m"}})
-	bin := dial(t, srv.Addr, Options{IOTimeout: 5 * time.Second, MaxBody: 4 << 20})
-	text := dial(t, srv.Addr, textOpts)
 	v1, v2 := pattern(LargeValue*4, 1), pattern(LargeValue*3, 2)
-	buf := bin.Buffer()
-	for i, v := range [][]byte{v1, v2} {
-		buf = binprot.AppendStoreHeader(buf, binprot.OpSetQ, []byte{'k', byte('1' + i)}, len(v), 0, 0, 0, 0)
-		buf = bin.AppendValue(buf, v)
-	}
-	if err := bin.Send(binprot.AppendKeyOnly(buf, binprot.OpNoop, nil, 0, 0)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := bin.Recv(); err != nil {
-		t.Fatal(err)
-	}
-	get := func(c *Conn, key string) []byte {
-		t.Helper()
-		var req []byte
-		if c.Text() {
-			req = AppendGets(c.Buffer(), []byte(key))
-		} else {
-			req = binprot.AppendKeyOnly(c.Buffer(), binprot.OpGet, []byte(key), 0, 0)
+	eachCodec(t, allCodecs, func(t *testing.T, cd proto.Codec) {
+		c := dial(t, srv.Addr, Options{IOTimeout: 5 * time.Second, MaxValue: 4 << 20, Codec: cd})
+		buf := c.Buffer()
+		for i, v := range [][]byte{v1, v2} {
+			buf = appendReq(t, c, buf, proto.Request{Op: proto.OpSet, Key: []byte{'k', byte('1' + i)}, Seq: uint32(i)}, v)
 		}
-		if err := c.Send(req); err != nil {
+		if err := c.Send(buf); err != nil {
 			t.Fatal(err)
 		}
-		r, err := c.Recv()
-		if err != nil {
-			t.Fatal(err)
-		}
-		v := c.OwnValue(r.Value)
-		if c.Text() {
-			if end, err := c.Recv(); err != nil || end.Opcode != binprot.OpNoop {
-				t.Fatalf("END: %v %v", end.Opcode, err)
+		for i := 0; i < 2; i++ {
+			if r := recvOK(t, c); r.Kind != proto.KindStatus || r.Status != proto.StatusOK {
+				t.Fatalf("set %d: %+v", i, r)
 			}
 		}
-		return v
-	}
-	for _, c := range []*Conn{bin, text} {
-		first := get(c, "k1")
+		_, first := getValue(t, c, "k1")
 		if !bytes.Equal(first, v1) {
 			t.Fatal("first value wrong")
 		}
 		ReleaseValue(first)
-		second := get(c, "k2")
+		_, second := getValue(t, c, "k2")
 		if !bytes.Equal(second, v2) || &second[0] != &first[0] {
-			t.Fatalf("text=%v: the second value is wrong (%v) or not in the released buffer", c.Text(), bytes.Equal(second, v2))
+			t.Fatalf("the second value is wrong (%v) or not in the released buffer", bytes.Equal(second, v2))
 		}
 		ReleaseValue(second)
 		drainReleased()
-	}
+	})
 }

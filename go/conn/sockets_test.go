@@ -4,7 +4,6 @@ import (
 	"net"
 	"sync"
 	"testing"
-	"time"
 )
 
 type recorder struct {
@@ -47,7 +46,7 @@ func TestSocketObserverSeesOpenAndClose(t *testing.T) {
 	SetSocketObserver(rec)
 	defer SetSocketObserver(nil)
 
-	c, err := Dial(ln.Addr().String(), Options{ConnectTimeout: time.Second, IOTimeout: time.Second})
+	c, err := Dial(ln.Addr().String(), testOpts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +61,7 @@ func TestSocketObserverSeesOpenAndClose(t *testing.T) {
 	refused, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := refused.Addr().String()
 	refused.Close()
-	if _, err := Dial(addr, Options{ConnectTimeout: time.Second}); err == nil {
+	if _, err := Dial(addr, testOpts); err == nil {
 		t.Fatal("dial to a closed port succeeded")
 	}
 	rec.mu.Lock()
