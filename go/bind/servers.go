@@ -1,6 +1,10 @@
 package bind
 
-import "github.com/omcache/omcache/go/client"
+import (
+	"errors"
+
+	"github.com/omcache/omcache/go/client"
+)
 
 // Touch sets a new expiration on key: StatusOK, or StatusMiss if absent.
 func Touch(h, keyAddr, keyLen, exptime int64) (ret int64) {
@@ -149,5 +153,57 @@ func Servers(h int64) (ret []byte) {
 	for _, a := range addrs {
 		p.str(a)
 	}
+	return p.buf
+}
+
+// Verbosity sets every server's logging level. Packed per-server results
+// (see packServerErrs).
+func Verbosity(h, level int64) (ret []byte) {
+	defer recoverPacked(&ret)
+	c, err := lookup(h)
+	if err != nil {
+		return packedError(err)
+	}
+	if !isU32(level) {
+		return packedError(client.ErrInvalidArguments)
+	}
+	return packServerErrs(c.Verbosity(uint32(level)))
+}
+
+// getMetaHeaderLen is the size of GetMeta's packed header: status, flags,
+// cas, ttl, last access, fetched, size.
+const getMetaHeaderLen = 1 + 4 + 8 + 8 + 8 + 1 + 8
+
+// GetMeta fetches one key with its metadata (meta protocol only); with bump
+// false the read leaves its LRU position and access time alone. It returns
+// a packed result: on a hit StatusOK, flags (u32), cas, ttl (i64, -1:
+// never expires), seconds since last access (i64), fetched before (u8),
+// size (i64), then the value; on a miss the single byte StatusMiss;
+// otherwise an error status and message.
+func GetMeta(h, keyAddr, keyLen int64, bump bool) (ret []byte) {
+	defer recoverPacked(&ret)
+	c, err := lookup(h)
+	if err != nil {
+		return packedError(err)
+	}
+	it, m, err := c.GetMeta(bytesAt(keyAddr, keyLen), bump)
+	if err != nil {
+		if errors.Is(err, client.ErrCacheMiss) {
+			return []byte{StatusMiss}
+		}
+		return packedError(err)
+	}
+	p := newPacker(StatusOK, getMetaHeaderLen+len(it.Value))
+	p.u32(it.Flags)
+	p.u64(it.CAS)
+	p.u64(uint64(m.TTL))
+	p.u64(uint64(m.LastAccess))
+	fetched := 0
+	if m.Fetched {
+		fetched = 1
+	}
+	p.u8(fetched)
+	p.u64(uint64(m.Size))
+	p.buf = append(p.buf, it.Value...)
 	return p.buf
 }

@@ -379,16 +379,31 @@ func (c *Client) do(req *request, res *result) error {
 func (c *Client) doOn(si int, req *request, res *result) error {
 	epoch := c.servers[si].h.epoch.Load()
 	err := c.exchangeOn(c.servers[si], req, res)
-	var se *ServerError
-	if errors.As(err, &se) || errors.Is(err, ErrServerError) || errors.Is(err, ErrWrongProtocol) || errors.Is(err, ErrNotSupported) {
-		// The server answered, or was not asked: it is alive. A server
-		// of another protocol is a configuration error, not a failure
-		// that failover should route around.
-		c.record(si, epoch, nil)
-	} else {
-		c.record(si, epoch, err)
+	c.record(si, epoch, failure(err))
+	return err
+}
+
+// failure returns err if it is a failure of the server for its health
+// record, nil if the server answered (a *ServerError) or was not asked
+// (ErrNotSupported): it is alive. A server of another protocol is a
+// configuration error, not a failure that failover should route around.
+func failure(err error) error {
+	if err == nil || errors.Is(err, ErrServerError) || errors.Is(err, ErrWrongProtocol) || errors.Is(err, ErrNotSupported) {
+		return nil
 	}
 	return err
+}
+
+// explainClose returns err, the failure of an exchange on cn, explained
+// when a fresh connection was closed at its first request, without a byte
+// of answer, by a server that answers a text "version": what twemproxy does
+// with a protocol it does not speak (meta, binary) or a command it does not
+// route (see wrongProtocol).
+func (c *Client) explainClose(s *server, cn *conn.Conn, pooled bool, op proto.Op, err error) error {
+	if err == nil || pooled || cn.Received() || !staleConnError(err) || !c.speaksText(s) {
+		return err
+	}
+	return wrongProtocol(cn, op, err)
 }
 
 func (c *Client) exchangeOn(s *server, req *request, res *result) error {
@@ -412,14 +427,7 @@ func (c *Client) exchangeOn(s *server, req *request, res *result) error {
 			s.dropIdle()
 			continue
 		}
-		if !pooled && !cn.Received() && staleConnError(err) && c.speaksText(s) {
-			// A fresh connection closed at its first request without a
-			// byte of answer, by a server that answers a text "version":
-			// what twemproxy does with a protocol it does not speak
-			// (meta, binary) or a command it does not route.
-			return wrongProtocol(cn, req.Op, err)
-		}
-		return err
+		return c.explainClose(s, cn, pooled, req.Op, err)
 	}
 }
 

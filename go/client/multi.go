@@ -1,6 +1,7 @@
 package client
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -213,8 +214,15 @@ func (b *batch) handlePipelined(f *flight, r *proto.Reply) (bool, error) {
 		if !errorLine(r) {
 			return false, b.reject(f, "a reply without a sequence number in a %v batch", b.op)
 		}
+		err := statusError(f.cn, b.op, r)
+		if errors.Is(err, ErrWrongProtocol) {
+			// No end marker will come from a server that does not
+			// speak the protocol.
+			f.cn.Close()
+			return false, err
+		}
 		if f.unmatched == nil {
-			f.unmatched = statusError(f.cn, b.op, r)
+			f.unmatched = err
 		}
 		return false, nil
 	}
@@ -427,7 +435,8 @@ func (c *Client) runOne(b *batch, f *flight) {
 			s.dropIdle()
 			continue
 		}
-		c.record(f.si, f.epoch, err)
+		err = c.explainClose(s, cn, pooled, b.op, err)
+		c.record(f.si, f.epoch, failure(err))
 		b.finish(f, err)
 		return
 	}
@@ -599,10 +608,12 @@ func (c *Client) land(b *batch, f *flight, err error) {
 				c.launch(b, f)
 				return
 			}
+		} else {
+			err = c.explainClose(s, cn, f.pooled, b.op, err)
 		}
 	}
 	f.done = true
-	c.record(f.si, f.epoch, err)
+	c.record(f.si, f.epoch, failure(err))
 	b.finish(f, err)
 }
 

@@ -190,6 +190,8 @@ type Conn struct {
 	slice    time.Duration // SO_RCVTIMEO, 0 if reads never block
 	yieldAt  time.Time     // see yieldEvery
 	seq      uint32        // the last sequence number handed out
+	rp       proto.Reply   // the reply being parsed (see parse)
+	rq       proto.Request // the request being encoded (see AppendRequest)
 	pfd      [1]unix.PollFd
 	ts       unix.Timespec
 	err      error
@@ -237,9 +239,14 @@ func (c *Conn) Buffer() []byte {
 // AppendValue. It returns an error wrapping proto.ErrUnsupported, and buf
 // unchanged, for a request the protocol cannot express.
 func (c *Conn) AppendRequest(buf []byte, req *proto.Request, value []byte) ([]byte, error) {
-	req.ValueLen = len(value)
-	out, err := c.codec.AppendRequest(buf, req)
-	if err != nil || !req.Op.IsStore() {
+	// The codec gets a copy in c.rq: the caller's request would escape
+	// through the Codec interface, one allocation per request.
+	c.rq = *req
+	c.rq.ValueLen = len(value)
+	out, err := c.codec.AppendRequest(buf, &c.rq)
+	store := c.rq.Op.IsStore()
+	c.rq = proto.Request{} // keep no reference to the caller's keys
+	if err != nil || !store {
 		return out, err
 	}
 	return c.codec.AppendValueEnd(c.AppendValue(out, value)), nil
@@ -561,6 +568,10 @@ func (c *Conn) TryRecv() (r proto.Reply, ok bool, err error) {
 // many bytes the read buffer should have room for. A large value is moved
 // to a buffer of its own as soon as the reply's head is in.
 func (c *Conn) parse() (r proto.Reply, ok bool, need int, err error) {
+	// The codec works on c.rp, not on a local: a pointer passed through
+	// the Codec interface escapes, and a local would then be one
+	// allocation per reply.
+	rp := &c.rp
 	if c.big != nil {
 		if c.bigGot < len(c.big) {
 			return r, false, 0, nil
@@ -570,19 +581,22 @@ func (c *Conn) parse() (r proto.Reply, ok bool, need int, err error) {
 			return r, false, 0, proto.Malformed("a %d-byte value not followed by CRLF", n)
 		}
 		// The value keeps its CRLF as spare capacity, for ReleaseValue.
-		r = c.bigReply
-		r.Value = c.big[:n]
-		c.owned, c.big = r.Value, nil
-		return r, true, 0, c.codec.Complete(&r)
+		*rp = c.bigReply
+		rp.Value = c.big[:n]
+		c.owned, c.big = rp.Value, nil
+		c.bigReply = proto.Reply{}
+		err = c.codec.Complete(rp)
+		return *rp, err == nil, 0, err
 	}
 	buf := c.rbuf[c.rpos:c.rend]
-	head, vlen, trailer, need, err := c.codec.Parse(buf, c.opts.MaxValue, &r)
+	head, vlen, trailer, need, err := c.codec.Parse(buf, c.opts.MaxValue, rp)
 	if err != nil || head == 0 {
 		return r, false, need, err
 	}
 	if vlen < 0 {
 		c.rpos += head
-		return r, true, 0, c.codec.Complete(&r)
+		err = c.codec.Complete(rp)
+		return *rp, err == nil, 0, err
 	}
 	total := head + vlen + trailer
 	if vlen+trailer < LargeValue {
@@ -592,15 +606,16 @@ func (c *Conn) parse() (r proto.Reply, ok bool, need int, err error) {
 		if string(buf[head+vlen:total]) != proto.CRLF[:trailer] {
 			return r, false, 0, proto.Malformed("a %d-byte value not followed by CRLF", vlen)
 		}
-		r.Value = buf[head : head+vlen : head+vlen]
+		rp.Value = buf[head : head+vlen : head+vlen]
 		c.rpos += total
-		return r, true, 0, c.codec.Complete(&r)
+		err = c.codec.Complete(rp)
+		return *rp, err == nil, 0, err
 	}
 	// Read the value straight into the buffer that becomes the caller's,
 	// starting with what already arrived.
-	c.bigKey = append(c.bigKey[:0], r.Key...)
-	r.Key = c.bigKey
-	c.bigReply, c.bigTrailer = r, trailer
+	c.bigKey = append(c.bigKey[:0], rp.Key...)
+	rp.Key = c.bigKey
+	c.bigReply, c.bigTrailer = *rp, trailer
 	c.big = largeBuffer(vlen + trailer)
 	c.bigGot = copy(c.big, buf[head:])
 	c.rpos += head + c.bigGot

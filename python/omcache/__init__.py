@@ -17,7 +17,7 @@ import importlib
 import logging
 from typing import TYPE_CHECKING, Any
 
-from .client import Client, Item
+from .client import Client, Item, ItemMeta
 from .exceptions import (
     ClientClosedError,
     CommandError,
@@ -79,6 +79,7 @@ logging.getLogger("omcache").addHandler(logging.NullHandler())
 __all__ = [
     "Client",
     "Item",
+    "ItemMeta",
     "ClientClosedError",
     "CommandError",
     "ConfigError",

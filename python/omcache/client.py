@@ -29,7 +29,24 @@ class Item(NamedTuple):
     cas: int
 
 
+class ItemMeta(NamedTuple):
+    """A value with what the meta protocol tells about its item (Client.get_meta)."""
+
+    value: bytes
+    flags: int
+    cas: int
+    #: seconds of life left; -1 if the item never expires
+    ttl: int
+    #: seconds since the item was last read or written
+    last_access: int
+    #: whether the item had been read before this request
+    fetched: bool
+    #: the value's length as the server counts it
+    size: int
+
+
 _OP_SET, _OP_ADD, _OP_REPLACE, _OP_APPEND, _OP_PREPEND = range(5)
+_META_HEADER = struct.Struct("<BIQqqBq")  # GetMeta: status, flags, cas, ttl, last access, fetched, size
 _GET_HEADER = struct.Struct("<BIQ")
 _LARGE_HEADER = struct.Struct("<BIQQ")  # GetInto's header for a value left in the engine
 _U32 = struct.Struct("<I")
@@ -387,6 +404,26 @@ class Client:
         _check_u32("expire", expire)
         return self._get_item(key, True, expire)
 
+    def get_meta(self, key: Key, *, bump: bool = True) -> Optional[ItemMeta]:
+        """Return key's value with its item's metadata, or None on a miss.
+
+        The metadata is what memcached's meta protocol offers: the seconds of
+        life left (``ttl``, -1 if the item never expires), the seconds since
+        its last access, whether it was fetched before, and its size, beside
+        flags and CAS.  With ``bump=False`` the read leaves the item's LRU
+        position and last access time as they were (a peek).  It needs
+        ``protocol="meta"``; other protocols raise NotImplementedError.
+        """
+        k = key_bytes(key)
+        c, h = self._engine()
+        r = _engine.take_bytes(c, c.bind_GetMeta(h, id(k) + _OFF, len(k), bool(bump)))
+        if r[0] == _MISS:
+            return None
+        if r[0] != _OK:
+            raise _engine.packed_error(c, r)
+        _, flags, cas, ttl, last, fetched, size = _META_HEADER.unpack_from(r)
+        return ItemMeta(r[_META_HEADER.size :], flags, cas, ttl, last, bool(fetched), size)
+
     def touch(self, key: Key, expire: int) -> bool:
         """Set a new expiration on key; True if it exists, False if not."""
         _check_u32("expire", expire)
@@ -733,6 +770,13 @@ class Client:
         c, h = self._engine()
         res = self._per_server(_engine.take_bytes(c, c.bind_FlushAll(h, delay)), c, False)
         _raise_first(res)
+        return True
+
+    def verbosity(self, level: int) -> bool:
+        """Set every server's logging level; True if all did, else raise the first error."""
+        _check_u32("level", level)
+        c, h = self._engine()
+        _raise_first(self._per_server(_engine.take_bytes(c, c.bind_Verbosity(h, level)), c, False))
         return True
 
     def noop(self) -> bool:

@@ -30,28 +30,30 @@ func (Codec) KeyOK(key []byte, _ bool) (bool, string) { return proto.BinaryKeyOK
 
 // opcodes[op][quiet][withKey]; 0xff: none.
 var opcodes = [...][2][2]Opcode{
-	proto.OpGet:       {{OpGet, OpGetK}, {OpGetQ, OpGetKQ}},
-	proto.OpGat:       {{OpGAT, OpGATK}, {OpGATQ, OpGATKQ}},
-	proto.OpTouch:     {{OpTouch, OpTouch}, {0xff, 0xff}},
-	proto.OpSet:       {{OpSet, OpSet}, {OpSetQ, OpSetQ}},
-	proto.OpAdd:       {{OpAdd, OpAdd}, {OpAddQ, OpAddQ}},
-	proto.OpReplace:   {{OpReplace, OpReplace}, {OpReplaceQ, OpReplaceQ}},
-	proto.OpAppend:    {{OpAppend, OpAppend}, {OpAppendQ, OpAppendQ}},
-	proto.OpPrepend:   {{OpPrepend, OpPrepend}, {OpPrependQ, OpPrependQ}},
-	proto.OpDelete:    {{OpDelete, OpDelete}, {OpDeleteQ, OpDeleteQ}},
-	proto.OpIncr:      {{OpIncrement, OpIncrement}, {OpIncrementQ, OpIncrementQ}},
-	proto.OpDecr:      {{OpDecrement, OpDecrement}, {OpDecrementQ, OpDecrementQ}},
-	proto.OpFlush:     {{OpFlush, OpFlush}, {OpFlushQ, OpFlushQ}},
-	proto.OpNoop:      {{OpNoop, OpNoop}, {0xff, 0xff}},
-	proto.OpVersion:   {{OpVersion, OpVersion}, {0xff, 0xff}},
-	proto.OpStats:     {{OpStat, OpStat}, {0xff, 0xff}},
-	proto.OpVerbosity: {{OpVerbosity, OpVerbosity}, {0xff, 0xff}},
+	proto.OpGet:     {{OpGet, OpGetK}, {OpGetQ, OpGetKQ}},
+	proto.OpGat:     {{OpGAT, OpGATK}, {OpGATQ, OpGATKQ}},
+	proto.OpTouch:   {{OpTouch, OpTouch}, {0xff, 0xff}},
+	proto.OpSet:     {{OpSet, OpSet}, {OpSetQ, OpSetQ}},
+	proto.OpAdd:     {{OpAdd, OpAdd}, {OpAddQ, OpAddQ}},
+	proto.OpReplace: {{OpReplace, OpReplace}, {OpReplaceQ, OpReplaceQ}},
+	proto.OpAppend:  {{OpAppend, OpAppend}, {OpAppendQ, OpAppendQ}},
+	proto.OpPrepend: {{OpPrepend, OpPrepend}, {OpPrependQ, OpPrependQ}},
+	proto.OpDelete:  {{OpDelete, OpDelete}, {OpDeleteQ, OpDeleteQ}},
+	proto.OpIncr:    {{OpIncrement, OpIncrement}, {OpIncrementQ, OpIncrementQ}},
+	proto.OpDecr:    {{OpDecrement, OpDecrement}, {OpDecrementQ, OpDecrementQ}},
+	proto.OpFlush:   {{OpFlush, OpFlush}, {OpFlushQ, OpFlushQ}},
+	proto.OpNoop:    {{OpNoop, OpNoop}, {0xff, 0xff}},
+	proto.OpVersion: {{OpVersion, OpVersion}, {0xff, 0xff}},
+	proto.OpStats:   {{OpStat, OpStat}, {0xff, 0xff}},
 }
 
 // ops maps a response opcode back to its command.
 var ops [256]proto.Op
 
 func init() {
+	// Never sent (memcached leaves it unanswered), but a server that
+	// refuses it answers with its opcode.
+	ops[OpVerbosity] = proto.OpVerbosity
 	for op, byQuiet := range opcodes {
 		for _, byKey := range byQuiet {
 			for _, code := range byKey {
@@ -73,6 +75,8 @@ func b2i(b bool) int {
 // AppendRequest appends req as one binary request packet.
 func (Codec) AppendRequest(buf []byte, req *proto.Request) ([]byte, error) {
 	if int(req.Op) >= len(opcodes) || req.Op == proto.OpNone {
+		// Verbosity among them: memcached leaves the binary VERBOSITY
+		// unanswered.
 		return buf, proto.Unsupported("%v in the binary protocol", req.Op)
 	}
 	if len(req.Keys) > 0 {
@@ -110,9 +114,6 @@ func (Codec) AppendRequest(buf []byte, req *proto.Request) ([]byte, error) {
 		return AppendTouch(buf, code, req.Key, req.Exp, seq), nil
 	case proto.OpFlush:
 		return AppendFlush(buf, code, req.Exp, seq), nil
-	case proto.OpVerbosity:
-		// Extras: the 4-byte level, like TOUCH's expiration.
-		return AppendTouch(buf, code, nil, uint32(min(req.Delta, 1<<32-1)), seq), nil
 	default: // get, delete, noop, version, stats
 		return AppendKeyOnly(buf, code, req.Key, req.CAS, seq), nil
 	}
@@ -138,13 +139,19 @@ var statuses = map[Status]proto.Status{
 // Parse decodes a response header with its extras and key (see
 // proto.Codec); the body's rest is the value.
 func (Codec) Parse(buf []byte, maxValue int, r *proto.Reply) (head, value, trailer, need int, err error) {
+	if len(buf) > 0 && buf[0] != MagicResponse {
+		// Say so at once: a short text line ("ERROR\r\n") must not wait
+		// for a 24-byte header that never comes. A text line is waited for
+		// up to its end, for the message.
+		if textStart(buf) {
+			return 0, 0, 0, len(buf) + 1, nil
+		}
+		return 0, 0, 0, 0, notBinary(buf)
+	}
 	if len(buf) < HeaderLen {
 		return 0, 0, 0, HeaderLen, nil
 	}
 	h, _ := DecodeHeader(buf)
-	if h.Magic != MagicResponse {
-		return 0, 0, 0, 0, notBinary(buf)
-	}
 	if err := h.validate(uint32(min(maxValue+MaxKeyLen+64, 1<<32-1))); err != nil {
 		return 0, 0, 0, 0, proto.Malformed("%v", err)
 	}
@@ -200,6 +207,20 @@ func (Codec) Complete(r *proto.Reply) error {
 		r.Counter, r.HasCounter = binary.BigEndian.Uint64(r.Value), true
 	}
 	return nil
+}
+
+// textStart reports whether buf is the start of a printable line that has
+// not ended yet (and is still short).
+func textStart(buf []byte) bool {
+	if len(buf) >= 64 {
+		return false
+	}
+	for _, b := range buf {
+		if b < ' ' && b != '\r' || b >= 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // notBinary describes a reply that does not start with the response magic:

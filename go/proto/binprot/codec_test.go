@@ -228,11 +228,15 @@ func TestCodecParseShortTextReply(t *testing.T) {
 			t.Errorf("%q: head %d, need %d, %v; want ErrWrongProtocol", in, head, need, err)
 		}
 	}
-	// One byte that is not the response magic is enough to know the reply
-	// is not binary.
+	// The start of a text line is waited on to its end, for the message;
+	// one byte that cannot start a line is enough to know the reply is not
+	// binary.
 	var r proto.Reply
-	if head, _, _, need, err := (Codec{}).Parse([]byte("E"), 1024, &r); !errors.Is(err, proto.ErrMalformed) {
-		t.Errorf("%q: head %d, need %d, %v; want ErrMalformed", "E", head, need, err)
+	if head, _, _, need, err := (Codec{}).Parse([]byte("E"), 1024, &r); head != 0 || need != 2 || err != nil {
+		t.Errorf("%q: head %d, need %d, %v; want a wait for the line", "E", head, need, err)
+	}
+	if head, _, _, need, err := (Codec{}).Parse([]byte{0x05}, 1024, &r); !errors.Is(err, proto.ErrMalformed) {
+		t.Errorf("%q: head %d, need %d, %v; want ErrMalformed", "\x05", head, need, err)
 	}
 }
 

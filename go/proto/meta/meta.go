@@ -18,6 +18,7 @@ package meta
 
 import (
 	"encoding/base64"
+	"fmt"
 
 	"github.com/omcache/omcache/go/proto"
 	"github.com/omcache/omcache/go/proto/text"
@@ -47,8 +48,19 @@ func (Codec) KeyOK(key []byte, b64 bool) (bool, string) {
 	if !b64 {
 		return proto.TextKeyOK(key)
 	}
-	return proto.BinaryKeyOK(key)
+	if ok, why := proto.BinaryKeyOK(key); !ok {
+		return false, why
+	}
+	// memcached takes no key token over 250 characters, encoded or not.
+	if n := base64.StdEncoding.EncodedLen(len(key)); n > proto.MaxKeyLen {
+		return false, fmt.Sprintf("key of %d bytes, %d in base64: the meta protocol carries at most %d bytes of such keys",
+			len(key), n, maxBase64Key)
+	}
+	return true, ""
 }
+
+// maxBase64Key is the longest key whose base64 form memcached takes.
+const maxBase64Key = proto.MaxKeyLen / 4 * 3
 
 var storeModes = [...]string{
 	proto.OpSet: "", proto.OpAdd: " ME", proto.OpReplace: " MR",

@@ -72,6 +72,7 @@ func (c Codec) AppendRequest(buf []byte, req *proto.Request) ([]byte, error) {
 // the same way (text commands are valid on a meta connection); key checks
 // are the caller's.
 func AppendCommon(buf []byte, req *proto.Request) ([]byte, error) {
+	start := len(buf)
 	switch req.Op {
 	case proto.OpGet, proto.OpGat:
 		if req.Op == proto.OpGat {
@@ -84,7 +85,7 @@ func AppendCommon(buf []byte, req *proto.Request) ([]byte, error) {
 		}
 		for _, k := range req.Keys {
 			if ok, why := proto.TextKeyOK(k); !ok {
-				return buf, proto.Unsupported("key: %s", why)
+				return buf[:start], proto.Unsupported("key: %s", why)
 			}
 			buf = append(append(buf, ' '), k...)
 		}
@@ -94,7 +95,7 @@ func AppendCommon(buf []byte, req *proto.Request) ([]byte, error) {
 	case proto.OpSet, proto.OpAdd, proto.OpReplace, proto.OpAppend, proto.OpPrepend:
 		cas := req.CAS != 0
 		if cas && req.Op != proto.OpSet && req.Op != proto.OpReplace {
-			return buf, proto.Unsupported("%v with a CAS in the text protocol", req.Op)
+			return buf[:start], proto.Unsupported("%v with a CAS in the text protocol", req.Op)
 		}
 		if cas {
 			// "cas" stores only over an item with that CAS, which exists:
