@@ -238,3 +238,17 @@ def test_verbosity_in_text_and_meta(memcached: Union[MemcachedProcess, EmbeddedS
 def test_unknown_protocol_is_a_config_error() -> None:
     with pytest.raises(omcache.ConfigError, match="protocol"):
         omcache.Client(["127.0.0.1:1"], protocol="ascii")
+
+
+@pytest.mark.parametrize("protocol,verb", [("meta", b"ms "), ("text", b"set "), ("binary", b"\x80\x01")])
+def test_cli_protocol_option(relay: Relay, protocol: str, verb: bytes) -> None:
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "omcache", "--servers", relay.address, "--protocol", protocol]
+    relay.take()
+    subprocess.run(cmd + ["set", "cli-p", "value"], check=True, capture_output=True, timeout=60)
+    out = subprocess.run(cmd + ["get", "cli-p"], check=True, capture_output=True, timeout=60)
+    assert out.stdout.strip() == b"value"
+    sent, _ = relay.take()
+    assert sent.startswith(verb), sent[:20]

@@ -252,6 +252,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="key hash: default (one-at-a-time, the default), md5, crc, fnv1_64, fnv1a_64, fnv1_32, fnv1a_32, "
         "murmur, jenkins",
     )
+    p.add_argument(
+        "--protocol",
+        choices=["meta", "text", "binary"],
+        default="meta",
+        help="what to speak to the servers: meta (memcached >= 1.6, the default), text (proxies such as "
+        "twemproxy, older servers) or binary",
+    )
     p.add_argument("-v", "--verbose", action="count", default=0, help="log to stderr (-v info, -vv debug)")
     p.add_argument("--version", action="version", version=f"omcache {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", title="commands")
@@ -411,7 +418,7 @@ def _make_client(args: argparse.Namespace, servers: Optional[str] = None) -> Cli
         placement["distribution"] = args.distribution
     if args.hash is not None:
         placement["hash"] = args.hash
-    return Client(spec, connect_timeout=args.connect_timeout, io_timeout=args.io_timeout, **placement)
+    return Client(spec, connect_timeout=args.connect_timeout, io_timeout=args.io_timeout, protocol=args.protocol, **placement)
 
 
 def _key(text: str) -> bytes:

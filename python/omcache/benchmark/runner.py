@@ -90,7 +90,7 @@ OPS: Dict[str, int] = {
 }
 
 OMCACHE = "omcache"
-OMCACHE_CLIENTS = ["omcache", "omcache_pylibmc", "omcache.memcache"]
+OMCACHE_CLIENTS = ["omcache", "omcache binary", "omcache text", "omcache_pylibmc", "omcache.memcache"]
 PEERS = ["pylibmc", "pylibmc tcp_nodelay", "pymemcache", "pymemcache noreply=False", "python-memcached"]
 FLOOR = "raw floor"
 PYLIBMC = ["pylibmc", "pylibmc tcp_nodelay"]
@@ -299,7 +299,7 @@ class Results:
 
 
 def evaluate_targets(r: Results, imports: Optional[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    """Each target of issue 10 with its numbers; "met" is None when it could not be measured."""
+    """Each target (issues 10 and 15) with its numbers; "met" is None when it could not be measured."""
     out: List[Dict[str, Any]] = []
 
     def add(target: str, detail: str, met: Optional[bool]) -> None:
@@ -320,6 +320,16 @@ def evaluate_targets(r: Results, imports: Optional[Dict[str, Any]]) -> List[Dict
         vs(w, [FLOOR], 1.10, "the raw-socket floor")
     for w in ("get_multi 100, 1 server", "get_multi 100, 3 servers"):
         vs(w, PYLIBMC, 0.90, "pylibmc (best of defaults and tcp_nodelay)")
+    # The protocols (issue 15): meta, the default, against binary on one
+    # key; the quiet meta pipelines against pymemcache's writes.
+    for w in ("get 10 B", "set 10 B"):
+        ours, binary = r.median(OMCACHE, w), r.median("omcache binary", w)
+        target = f"{w}: omcache (meta) <= 1.05x omcache binary"
+        if ours is None or binary is None:
+            add(target, "not measured", None)
+        else:
+            add(target, f"{ours:.1f} us vs {binary:.1f} us = {ours / binary:.2f}x", ours / binary <= 1.05)
+    vs("delete_multi 100", ["pymemcache"], 0.80, "pymemcache (defaults: noreply deletes)")
     vs("set_multi 100", ["pymemcache"], 0.50, "pymemcache (defaults: noreply writes)")
     vs("set_multi 100", ["pymemcache noreply=False"], 0.50, "pymemcache with default_noreply=False")
     vs("set+get 1 MB", ["pymemcache"], 1.00, "pymemcache (defaults: noreply writes)")
@@ -514,9 +524,12 @@ def write_markdown(
     L.append("- pymemcache's defaults send writes with `noreply`: `set`, `set_many` and `delete_many` return")
     L.append("  without waiting for the server, so write errors are never seen. `pymemcache noreply=False`")
     L.append("  waits for the replies as the other clients do.")
-    L.append("- pylibmc talks the text protocol by default, as do pymemcache and python-memcached; omcache and")
-    L.append("  the raw floor use the binary protocol, but for omcache's get_multi (a text `gets` of all of a")
-    L.append("  server's keys, by default). The 3-server rows use each client's own key placement.")
+    L.append("- pylibmc talks the text protocol by default, as do pymemcache and python-memcached. omcache")
+    L.append("  speaks the meta protocol by default (multi-key calls as quiet pipelines closed by `mn`);")
+    L.append("  `omcache binary` and `omcache text` are the same client with `protocol=\"binary\"` (whose")
+    L.append("  get_multi is a text `gets` of a server's keys, by default) and `protocol=\"text\"`;")
+    L.append("  omcache_pylibmc and omcache.memcache speak text, as their originals do. The raw floor uses the")
+    L.append("  binary protocol. The 3-server rows use each client's own key placement.")
     L.append("- The raw floor (`RawFloor` in omcache/benchmark/worker.py) is a minimal Python client on a")
     L.append("  blocking socket: binary requests built with struct per call, replies read by length.")
     L.append("- delete_multi times only the delete: an untimed set_multi recreates the keys before each call.")

@@ -247,6 +247,24 @@ class OmcacheAdapter(Adapter):
         return omcache.__version__
 
 
+class OmcacheBinaryAdapter(OmcacheAdapter):
+    name = "omcache binary"
+
+    def make(self, servers: List[str]) -> Any:
+        import omcache
+
+        return omcache.Client(servers, protocol="binary")
+
+
+class OmcacheTextAdapter(OmcacheAdapter):
+    name = "omcache text"
+
+    def make(self, servers: List[str]) -> Any:
+        import omcache
+
+        return omcache.Client(servers, protocol="text")
+
+
 class OmcachePylibmcAdapter(Adapter):
     name = "omcache_pylibmc"
 
@@ -389,6 +407,8 @@ CLIENTS: Dict[str, Type[Adapter]] = {
     a.name: a
     for a in (
         OmcacheAdapter,
+        OmcacheBinaryAdapter,
+        OmcacheTextAdapter,
         OmcachePylibmcAdapter,
         OmcacheMemcacheAdapter,
         PylibmcAdapter,
