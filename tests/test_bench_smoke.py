@@ -112,7 +112,7 @@ def test_tiny_run_writes_report_and_chart(tmp_path: Path) -> None:
     assert "| get 10 B | 20 |" in md
     assert "omcache: import |" in md and "omcache: import + first get |" in md
     targets = data["targets"]
-    assert len(targets) == 20
+    assert len(targets) == 23
     # Only the targets that need no peer could be judged.
     judged = {t["target"].split(":")[0] for t in targets if t["met"] is not None}
     assert judged == {"get 10 B", "get 1 KB", "get miss", "set 10 B", "set 1 KB", "incr",

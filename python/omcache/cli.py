@@ -82,6 +82,8 @@ _COMPARE = "omcache bench --compare"
 #: that ``omcache --help`` does not import the benchmark harness).
 _COMPARE_CLIENTS = (
     "omcache",
+    "omcache binary",
+    "omcache text",
     "omcache_pylibmc",
     "omcache.memcache",
     "pylibmc",
