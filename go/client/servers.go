@@ -77,7 +77,30 @@ func (c *Client) Version() ([]string, []error) {
 // ones, or "items", "slabs", "settings", "sizes", "conns"...), aligned with
 // Servers(). An unknown group gives a *ServerError (ErrServerError).
 func (c *Client) Stats(group string) ([]map[string]string, []error) {
-	stats := make([]map[string]string, len(c.servers))
+	ordered, errs := c.StatsInOrder(group)
+	stats := make([]map[string]string, len(ordered))
+	for i, list := range ordered {
+		if list == nil {
+			continue
+		}
+		m := make(map[string]string, len(list))
+		for _, st := range list {
+			m[st.Name] = st.Value
+		}
+		stats[i] = m
+	}
+	return stats, errs
+}
+
+// Stat is one statistic as a server sent it.
+type Stat struct {
+	Name, Value string
+}
+
+// StatsInOrder is Stats with each server's statistics in the order the
+// server sent them (memcached's own order), for output that people read.
+func (c *Client) StatsInOrder(group string) ([][]Stat, []error) {
+	stats := make([][]Stat, len(c.servers))
 	errs := c.eachServer(func(si int) error {
 		s := c.servers[si]
 		epoch := s.h.epoch.Load()
@@ -108,11 +131,11 @@ func (c *Client) Stats(group string) ([]map[string]string, []error) {
 
 // statsExchange sends STAT and collects the key/value responses that follow
 // until the one with an empty key that ends them.
-func statsExchange(cn *conn.Conn, group string) (map[string]string, error) {
+func statsExchange(cn *conn.Conn, group string) ([]Stat, error) {
 	if err := cn.Send(binprot.AppendKeyOnly(cn.Buffer(), binprot.OpStat, []byte(group), 0, 0)); err != nil {
 		return nil, transportError(err)
 	}
-	m := make(map[string]string)
+	m := []Stat{}
 	for {
 		r, err := cn.Recv()
 		if err != nil {
@@ -131,6 +154,6 @@ func statsExchange(cn *conn.Conn, group string) (map[string]string, error) {
 		if len(r.Key) == 0 {
 			return m, nil
 		}
-		m[string(r.Key)] = string(r.Value)
+		m = append(m, Stat{string(r.Key), string(r.Value)})
 	}
 }

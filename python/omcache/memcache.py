@@ -40,6 +40,7 @@ import zlib
 from datetime import timedelta
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
+from . import _messages
 from . import exceptions as exc
 from .client import Client as _EngineClient
 from .client import Item, plain_text_keys
@@ -437,10 +438,14 @@ class Client:
             return
         if not isinstance(key, bytes):
             raise MemcachedKeyTypeError("Key must be a binary string")
+        # python-memcached's messages, then omcache's: the key and the reason.
         if self.server_max_key_length != 0 and len(key) + key_extra_len > self.server_max_key_length:
-            raise MemcachedKeyLengthError("Key length is > %s" % self.server_max_key_length)
+            why = _messages.invalid_key_message(key, max_length=self.server_max_key_length - key_extra_len)
+            extra = f" (the key_prefix takes {key_extra_len} of {self.server_max_key_length})" if key_extra_len else ""
+            raise MemcachedKeyLengthError(f"Key length is > {self.server_max_key_length}: {why}{extra}")
         if not valid_key_chars_re.match(key):
-            raise MemcachedKeyCharacterError("Control/space characters not allowed (key=%r)" % key)
+            why = _messages.bad_key_reason(key, max_length=1 << 30) or "it does not match python-memcached's key pattern"
+            raise MemcachedKeyCharacterError(f"Control/space characters not allowed (key={_messages.key_repr(key)}): {why}")
 
     def _key(self, key: Any) -> bytes:
         """Encode and check a single-key command's key; return the wire key."""
@@ -779,6 +784,14 @@ class Client:
         res = list(self._engine.stats(group).values())
         out = []
         for host, r in zip(self.servers, res):
+            if isinstance(r, exc.ServerError) and group:
+                # The server answered that it has no such group: memcached's
+                # text reply is "ERROR", which python-memcached 1.62 splits
+                # into one word and then indexes: IndexError, as here.
+                raise IndexError(
+                    f"list index out of range: {host} has no stats group {group!r} "
+                    "(python-memcached 1.62 raises IndexError for it too)"
+                ) from r
             if isinstance(r, Exception):
                 self.debuglog(f"stats {group!r} from {host}: {r}")
                 continue
