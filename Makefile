@@ -99,7 +99,7 @@ dist: $(PY)
 	$(PY) -m build --sdist --outdir dist .
 	@echo "omcache: building the wheel (the Go engine is compiled: 1-2 minutes)"
 	$(PY) -m pip wheel --no-deps -w build/wheel .
-	$(PY) -m auditwheel repair --wheel-dir dist build/wheel/omcache-*.whl
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m auditwheel repair --wheel-dir dist build/wheel/omcache-*.whl
 	$(PY) -m auditwheel show dist/omcache-*manylinux*.whl
 	@ls -l dist
 
@@ -113,6 +113,7 @@ clean:
 	rm -rf build dist *.egg-info python/*.egg-info python/omcache/_gopy go/build $(VENV)
 	find . -name __pycache__ -prune -exec rm -rf {} +
 
-# `pip wheel .` gives a wheel that works in a fresh venv with no Go on PATH.
+# The sdist builds a wheel, auditwheel repairs it to a manylinux policy, and
+# it works in a fresh venv with no Go on PATH (CI runs this too).
 wheel-check: deps
 	bash scripts/check-wheel.sh
