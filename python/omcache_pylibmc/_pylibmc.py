@@ -288,7 +288,7 @@ def _key_arg(key: object) -> bytes:
         return key
     if isinstance(key, str):
         return key.encode("utf-8")
-    raise TypeError(f"key must be bytes or str, not {type(key).__name__}")
+    raise TypeError("key must be bytes")  # pylibmc's words (it takes str too)
 
 
 def _normalized(key: object) -> bytes:
@@ -1014,8 +1014,11 @@ class client:
             raise NotFound(_lead(what, NotFound.retcode, kb))  # type: ignore[attr-defined]
         return ok
 
-    def delete(self, key: Union[str, bytes], /) -> bool:
-        """Delete key: True if it existed, False if not."""
+    def delete(self, key: Union[str, bytes], /, *extra: object) -> bool:
+        """Delete key: True if it existed, False if not.  Takes no time
+        argument (pylibmc's issue #1: the TypeError is pylibmc's)."""
+        if extra:
+            raise TypeError(f"delete() takes exactly 1 argument ({1 + len(extra)} given)")
         kb = _normalized(key)
         if not kb:
             return False
