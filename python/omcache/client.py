@@ -340,10 +340,10 @@ class Client:
         try:
             n = c.bind_GetInto(h, id(k) + _OFF, len(k), buf.addr, _RESULT_BUFFER_SIZE, gat, expire)
             if n > 0:
-                r = bytes(buf.view[:n])
-                if r[0] == _OK or r[0] == _MISS:
-                    return _item(c, r)
-                raise self._failure(_engine.packed_error(c, r), key)
+                try:  # free when nothing is raised (CPython >= 3.11)
+                    return _item(c, bytes(buf.view[:n]))
+                except exc.InvalidKeyError as e:
+                    raise self._failure(e, key) from None
         finally:
             _tls.buf = buf
         return self._take_large(c, buf, n)

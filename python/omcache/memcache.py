@@ -45,7 +45,7 @@ from . import exceptions as exc
 from .client import Client as _EngineClient
 from .client import Item, plain_text_keys
 from .pyclient import client_supports
-from .serde import FLAG_INTEGER, FLAG_LONG, FLAG_PICKLE, FLAG_TEXT, FLAG_ZLIB, PythonMemcachedSerde
+from .serde import FLAG_INTEGER, FLAG_LONG, FLAG_PICKLE, FLAG_TEXT, FLAG_ZLIB, PythonMemcachedSerde, SerdeDecodeError
 
 __all__ = [
     "Client",
@@ -512,7 +512,10 @@ class Client:
         return flags, data
 
     def _recv_value(self, key: bytes, it: Item) -> Any:
-        return self._serde.deserialize(key, it.value, it.flags)
+        try:
+            return self._serde.deserialize(key, it.value, it.flags)
+        except SerdeDecodeError as e:
+            raise e.unicode_error() from None  # python-memcached's exact class
 
     # -- reads --------------------------------------------------------------
 
@@ -572,9 +575,15 @@ class Client:
             if not any(flags):  # bare bytes: nothing to decode
                 return dict(zip(hits, values))
             de = self._serde.deserialize
-            return {k: de(k.encode(), v, f) for k, v, f in zip(hits, values, flags)}
+            try:
+                return {k: de(k.encode(), v, f) for k, v, f in zip(hits, values, flags)}
+            except SerdeDecodeError as e:
+                raise e.unicode_error() from None  # python-memcached's exact class
         de = self._serde.deserialize
-        return {wire[k]: de(k, v, f) for k, v, f in zip(hits, values, flags)}
+        try:
+            return {wire[k]: de(k, v, f) for k, v, f in zip(hits, values, flags)}
+        except SerdeDecodeError as e:
+            raise e.unicode_error() from None
 
     # -- writes -------------------------------------------------------------
 

@@ -107,6 +107,10 @@ class SerdeDecodeError(SerdeError, UnicodeDecodeError):
     raise for such a value.
     """
 
+    def unicode_error(self) -> UnicodeDecodeError:
+        """The plain UnicodeDecodeError, for the drop-ins whose originals raise exactly that."""
+        return UnicodeDecodeError(self.encoding, self.object, self.start, self.end, self.reason)
+
 
 def _text(data: bytes) -> str:
     try:

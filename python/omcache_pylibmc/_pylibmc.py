@@ -335,8 +335,8 @@ def _deserialize(data: bytes, flags: int) -> Any:
     """pylibmc's native deserialisation (see client.deserialize)."""
     try:
         return _serde.pylibmc_decode(data, flags)
-    except _serde.SerdeDecodeError:
-        raise  # a UnicodeDecodeError, as pylibmc raises
+    except _serde.SerdeDecodeError as e:
+        raise e.unicode_error() from None  # pylibmc's exact class
     except _serde.SerdeError as e:
         raise Error(str(e)) from None
 
