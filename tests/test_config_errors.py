@@ -29,6 +29,9 @@ BAD = [
     (["h:1"], {"behaviors": {"distribution": "python-memcached"}}, "is not a pylibmc distribution"),
     (["h:1"], {"behaviors": {"ketama": "yes"}}, "behavior ketama: 'yes' is not a number"),
     (["inet:h:"], {"weights": [1]}, "empty port"),
+    (["h:1"], {"distribution": "python-memcached", "hash": "md5"}, "python-memcached always hashes keys with crc, not md5"),
+    (["h:1"], {"distribution": "python-memcached", "sort_hosts": True}, "python-memcached does not sort hosts"),
+    (["h:1"], {"distribution": "ketama_weighted", "hash": "crc"}, "ketama_weighted hashes keys with md5, not crc"),
 ]
 
 
@@ -70,7 +73,7 @@ def _engine_accepts(servers: List[str], **options: Any) -> bool:
     client = omcache.Client.__new__(omcache.Client)
     # The config text exactly as the constructor would build it, minus the Python checks.
     checks = (_config_check.check_servers, _config_check.check_distribution, _config_check.check_hash,
-              _config_check.check_behaviors)
+              _config_check.check_behaviors, _config_check.check_combination)
     saved = [getattr(_config_check, f.__name__) for f in checks]
     try:
         for f in checks:
@@ -120,6 +123,9 @@ def test_python_checks_agree_with_the_engine() -> None:
     cases += [{"servers": ["h:1"], "behaviors": {"distribution": d}} for d in NAMES]
     cases += [{"servers": ["h:1"], "behaviors": {n: 1}} for n in _config_check.BEHAVIORS + ("sort_hosts", "nope")]
     cases += [{"servers": ["h:1"], "behaviors": {"ketama": v}} for v in ("1", "0", "true", "False", "", "-3", "x")]
+    cases += [{"servers": ["h:1"], "distribution": d, "hash": h}
+              for d in ("python-memcached", "ketama_weighted", "consistent weighted") for h in HASHES]
+    cases += [{"servers": ["h:1"], "distribution": d, "sort_hosts": True} for d in ("python-memcached", "modula")]
     disagree = []
     for case in cases:
         opts = dict(case)

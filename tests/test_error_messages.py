@@ -149,9 +149,10 @@ def test_fault_errors_do_not_name_go_packages() -> None:
 
 
 def test_engine_config_errors_do_not_name_go_packages() -> None:
-    # Python checks the names first; the engine's own message (reached for a
-    # combination Python leaves to it) must not start with a Go package name.
-    c = omcache.Client(["h:1"], distribution="python-memcached", hash="md5")
+    # Python checks the configuration first; the engine's own message (reached
+    # when behaviors change the placement before it is resolved) must not
+    # start with a Go package name.
+    c = omcache.Client(["h:1"], distribution="python-memcached", behaviors={"hash": "md5"})
     with pytest.raises(omcache.ConfigError) as ei:
         c.get("k")
     assert not any(p in str(ei.value) for p in ("dist:", "hashkit:", "binprot:"))

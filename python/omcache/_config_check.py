@@ -192,6 +192,30 @@ def check_hash(value: str, what: str = "hash") -> None:
         raise exc.ConfigError(f"unknown {what} {value!r} (known: {known})")
 
 
+def _hash_name(value: str) -> str:
+    if value.isascii() and value.isdigit() and len(value) < 4 and int(value) < len(HASHES):
+        return HASHES[int(value)]
+    return value
+
+
+def check_combination(distribution: str, hash: Optional[str], sort_hosts: bool) -> None:
+    """Raise ConfigError for a distribution and hash (or sort_hosts) that go/dist
+    refuses together.  Only for a configuration without behaviors, which may
+    change both before the engine resolves them."""
+    d = _canonical_distribution(distribution, "distribution")
+    h = None if hash is None else _hash_name(hash)
+    if d == "ketama_weighted" and h is not None and h != "md5":
+        raise exc.ConfigError(
+            f"ketama_weighted hashes keys with md5, not {h} "
+            "(use 'consistent weighted' to combine another key hash with the weighted continuum)"
+        )
+    if d == "python-memcached":
+        if h is not None and h not in ("default", "crc"):
+            raise exc.ConfigError(f"python-memcached always hashes keys with crc, not {h}")
+        if sort_hosts:
+            raise exc.ConfigError("python-memcached does not sort hosts")
+
+
 def _flag_problem(value: str) -> bool:
     if value.lower() in ("true", "false", ""):
         return False

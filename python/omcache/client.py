@@ -259,6 +259,8 @@ class Client:
         if ketama_hash is not None:
             _config_check.check_hash(ketama_hash, "ketama_hash")
         _config_check.check_behaviors(behavior_values)
+        if not behavior_values:
+            _config_check.check_combination(dist, hash, bool(sort_hosts))
         lines.append(f"connect_timeout_ms={_ms('connect_timeout', connect_timeout)}")
         lines.append(f"io_timeout_ms={_ms('io_timeout', io_timeout)}")
         if binary_keys:
