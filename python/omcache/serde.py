@@ -399,7 +399,7 @@ class CompressedSerde:
     ``min_compress_len`` bytes (0: never) and compression makes it smaller,
     at ``compress_level`` (1-9, -1 for zlib's default, 0 disables it);
     ``deserialize`` inflates data flagged 0x08 (SerdeError if corrupt) and
-    hands it to ``inner`` with the flags unchanged.
+    hands it to ``inner`` with that bit cleared.
     """
 
     def __init__(self, inner: Serde, *, min_compress_len: int = 0, compress_level: int = -1) -> None:
@@ -415,7 +415,7 @@ class CompressedSerde:
     def deserialize(self, key: Key, data: bytes, flags: int) -> Any:
         """Inflate if flagged, then let inner decode."""
         if flags & FLAG_ZLIB:
-            data = decompress(data)
+            data, flags = decompress(data), flags & ~FLAG_ZLIB
         return self.inner.deserialize(key, data, flags)
 
     def __repr__(self) -> str:
