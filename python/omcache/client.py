@@ -204,6 +204,13 @@ class Client:
     ``max_value_size`` caps the size of a value the client accepts from a
     server (default 128 MiB, memcached's largest ``-I``); a larger announced
     body is a ProtocolError, so a broken server cannot make it allocate more.
+
+    The constructor checks the configuration (server specs, distribution,
+    hash and behavior names, numbers) and raises ConfigError (or
+    NotImplementedError for libmemcached's distributions omcache lacks) at
+    once; it connects nowhere and does not load the engine, which the first
+    call does.  InvalidKeyError and TooLargeValueError name the key and say
+    why (the reason, the value's size and the limits).
     """
 
     def __init__(
