@@ -48,6 +48,7 @@ $(INSTALLED): $(SOURCES) | $(PY)
 # python-memcached, pymemcache, ...) as references, without rebuilding omcache.
 $(TEST_DEPS): pyproject.toml | $(PY)
 	@echo "omcache: installing the test references (pylibmc is compiled from source: about a minute)"
+	@$(PY) -c "import tomllib" 2>/dev/null || $(PY) -m pip install -q tomli  # Python < 3.11
 	$(PY) -m pip install -q --no-binary pylibmc $$($(PY) scripts/extras.py test)
 	@touch $@
 
