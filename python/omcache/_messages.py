@@ -45,8 +45,18 @@ def _char_name(code: int) -> str:
     return f"{name} {chr(code)!r} (0x{code:02x})"
 
 
+#: The longest key the meta protocol carries base64-encoded: memcached takes
+#: no token over 250 characters.
+MAX_BASE64_KEY_LENGTH = MAX_KEY_LENGTH // 4 * 3
+
+
 def bad_key_reason(
-    key: Union[str, bytes], *, binary_keys: bool = False, max_length: int = MAX_KEY_LENGTH, graphic_only: bool = False
+    key: Union[str, bytes],
+    *,
+    binary_keys: bool = False,
+    max_length: int = MAX_KEY_LENGTH,
+    graphic_only: bool = False,
+    protocol: str = "binary",
 ) -> Optional[str]:
     """Why memcached (or omcache's engine) refuses key, or None if it is acceptable.
 
@@ -55,7 +65,10 @@ def bad_key_reason(
     (bytes 0x00-0x20) and no DEL (0x7f).  For a str key the position is the
     character's index in the str; for bytes, the byte offset.
     ``graphic_only`` also refuses anything outside printable ASCII, as
-    libmemcached's verify_keys does (pylibmc's behavior).
+    libmemcached's verify_keys does (pylibmc's behavior).  ``protocol`` is
+    the client's: with ``binary_keys``, the text protocol still cannot carry
+    a key with a space or control character, and the meta protocol carries
+    one base64-encoded, up to 187 bytes.
     """
     raw = key.encode("utf-8", "surrogatepass") if isinstance(key, str) else bytes(key)
     if not raw:
@@ -64,6 +77,16 @@ def bad_key_reason(
         unit = " in UTF-8" if isinstance(key, str) and len(raw) != len(key) else ""
         return f"it is {len(raw)} bytes long{unit}, over the {max_length}-byte limit"
     if binary_keys:
+        if protocol == "binary":
+            return None
+        plain = bad_key_reason(key, max_length=max_length, graphic_only=graphic_only)
+        if plain is None:
+            return None
+        if protocol == "text":
+            return f"the text protocol cannot carry it: {plain}"
+        if len(raw) > MAX_BASE64_KEY_LENGTH:
+            return (f"{plain}, so the meta protocol sends it base64-encoded, which takes keys of at most "
+                    f"{MAX_BASE64_KEY_LENGTH} bytes (it is {len(raw)})")
         return None
     if isinstance(key, str):
         for i, ch in enumerate(key):
@@ -82,12 +105,19 @@ def bad_key_reason(
 
 
 def invalid_key_message(
-    key: object, *, binary_keys: bool = False, max_length: int = MAX_KEY_LENGTH, graphic_only: bool = False
+    key: object,
+    *,
+    binary_keys: bool = False,
+    max_length: int = MAX_KEY_LENGTH,
+    graphic_only: bool = False,
+    protocol: str = "binary",
 ) -> str:
     """The whole message for a refused key: the key (repr, cut) and the reason."""
     reason = None
     if isinstance(key, (str, bytes)):
-        reason = bad_key_reason(key, binary_keys=binary_keys, max_length=max_length, graphic_only=graphic_only)
+        reason = bad_key_reason(
+            key, binary_keys=binary_keys, max_length=max_length, graphic_only=graphic_only, protocol=protocol
+        )
     if reason is None:
         # The engine refused a key these rules accept (or a non-key reached
         # it): say so rather than invent a reason.
@@ -95,10 +125,10 @@ def invalid_key_message(
     return f"invalid key {key_repr(key)}: {reason}"
 
 
-def first_bad_key(keys: Iterable[object], *, binary_keys: bool = False) -> Optional[object]:
+def first_bad_key(keys: Iterable[object], *, binary_keys: bool = False, protocol: str = "binary") -> Optional[object]:
     """The first key of a multi-key call that these rules refuse, or None."""
     for k in keys:
-        if not isinstance(k, (str, bytes)) or bad_key_reason(k, binary_keys=binary_keys) is not None:
+        if not isinstance(k, (str, bytes)) or bad_key_reason(k, binary_keys=binary_keys, protocol=protocol) is not None:
             return k
     return None
 

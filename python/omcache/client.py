@@ -654,7 +654,7 @@ class Client:
             r = _engine.take_bytes(c, c.bind_TakeResult(-n))
         if r[0] != _OK:
             e = _engine.packed_error(c, r)
-            raise self._failure(e, _messages.first_bad_key(klist, binary_keys=self._binary_keys))
+            raise self._failure(e, _messages.first_bad_key(klist, binary_keys=self._binary_keys, protocol=self._protocol))
         return r, c
 
     def _multi_errors(
@@ -777,7 +777,7 @@ class Client:
         limits are worked out here, so that valid calls pay nothing for it.
         """
         if isinstance(e, exc.InvalidKeyError) and key is not None:
-            return exc.InvalidKeyError(_messages.invalid_key_message(key, binary_keys=self._binary_keys))
+            return exc.InvalidKeyError(_messages.invalid_key_message(key, binary_keys=self._binary_keys, protocol=self._protocol))
         if isinstance(e, exc.TooLargeValueError) and value is not None:
             return exc.TooLargeValueError(_messages.too_large_message(len(value), self._max_value_size, key))
         return e
@@ -853,9 +853,11 @@ class Client:
             (n,) = _U32.unpack_from(r, pos + 1)
             pos += 5
             err = None if status == _OK else _engine.packed_error(c, bytes([status]) + r[pos : pos + n])
-            if group and isinstance(err, exc.ServerError) and "not found" in str(err).lower():
+            if group and isinstance(err, exc.ServerError) and any(
+                w in str(err).lower() for w in ("not found", "unknown command")
+            ):
                 # memcached answers an unknown group with "not found" (binary
-                # KEY_ENOENT): say what that means here.
+                # KEY_ENOENT) or ERROR (text and meta): say what that means.
                 unknown = exc.ServerError(f"the server has no stats group {group!r}")
                 unknown.__cause__ = err
                 err = unknown
