@@ -5,15 +5,20 @@ import (
 	"testing"
 
 	"github.com/omcache/omcache/go/internal/mctest"
+	"github.com/omcache/omcache/go/proto/codecs"
 )
 
 func benchClient(b *testing.B, servers int) *Client {
+	return benchClientProto(b, servers, "")
+}
+
+func benchClientProto(b *testing.B, servers int, protocol string) *Client {
 	b.Helper()
 	var addrs []string
 	for i := 0; i < servers; i++ {
 		addrs = append(addrs, mctest.Start(b, mctest.Options{}).Addr)
 	}
-	c, err := New(addrs, Options{})
+	c, err := New(addrs, Options{Protocol: protocol, TextMultiGet: true})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -79,7 +84,13 @@ func BenchmarkGetParallel(b *testing.B) {
 }
 
 func benchGetMulti(b *testing.B, servers, n int) {
-	c := benchClient(b, servers)
+	for _, p := range codecs.Names() {
+		b.Run(p, func(b *testing.B) { benchGetMultiProto(b, servers, n, p) })
+	}
+}
+
+func benchGetMultiProto(b *testing.B, servers, n int, protocol string) {
+	c := benchClientProto(b, servers, protocol)
 	keys := make([][]byte, n)
 	items := make([]*Item, n)
 	for i := range keys {

@@ -87,13 +87,13 @@ type Options struct {
 	// pylibmc's binary mode does. By default keys must also be valid in the
 	// text protocol, so that every client sharing the servers can use them.
 	BinaryKeys bool
-	// TextMultiGet makes a binary-protocol client's GetMulti (not
-	// GatMulti) ask each server with one text-protocol "gets" of all its
-	// keys, on connections of their own, instead of a pipeline of GETKQs:
-	// memcached answers a binary pipeline 20 requests at a time (its -R),
-	// each piece a wake-up of the client, and a text multi-get in one
-	// piece. Ignored with BinaryKeys, whose keys the text protocol cannot
-	// carry, and by the other protocols.
+	// TextMultiGet makes GetMulti (not GatMulti) of a binary or meta
+	// client ask each server with one text-protocol "gets" of all its keys,
+	// on connections of their own, instead of a pipeline of quiet requests:
+	// memcached answers a pipeline 20 requests at a time (its -R), each
+	// piece a write and a wake-up of the client, and a text multi-get in
+	// one piece. Ignored with BinaryKeys, whose keys the text protocol
+	// cannot carry, and by text clients, which do it anyway.
 	TextMultiGet bool
 
 	// Failover sends the keys of a dead server to live servers: the
@@ -211,7 +211,7 @@ func New(addrs []string, opts Options) (*Client, error) {
 			MaxValue:       opts.MaxItemSize + valueSlack,
 		},
 	}
-	if opts.TextMultiGet && !opts.BinaryKeys && codec.Name() == "binary" {
+	if opts.TextMultiGet && !opts.BinaryKeys && codec.Pipelined() {
 		c.multiCodec = codecs.Text()
 	}
 	c.policy = pol

@@ -210,12 +210,13 @@ class Client:
     protocol sends keys the text tokenizer cannot carry base64-encoded; the
     text protocol cannot send them at all (InvalidKeyError).
 
-    ``text_multiget`` (the default) makes a binary-protocol client's get_multi
-    ask each server with one text-protocol ``gets`` of all its keys, on
-    connections of their own: memcached answers a pipeline of binary requests
-    20 at a time, a text multi-get in one piece.  It does not apply with
-    ``binary_keys`` nor to ``get_multi_items(gat_expire=...)``, and the other
-    protocols ignore it.
+    ``text_multiget`` makes get_multi ask each server with one text-protocol
+    ``gets`` of all its keys, on connections of their own, instead of a
+    pipeline of quiet requests: memcached answers a pipeline 20 requests at a
+    time, a text multi-get in one piece.  It is on by default for
+    ``protocol="binary"`` and off for ``"meta"`` (whose client then puts only
+    meta commands on the wire); it does not apply with ``binary_keys`` nor to
+    ``get_multi_items(gat_expire=...)``, and text clients do it anyway.
 
     Failure handling (docs/failover.md has the full contract): a connect
     error, timeout, reset or protocol error is a failure of that server;
@@ -256,7 +257,7 @@ class Client:
         behaviors: Optional[Mapping[str, object]] = None,
         protocol: str = "meta",
         binary_keys: bool = False,
-        text_multiget: bool = True,
+        text_multiget: Optional[bool] = None,
         failover: bool = True,
         failure_limit: int = 2,
         retry_timeout: float = 0.0,
@@ -306,6 +307,8 @@ class Client:
         lines.append(f"protocol={protocol}")
         if binary_keys:
             lines.append("binary_keys=1")
+        if text_multiget is None:
+            text_multiget = protocol == "binary"
         if text_multiget:
             lines.append("text_multiget=1")
         if isinstance(max_value_size, bool) or not isinstance(max_value_size, int) or not 1 <= max_value_size <= 2**31:
