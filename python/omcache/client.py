@@ -45,27 +45,46 @@ _OK = _engine.OK
 _MISS = _engine.MISS
 
 
+def _exact_bytes(data: Union[bytes, bytearray, memoryview]) -> bytes:
+    """A copy of a bytes-like object's buffer as an exact ``bytes`` object.
+
+    The engine is handed ``id(b) + offset`` and ``len(b)``: that is only the
+    object's own memory when ``type(b) is bytes``.  A subclass can override
+    ``__len__`` or ``__bytes__`` (and ``bytes(x)`` may return such a subclass),
+    so subclasses, bytearray and memoryview are copied through the buffer
+    protocol, whose result is always an exact bytes object.
+    """
+    out = memoryview(data).tobytes()
+    if type(out) is not bytes:  # pragma: no cover - memoryview.tobytes() is exact
+        raise TypeError(f"cannot read {type(data).__name__} as bytes")
+    return out
+
+
 def key_bytes(key: Key) -> bytes:
-    """Return the wire form of a key: bytes as given, str encoded as UTF-8.
+    """Return the wire form of a key as an exact ``bytes`` object: bytes as
+    given, str encoded as UTF-8, subclasses and bytes-like objects copied.
 
     Raises TypeError for anything else.  Length and character checks happen in
-    the engine (InvalidKeyError), so they cost no extra Python work.
+    the engine (InvalidKeyError), so they cost no extra Python work.  A str
+    subclass is encoded by ``str.encode`` itself: an ``encode()`` override is
+    never called, so it cannot hand the engine something that is not bytes.
     """
     if type(key) is bytes:
         return key
     if isinstance(key, str):
-        return key.encode("utf-8")
+        return str.encode(key, "utf-8")
     if isinstance(key, (bytes, bytearray, memoryview)):
-        return bytes(key)
+        return _exact_bytes(key)
     raise TypeError(f"key must be str or bytes, not {type(key).__name__}")
 
 
 def value_bytes(value: object) -> bytes:
-    """Return value as an immutable bytes object (bytes-like values are copied)."""
+    """Return value as an exact, immutable ``bytes`` object (bytes subclasses
+    and bytes-like values are copied; see _exact_bytes)."""
     if type(value) is bytes:
         return value  # type: ignore[return-value]
     if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value)
+        return _exact_bytes(value)
     raise TypeError(
         f"value must be bytes, not {type(value).__name__} "
         "(omcache.Client stores raw bytes; serialise other objects first)"
@@ -73,7 +92,8 @@ def value_bytes(value: object) -> bytes:
 
 
 def parse_servers(servers: Servers) -> list[str]:
-    """Normalise a server list: a sequence of "host:port" strings or one comma-separated string."""
+    """Normalise a server list: a sequence of "host:port" strings or one
+    comma-separated string; "unix:/path" becomes the socket path "/path"."""
     if isinstance(servers, str):
         items = [s.strip() for s in servers.split(",")]
     elif isinstance(servers, (list, tuple)):
@@ -86,6 +106,17 @@ def parse_servers(servers: Servers) -> list[str]:
             raise TypeError(f"each server must be a str like 'host:port', not {type(s).__name__}")
         if not s or "\n" in s or "\x00" in s:
             raise exc.ConfigError(f"invalid server specification {s!r}")
+        if s.startswith("unix:"):
+            # "unix:/path" (and "unix:///path") as libmemcached, python-memcached
+            # and pymemcache spell a unix socket; the engine takes the path.
+            path = s[5:]
+            if path.startswith("//"):
+                path = path[2:]
+            if not path.startswith("/"):
+                raise exc.ConfigError(
+                    f"invalid server specification {s!r}: a unix socket needs an absolute path, e.g. 'unix:/run/memcached.sock'"
+                )
+            s = path
         out.append(s)
     if not out:
         raise exc.ConfigError("no servers given")
@@ -630,10 +661,13 @@ class Client:
         n = len(values)
         try:
             joined = b"".join(values)  # type: ignore[arg-type]
-            lengths = list(map(len, values))
-            if sum(lengths) != len(joined):  # a memoryview of items wider than a byte
+            # bytes.__len__, not len(): a bytes subclass's __len__ is not
+            # trusted, and bytearray/memoryview (TypeError here) take the
+            # copying path.  The engine reads len(joined) bytes, no more.
+            lengths = list(map(bytes.__len__, values))
+            if sum(lengths) != len(joined):
                 raise TypeError
-        except TypeError:  # not all bytes-like: value_bytes copies or explains
+        except TypeError:  # not all bytes: value_bytes copies or explains
             values = [v if type(v) is bytes else value_bytes(v) for v in values]
             joined = b"".join(values)
             lengths = list(map(len, values))
