@@ -661,13 +661,17 @@ class Client:
         n = len(values)
         try:
             joined = b"".join(values)  # type: ignore[arg-type]
-            # bytes.__len__, not len(): a bytes subclass's __len__ is not
-            # trusted, and bytearray/memoryview (TypeError here) take the
-            # copying path.  The engine reads len(joined) bytes, no more.
-            lengths = list(map(bytes.__len__, values))
+            lengths = list(map(len, values))
+            # Only the exact bytes objects joined, lens and fl reach the
+            # engine, which checks that the lengths add up to len(joined).
+            # A memoryview of items wider than a byte, or a bytes subclass
+            # whose __len__ lies, makes the sums differ: value_bytes then
+            # copies each value by its real length.  (bytes.__len__ would
+            # also catch liars that compensate each other, at 2.5x the cost
+            # of len on set_multi's hot path.)
             if sum(lengths) != len(joined):
                 raise TypeError
-        except TypeError:  # not all bytes: value_bytes copies or explains
+        except TypeError:  # not all bytes-like: value_bytes copies or explains
             values = [v if type(v) is bytes else value_bytes(v) for v in values]
             joined = b"".join(values)
             lengths = list(map(len, values))
