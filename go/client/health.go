@@ -30,7 +30,10 @@ import (
 // (ErrServerDead). A dead server is probed in the background (connect and
 // NOOP) every ReconnectTimeout, started by a timer, so also while the client
 // makes no calls; the first probe that succeeds makes it Healthy and its
-// keys return. No call ever waits for a probe.
+// keys return. No call ever waits for a probe. The timer runs only while a
+// server is dead and stops at Close (a Client dropped without Close keeps
+// probing its dead servers, and stays reachable from the timer, until they
+// return).
 //
 // The placement of a key changes at two moments only, both documented
 // (docs/failover.md): when its server is declared dead (its keys move to
