@@ -71,6 +71,8 @@ func (s Server) String() string {
 //	host:port:weight
 //	[v6addr]              also [v6addr]:port and [v6addr]:port:weight
 //	/path/to/socket       a unix socket (anything starting with "/")
+//	unix:/path/to/socket  the same (libmemcached's and python-memcached's
+//	                      spelling; also unix:///path); pylibmc refuses it
 //
 // Unlike pylibmc it refuses, with an error wrapping ErrBadSpec, what would
 // otherwise connect somewhere unintended: an empty host, a bare IPv6 address,
@@ -84,6 +86,13 @@ func ParseSpec(spec string) (Server, error) {
 	}
 	if spec == "" {
 		return bad("empty")
+	}
+	if path, ok := strings.CutPrefix(spec, "unix:"); ok {
+		path = strings.TrimPrefix(path, "//")
+		if !strings.HasPrefix(path, "/") {
+			return bad("a unix socket needs an absolute path, e.g. unix:/run/memcached.sock")
+		}
+		spec = path
 	}
 	unix := strings.HasPrefix(spec, "/")
 	for _, r := range spec {
