@@ -524,6 +524,9 @@ def test_unix_scheme_server_specs(memcached_factory: Callable[..., MemcachedProc
     assert omcache.Client(["unix://" + p.socket_path]).get("u") == b"1"
     with pytest.raises(omcache.ConfigError, match="absolute path"):
         omcache.Client(["unix:relative.sock"])
+    # A host named "unix" keeps working, as in pylibmc.
+    assert omcache.Client(["unix:11211"]).servers == ["unix:11211"]
+    assert omcache_pylibmc.client.translate_server_spec("unix:11211") == (omcache_pylibmc.server_type_tcp, "unix", 11211, 1)
     with pytest.raises(ValueError, match="absolute path"):
         omcache_pylibmc.Client(["unix:relative.sock"])
 

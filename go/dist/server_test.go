@@ -27,6 +27,7 @@ func TestParseSpecAcceptsPylibmcForms(t *testing.T) {
 		{"héllo.example:11212", Server{Host: "héllo.example", Port: 11212, Weight: 1}, "héllo.example:11212"},
 		{"unix:/run/mc.sock", Server{Host: "/run/mc.sock", Weight: 1, Unix: true}, "/run/mc.sock"},
 		{"unix:///run/mc.sock", Server{Host: "/run/mc.sock", Weight: 1, Unix: true}, "/run/mc.sock"},
+		{"unix:11212", Server{Host: "unix", Port: 11212, Weight: 1}, "unix:11212"},
 	}
 	for _, tt := range tests {
 		got, err := ParseSpec(tt.spec)
@@ -47,8 +48,9 @@ func TestParseSpecAcceptsPylibmcForms(t *testing.T) {
 func TestParseSpecRejectsBadSpecsClearly(t *testing.T) {
 	tests := []struct{ spec, why string }{
 		{"", "empty"},
-		{"unix:relative.sock", "absolute path"},
-		{"unix:", "absolute path"},
+		{"unix:/", "needs a path"},
+		{"unix:///", "needs a path"},
+		{"unix:relative.sock", "not a decimal"},
 		{"::1", "brackets"},
 		{":11211", "empty host"},
 		{"host:", "empty port"},

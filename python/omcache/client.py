@@ -91,6 +91,10 @@ def value_bytes(value: object) -> bytes:
     )
 
 
+# What follows "host:" in a host:port[:weight] spec.
+_HOST_PORT_TAIL = re.compile(r"[0-9]+(:[0-9]+)?")
+
+
 def parse_servers(servers: Servers) -> list[str]:
     """Normalise a server list: a sequence of "host:port" strings or one
     comma-separated string; "unix:/path" becomes the socket path "/path"."""
@@ -106,13 +110,12 @@ def parse_servers(servers: Servers) -> list[str]:
             raise TypeError(f"each server must be a str like 'host:port', not {type(s).__name__}")
         if not s or "\n" in s or "\x00" in s:
             raise exc.ConfigError(f"invalid server specification {s!r}")
-        if s.startswith("unix:"):
+        if s.startswith("unix:") and not _HOST_PORT_TAIL.fullmatch(s[5:]):
             # "unix:/path" (and "unix:///path") as libmemcached, python-memcached
             # and pymemcache spell a unix socket; the engine takes the path.
-            path = s[5:]
-            if path.startswith("//"):
-                path = path[2:]
-            if not path.startswith("/"):
+            # "unix:11211" stays the host "unix".
+            path = "/" + s[5:].lstrip("/")
+            if not s[5:].startswith("/") or path == "/":
                 raise exc.ConfigError(
                     f"invalid server specification {s!r}: a unix socket needs an absolute path, e.g. 'unix:/run/memcached.sock'"
                 )

@@ -40,15 +40,16 @@ def translate_server_spec(server: str, port: int = 11211, weight: int = 1) -> Tu
     >>> translate_server_spec("/var/run/memcached.sock")
     (4, '/var/run/memcached.sock', 0, 1)
     """
-    if server.startswith("unix:"):
+    if server.startswith("unix:/"):
         # libmemcached's own URL-ish spelling; pylibmc 1.6 parses "/path" only
-        # and fails on this one with int('/path').
-        path = server[5:]
-        if path.startswith("//"):
-            path = path[2:]
-        if not path.startswith("/"):
-            raise ValueError(f"unix socket spec {server!r} needs an absolute path, e.g. 'unix:/run/memcached.sock'")
+        # and fails on this one with int('/path').  "unix:11211" stays the
+        # host "unix", as in pylibmc.
+        path = "/" + server[5:].lstrip("/")
+        if path == "/":
+            raise ValueError(f"unix socket spec {server!r} needs a path, e.g. 'unix:/run/memcached.sock'")
         return (_pylibmc.server_type_unix, path, 0, int(weight))
+    if server.startswith("unix:") and not server[5:].split(":")[0].isdigit():
+        raise ValueError(f"unix socket spec {server!r} needs an absolute path, e.g. 'unix:/run/memcached.sock'")
     if server.startswith("/"):
         return (_pylibmc.server_type_unix, server, 0, int(weight))
     stype = _pylibmc.server_type_tcp
