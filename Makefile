@@ -16,7 +16,7 @@ INSTALLED  := $(VENV)/.omcache-installed
 TEST_DEPS  := $(VENV)/.omcache-test-deps
 BUILD_LOG  := $(VENV)/omcache-build.log
 
-.PHONY: all deps venv build install demo test test-go test-py test-slow test-types test-pylibmc-suite wheel-check dist docs bench fmt lint clean
+.PHONY: all deps venv build install demo test test-go test-py test-slow test-types test-pylibmc-suite wheel-check dist docs bench fmt lint clean fuzz
 
 all: build
 
@@ -79,6 +79,13 @@ test-types: build
 # Memory growth over a million calls and other long checks.
 test-slow: build
 	$(PY) -m pytest -q -m slow tests
+
+# Every Go fuzz function (found with go test -list, so new ones are included)
+# runs for FUZZTIME each; fails on a crash.  `make fuzz FUZZTIME=30s`.
+FUZZTIME  ?= 3m
+FUZZFLAGS ?=
+fuzz:
+	GO="$(GO)" FUZZTIME="$(FUZZTIME)" FUZZFLAGS="$(FUZZFLAGS)" bash scripts/fuzz.sh
 
 bench: build
 	$(PY) benchmarks/bench.py

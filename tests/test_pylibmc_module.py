@@ -124,6 +124,10 @@ def _outcome(lib: Any, servers: List[Any], behaviors: List[Dict[str, Any]], bina
     for b in behaviors:
         try:
             mc.behaviors = b
+        except KeyError as e:
+            # An unknown hash or distribution name: pylibmc's bare KeyError;
+            # omcache's is a KeyError subclass with a message (docs/pylibmc.md).
+            out.append(("raises", "KeyError", e.args))
         except Exception as e:  # noqa: BLE001
             out.append(("raises", type(e).__name__))
         got = dict(mc.behaviors)

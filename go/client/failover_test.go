@@ -251,10 +251,11 @@ func TestFailoverMovesOnlyTheDeadServersKeysAndTheyReturn(t *testing.T) {
 			t.Fatalf("key %q on server %d: %v", keys[i], home, err)
 		}
 	}
-	if h := c.Health()[victim]; h.State != Dead {
+	h := c.Health()[victim]
+	if h.State != Dead {
 		t.Fatalf("victim after one failure with FailureLimit 1: %+v", h)
 	}
-	deadAt := time.Now()
+	deadAt := h.Since // its only failure: FailureLimit 1
 	notVictim := func(i int) bool { return i != victim }
 	moved := 0
 	for _, k := range keys {
@@ -295,7 +296,6 @@ func TestFailoverMovesOnlyTheDeadServersKeysAndTheyReturn(t *testing.T) {
 
 	servers[victim] = restart(t, addrs[victim])
 	back := waitFor(t, reconnect+2*time.Second, "keys back on the restarted server", func() bool {
-		c.Get(keys[0]) // calls are what start due probes
 		si, err := c.ServerFor(keysOn(sel, victim, 1)[0])
 		return err == nil && si == victim
 	})
@@ -752,5 +752,69 @@ func TestServerStateString(t *testing.T) {
 		if s.String() != want {
 			t.Errorf("%d: %q", int(s), s.String())
 		}
+	}
+}
+
+// A dead server that comes back while the client makes no calls is revived
+// by the timer-driven probe, before the next call: the first write after
+// the idle time and the read after it use the same placement (the issue
+// was a write routed around the server and the probe it started reviving
+// the server before the read).
+func TestDeadServerIsRevivedWhileTheClientIsIdle(t *testing.T) {
+	servers := embedded(t, 3)
+	addrs := addrsOf(servers)
+	sel, _ := ketama(t, addrs, dist.Config{Distribution: dist.Consistent})
+	const reconnect = 200 * time.Millisecond
+	c := newClientFor(t, addrs, Options{
+		Selector: sel, Failover: true, FailureLimit: 1, ReconnectTimeout: reconnect,
+		ConnectTimeout: 300 * time.Millisecond, IOTimeout: 300 * time.Millisecond,
+	})
+	const victim = 2
+	k := keysOn(sel, victim, 1)[0]
+	mustSet(t, c, string(k), "v")
+	servers[victim].Close()
+	if _, err := c.Get(k); err == nil {
+		t.Fatal("Get from a closed server succeeded")
+	}
+	if h := c.Health()[victim]; h.State != Dead {
+		t.Fatalf("victim after a failure with FailureLimit 1: %+v", h)
+	}
+	servers[victim] = restart(t, addrs[victim])
+	// Only Health (which starts nothing) is called while waiting.
+	waitFor(t, reconnect+2*time.Second, "revival without calls", func() bool { return c.Health()[victim].State == Healthy })
+	if si, err := c.ServerFor(k); err != nil || si != victim {
+		t.Fatalf("ServerFor after the revival: %d, %v", si, err)
+	}
+	for i := 0; i < 300; i++ {
+		key := fmt.Sprintf("idle-%d", i)
+		mustSet(t, c, key, key)
+		if it, err := c.Get([]byte(key)); err != nil || string(it.Value) != key {
+			t.Fatalf("Get %q right after its Set: %v %v", key, it, err)
+		}
+	}
+}
+
+// Closing the client stops its probes: a dead server is not probed (or
+// revived) after Close.
+func TestNoProbeAfterClose(t *testing.T) {
+	servers := embedded(t, 2)
+	addrs := addrsOf(servers)
+	sel, _ := ketama(t, addrs, dist.Config{Distribution: dist.Consistent})
+	const reconnect = 50 * time.Millisecond
+	c := newClientFor(t, addrs, Options{
+		Selector: sel, Failover: true, FailureLimit: 1, ReconnectTimeout: reconnect,
+		ConnectTimeout: 300 * time.Millisecond, IOTimeout: 300 * time.Millisecond,
+	})
+	k := keysOn(sel, 1, 1)[0]
+	servers[1].Close()
+	c.Get(k)
+	if h := c.Health()[1]; h.State != Dead {
+		t.Fatalf("after a failure with FailureLimit 1: %+v", h)
+	}
+	c.Close()
+	servers[1] = restart(t, addrs[1])
+	time.Sleep(6 * reconnect) // several probe intervals
+	if h := c.Health()[1]; h.State != Dead || h.Probing {
+		t.Fatalf("a closed client probed its dead server: %+v", h)
 	}
 }

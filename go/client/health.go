@@ -27,8 +27,22 @@ import (
 // failure DeadTimeout or more after the first one of the streak, make it
 // Dead: its keys then go to live servers (Failover) or fail fast
 // (ErrServerDead). A dead server is probed in the background (connect and
-// NOOP) every ReconnectTimeout; the first probe that succeeds makes it
-// Healthy and its keys return. No call ever waits for a probe.
+// NOOP) every ReconnectTimeout, started by a timer, so also while the client
+// makes no calls; the first probe that succeeds makes it Healthy and its
+// keys return. No call ever waits for a probe. The timer runs only while a
+// server is dead and stops at Close (a Client dropped without Close keeps
+// probing its dead servers, and stays reachable from the timer, until they
+// return).
+//
+// The placement of a key changes at two moments only, both documented
+// (docs/failover.md): when its server is declared dead (its keys move to
+// live servers) and when a probe of it succeeds (they move back).  A write
+// and a later read of the same key therefore go to the same server unless
+// one of those happened in between.  In particular a server that came back
+// while the client was idle is revived by its timer-driven probe before the
+// next call, instead of by the first call after it (which used to be routed
+// the old way while the probe it started revived the server, so that the
+// next call for the same key went elsewhere).
 
 // ServerState is how the client treats a server.
 type ServerState int
@@ -379,7 +393,8 @@ func (c *Client) setHealthyLocked(si int) {
 	}
 }
 
-// rescheduleLocked sets probeAt to the earliest due probe.
+// rescheduleLocked sets probeAt to the earliest due probe and arms the
+// probe timer for it.
 func (c *Client) rescheduleLocked() {
 	next := int64(noProbe)
 	for _, s := range c.servers {
@@ -388,6 +403,60 @@ func (c *Client) rescheduleLocked() {
 		}
 	}
 	c.probeAt.Store(next)
+	c.armProbeTimerLocked(next)
+}
+
+// minProbeTimer is the shortest wait of the probe timer, so that a probe
+// that is due at once is started without spinning.
+const minProbeTimer = time.Millisecond
+
+// armProbeTimerLocked makes the probe timer fire when the probe due at next
+// (unix ns, or noProbe) is due, or stops it.
+func (c *Client) armProbeTimerLocked(next int64) {
+	if next == noProbe {
+		if c.probeTimer != nil {
+			c.probeTimer.Stop()
+		}
+		return
+	}
+	d := max(time.Duration(next-c.now().UnixNano()), minProbeTimer)
+	if c.probeTimer == nil {
+		c.probeTimer = time.AfterFunc(d, c.probeTimerFired)
+		return
+	}
+	c.probeTimer.Reset(d)
+}
+
+// probeTimerFired starts the probes that are due (and re-arms the timer for
+// the next ones), unless the client was closed.  It runs in the timer's own
+// goroutine: a panic is recovered and the timer re-armed, never let out.
+func (c *Client) probeTimerFired() {
+	defer func() {
+		if p := recover(); p != nil {
+			c.hmu.Lock()
+			if c.probeTimer != nil {
+				c.probeTimer.Reset(c.policy.reconnect)
+			}
+			c.hmu.Unlock()
+		}
+	}()
+	if c.closed() {
+		return
+	}
+	c.hmu.Lock()
+	defer c.hmu.Unlock()
+	c.startDueProbesLocked(c.now())
+}
+
+// closed reports whether Close was called (it marks every server closed).
+func (c *Client) closed() bool {
+	if len(c.servers) == 0 {
+		return true
+	}
+	s := c.servers[0]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
 }
 
 // ejectLocked rebuilds the Ejector's placement after a server died or came
@@ -423,6 +492,10 @@ func (c *Client) startDueProbes(now time.Time) {
 	}
 	c.hmu.Lock()
 	defer c.hmu.Unlock()
+	c.startDueProbesLocked(now)
+}
+
+func (c *Client) startDueProbesLocked(now time.Time) {
 	for si, s := range c.servers {
 		if s.h.state == Dead && !s.h.probing && !now.Before(s.h.until) {
 			s.h.probing = true
@@ -517,4 +590,8 @@ type healthFields struct {
 	probeAt  atomic.Int64 // unix ns of the earliest due probe, noProbe if none
 	ejected  atomic.Pointer[ejected]
 	now      func() time.Time
+	// probeTimer fires when the earliest probe is due, so dead servers are
+	// probed while the client is idle too; guarded by hmu, nil until a
+	// server first dies.
+	probeTimer *time.Timer
 }

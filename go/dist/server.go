@@ -71,6 +71,9 @@ func (s Server) String() string {
 //	host:port:weight
 //	[v6addr]              also [v6addr]:port and [v6addr]:port:weight
 //	/path/to/socket       a unix socket (anything starting with "/")
+//	unix:/path/to/socket  the same (libmemcached's and python-memcached's
+//	                      spelling; also unix:///path); pylibmc refuses it.
+//	                      "unix:11211" is still the host "unix"
 //
 // Unlike pylibmc it refuses, with an error wrapping ErrBadSpec, what would
 // otherwise connect somewhere unintended: an empty host, a bare IPv6 address,
@@ -84,6 +87,15 @@ func ParseSpec(spec string) (Server, error) {
 	}
 	if spec == "" {
 		return bad("empty")
+	}
+	// "unix:" followed by a path (unix:/p, unix:///p) is a socket;
+	// "unix:11211" stays a host named unix.
+	if rest, ok := strings.CutPrefix(spec, "unix:/"); ok {
+		path := "/" + strings.TrimLeft(rest, "/")
+		if path == "/" {
+			return bad("a unix socket needs a path, e.g. unix:/run/memcached.sock")
+		}
+		spec = path
 	}
 	unix := strings.HasPrefix(spec, "/")
 	for _, r := range spec {
@@ -233,16 +245,19 @@ func parseDecimal(s string, lo, hi int) (int, error) {
 	if s == "" {
 		return 0, errors.New("is empty")
 	}
+	// Digits first: a long non-number ("/path/to/socket") is not a decimal
+	// number rather than out of range.
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < '0' || c > '9' {
+			return 0, fmt.Errorf("%q is not a decimal number", s)
+		}
+	}
 	if len(s) > 9 {
 		return 0, fmt.Errorf("%q is out of range %d..%d", s, lo, hi)
 	}
 	n := 0
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < '0' || c > '9' {
-			return 0, fmt.Errorf("%q is not a decimal number", s)
-		}
-		n = n*10 + int(c-'0')
+		n = n*10 + int(s[i]-'0')
 	}
 	if n < lo || n > hi {
 		return 0, fmt.Errorf("%d is out of range %d..%d", n, lo, hi)

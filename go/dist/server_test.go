@@ -25,6 +25,9 @@ func TestParseSpecAcceptsPylibmcForms(t *testing.T) {
 		{"/tmp/with space/m.sock", Server{Host: "/tmp/with space/m.sock", Weight: 1, Unix: true}, "/tmp/with space/m.sock"},
 		{"/tmp/m.sock:2", Server{Host: "/tmp/m.sock:2", Weight: 1, Unix: true}, "/tmp/m.sock:2"},
 		{"héllo.example:11212", Server{Host: "héllo.example", Port: 11212, Weight: 1}, "héllo.example:11212"},
+		{"unix:/run/mc.sock", Server{Host: "/run/mc.sock", Weight: 1, Unix: true}, "/run/mc.sock"},
+		{"unix:///run/mc.sock", Server{Host: "/run/mc.sock", Weight: 1, Unix: true}, "/run/mc.sock"},
+		{"unix:11212", Server{Host: "unix", Port: 11212, Weight: 1}, "unix:11212"},
 	}
 	for _, tt := range tests {
 		got, err := ParseSpec(tt.spec)
@@ -45,6 +48,9 @@ func TestParseSpecAcceptsPylibmcForms(t *testing.T) {
 func TestParseSpecRejectsBadSpecsClearly(t *testing.T) {
 	tests := []struct{ spec, why string }{
 		{"", "empty"},
+		{"unix:/", "needs a path"},
+		{"unix:///", "needs a path"},
+		{"unix:relative.sock", "not a decimal"},
 		{"::1", "brackets"},
 		{":11211", "empty host"},
 		{"host:", "empty port"},
@@ -129,7 +135,7 @@ func TestParsePythonMemcacheSpec(t *testing.T) {
 }
 
 func FuzzParseSpec(f *testing.F) {
-	for _, s := range []string{"h", "h:1", "h:1:2", "[::1]:3:4", "/s", "udp:x", ":", "[", "[]", "a:b:c:d", "h:0012"} {
+	for _, s := range []string{"h", "h:1", "h:1:2", "[::1]:3:4", "/s", "unix:/s", "unix:x", "udp:x", ":", "[", "[]", "a:b:c:d", "h:0012"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, spec string) {

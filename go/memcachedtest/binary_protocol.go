@@ -107,7 +107,7 @@ func (c *conn) binReply(r *binRequest, cas uint64, extras []byte, key string, va
 	c.binHeader(r.opcode, statusOK, len(extras), len(key), len(extras)+len(key)+len(value), r.opaque, cas)
 	c.out = append(c.out, extras...)
 	c.out = append(c.out, key...)
-	c.out = append(c.out, value...)
+	c.appendValue(value)
 }
 
 // binSuccess answers a command that worked, unless it was quiet.
@@ -322,8 +322,9 @@ func (c *conn) binUpdate(r *binRequest) error {
 func (c *conn) binGet(r *binRequest) {
 	touch := r.cmd == opTouch || r.cmd == opGat || r.cmd == opGatK
 	withKey := r.cmd == opGetK || r.cmd == opGatK
-	// Items change under the store lock (cas, in-place incr), so the
-	// reply is built from a copy taken while holding it.
+	// Items change under the store lock (cas, exptime), so the reply is
+	// built from a snapshot taken while holding it; the value itself is
+	// shared, as stored values are never modified.
 	var (
 		found bool
 		snap  item

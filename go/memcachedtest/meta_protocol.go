@@ -333,11 +333,11 @@ func (c *conn) metaGet(tokens []string) {
 		it.tokenSent = true
 	}
 	out = append(out, '\r', '\n')
-	if of.value {
-		out = append(out, it.value...)
-		out = append(out, '\r', '\n')
-	}
 	c.out = out
+	if of.value {
+		c.appendValue(it.value) // shared, not copied under the lock
+		c.out = append(c.out, '\r', '\n')
+	}
 	if locked && !of.noUpdate {
 		st.bump(it, now)
 	}

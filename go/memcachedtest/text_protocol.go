@@ -177,7 +177,7 @@ func (c *conn) dispatchText(tokens []string) error {
 			c.outString("ERROR")
 			return nil
 		}
-		c.textGet(tokens, cmd == "gets" || cmd == "gats", cmd == "gat" || cmd == "gats")
+		return c.textGet(tokens, cmd == "gets" || cmd == "gats", cmd == "gat" || cmd == "gats")
 	case "set", "add", "replace", "append", "prepend":
 		if nt != 6 && nt != 7 {
 			c.outString("ERROR")
@@ -246,54 +246,73 @@ func (c *conn) dispatchText(tokens []string) error {
 	return nil
 }
 
-func (c *conn) textGet(tokens []string, withCas, touch bool) {
+func (c *conn) textGet(tokens []string, withCas, touch bool) error {
 	keys := tokens[1:]
 	var exptime int32
 	if touch {
 		var ok bool
 		if exptime, ok = parseStrtol(tokens[1]); !ok {
 			c.outString(msgBadExptime)
-			return
+			return nil
 		}
 		keys = tokens[2:]
 	}
-	start := len(c.out)
 	st := c.srv.store
-	st.mu.Lock()
-	now := c.srv.now()
-	st.prepare(now)
-	for _, key := range keys {
+	// memcached answers a get with a too-long key with an error alone, after
+	// fetching (and counting) the keys before it: check them all before any
+	// value is queued, as the reply is streamed.
+	for i, key := range keys {
 		if len(key) > maxKeyLength {
+			st.mu.Lock()
+			now := c.srv.now()
+			st.prepare(now)
+			for _, k := range keys[:i] {
+				if touch {
+					st.touch(k, absExptime(int64(exptime), now), now)
+				} else {
+					st.get(k, now)
+				}
+			}
 			st.mu.Unlock()
-			c.out = c.out[:start]
 			c.outString(msgBadFormat)
-			return
+			return nil
 		}
+	}
+	for _, key := range keys {
+		// One key at a time under the lock: the reply refers to the stored
+		// value (no copy) and is written between keys once it is large,
+		// which blocks while the client does not read (backpressure).
+		st.mu.Lock()
+		now := c.srv.now()
+		st.prepare(now)
 		var it *item
 		if touch {
 			it = st.touch(key, absExptime(int64(exptime), now), now)
 		} else {
 			it = st.get(key, now)
 		}
-		if it == nil {
-			continue
-		}
-		c.out = append(c.out, "VALUE "...)
-		c.out = append(c.out, it.key...)
-		c.out = append(c.out, ' ')
-		c.out = strconv.AppendUint(c.out, uint64(it.flags), 10)
-		c.out = append(c.out, ' ')
-		c.out = strconv.AppendInt(c.out, int64(len(it.value)), 10)
-		if withCas {
+		if it != nil {
+			c.out = append(c.out, "VALUE "...)
+			c.out = append(c.out, it.key...)
 			c.out = append(c.out, ' ')
-			c.out = strconv.AppendUint(c.out, it.cas, 10)
+			c.out = strconv.AppendUint(c.out, uint64(it.flags), 10)
+			c.out = append(c.out, ' ')
+			c.out = strconv.AppendInt(c.out, int64(len(it.value)), 10)
+			if withCas {
+				c.out = append(c.out, ' ')
+				c.out = strconv.AppendUint(c.out, it.cas, 10)
+			}
+			c.out = append(c.out, '\r', '\n')
+			c.appendValue(it.value)
+			c.out = append(c.out, '\r', '\n')
 		}
-		c.out = append(c.out, '\r', '\n')
-		c.out = append(c.out, it.value...)
-		c.out = append(c.out, '\r', '\n')
+		st.mu.Unlock()
+		if err := c.flushIfFull(); err != nil {
+			return err
+		}
 	}
-	st.mu.Unlock()
 	c.out = append(c.out, "END\r\n"...)
+	return nil
 }
 
 func (c *conn) textUpdate(tokens []string, mode storeMode) error {

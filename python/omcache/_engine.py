@@ -404,7 +404,13 @@ def loaded() -> bool:
 
 
 def addr(b: bytes) -> int:
-    """Return the address of a bytes object's data (valid while b is alive)."""
+    """Return the address of a bytes object's data (valid while b is alive).
+
+    Only an exact ``bytes`` object has its data at that offset with
+    ``len(b)`` bytes behind it; anything else (a subclass may lie about its
+    length) is a TypeError, never an address."""
+    if type(b) is not bytes:
+        raise TypeError(f"the engine reads exact bytes objects only, not {type(b).__name__}")
     return id(b) + BYTES_DATA_OFFSET
 
 

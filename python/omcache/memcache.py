@@ -45,7 +45,16 @@ from . import exceptions as exc
 from .client import Client as _EngineClient
 from .client import Item, plain_text_keys
 from .pyclient import client_supports
-from .serde import FLAG_INTEGER, FLAG_LONG, FLAG_PICKLE, FLAG_TEXT, FLAG_ZLIB, PythonMemcachedSerde, SerdeDecodeError
+from .serde import (
+    DEFAULT_MAX_VALUE_SIZE,
+    FLAG_INTEGER,
+    FLAG_LONG,
+    FLAG_PICKLE,
+    FLAG_TEXT,
+    FLAG_ZLIB,
+    PythonMemcachedSerde,
+    SerdeDecodeError,
+)
 
 __all__ = [
     "Client",
@@ -199,6 +208,14 @@ class Client:
     ``socket_timeout`` are seconds.  Extra keyword arguments are options of
     ``omcache.Client`` (for example ``distribution`` to override
     python-memcached's placement).
+
+    Two omcache settings guard against hostile cache contents:
+    ``max_value_size`` (an ``omcache.Client`` option, default 128 MiB) also
+    bounds what a compressed value may inflate to with the default
+    decompressor (``omcache.serde.DecompressedTooLargeError``, a
+    ValueError); ``allow_pickle=False`` refuses to unpickle values flagged
+    as pickles, and to pickle objects on writes
+    (``omcache.serde.PickleRefusedError``, a ValueError).
     """
 
     _FLAG_PICKLE = FLAG_PICKLE
@@ -235,6 +252,7 @@ class Client:
         flush_on_reconnect: int = 0,
         check_keys: bool = True,
         key_encoder: Optional[Callable[[Any], Any]] = None,
+        allow_pickle: bool = True,
         **client_options: Any,
     ) -> None:
         self.debug = debug
@@ -261,6 +279,8 @@ class Client:
             decompressor=decompressor,
             persistent_id=pid,
             persistent_load=pload,
+            max_value_size=client_options.get("max_value_size", DEFAULT_MAX_VALUE_SIZE),
+            allow_pickle=allow_pickle,
         )
         self.server_max_key_length = SERVER_MAX_KEY_LENGTH if server_max_key_length is None else server_max_key_length
         self.server_max_value_length = (
@@ -295,6 +315,8 @@ class Client:
             decompressor=self._serde.decompressor,
             persistent_id=self._serde.persistent_id,
             persistent_load=self._serde.persistent_load,
+            max_value_size=self._serde.max_value_size,
+            allow_pickle=self._serde.allow_pickle,
         )
 
     @property
@@ -419,11 +441,13 @@ class Client:
 
     @staticmethod
     def _encode_key(key: Any) -> Any:
+        # str.encode itself, not the key's: a str subclass's encode() override
+        # is not trusted to return bytes (python-memcached calls key.encode).
         if isinstance(key, tuple):
             if isinstance(key[1], str):
-                return (key[0], key[1].encode("utf8"))
+                return (key[0], str.encode(key[1], "utf8"))
         elif isinstance(key, str):
-            return key.encode("utf8")
+            return str.encode(key, "utf8")
         return key
 
     def check_key(self, key: Any, key_extra_len: int = 0) -> None:

@@ -57,6 +57,15 @@ class SerdeClient:
     raise ``omcache.ConnectionError``/``TimeoutError``; values over the
     server's item size raise ``omcache.TooLargeValueError``; values the serde
     cannot decode raise ``omcache.serde.SerdeError``.
+
+    Values are input from whoever can write to the cache.  ``allow_pickle=
+    False`` makes a serde chosen by name refuse pickles (``omcache.serde.
+    PickleRefusedError``: reading a value flagged as a pickle, or storing an
+    object that needs one); ``max_value_size`` (an ``omcache.Client``
+    option, default 128 MiB) also bounds what a compressed value may
+    inflate to (``omcache.serde.DecompressedTooLargeError``).  A serde
+    object brings its own settings (``allow_pickle`` with one is a
+    ValueError).
     """
 
     def __init__(
@@ -65,9 +74,15 @@ class SerdeClient:
         *,
         serde: Union[str, Serde, None] = None,
         key_prefix: Key = b"",
+        allow_pickle: Optional[bool] = None,
         **client_options: Any,
     ) -> None:
-        self.serde: Serde = get_serde(serde)
+        settings: Dict[str, Any] = {}
+        if allow_pickle is not None:
+            settings["allow_pickle"] = allow_pickle
+        if (serde is None or isinstance(serde, str)) and "max_value_size" in client_options:
+            settings["max_value_size"] = client_options["max_value_size"]
+        self.serde: Serde = get_serde(serde, **settings)
         self.key_prefix: bytes = key_bytes(key_prefix)
         self.client = Client(servers, **client_options)
 

@@ -38,6 +38,20 @@ as int, 0x10 as text, 0x01 as a pickle of any protocol.  They differ only
 where the real clients differ: pylibmc ignores flag bits above 0x10 and
 refuses combinations of type bits, python-memcached refuses unknown bits
 and lets the text bit win over the others.
+
+Values from the cache are input from whoever can write to it.  Both
+convention serdes therefore take two safety settings:
+
+``max_value_size`` (default 128 MiB, ``DEFAULT_MAX_VALUE_SIZE``)
+    A zlib value (0x08) is inflated at most to this many bytes; one that
+    would grow larger raises ``DecompressedTooLargeError`` instead of taking
+    the process's memory (a 1 MB zlib stream can inflate to 1 GiB).
+
+``allow_pickle`` (default True, as pylibmc and python-memcached)
+    False refuses to unpickle: a value flagged 0x01 raises
+    ``PickleRefusedError`` (and storing an object that would need pickling
+    raises it too).  Unpickling runs arbitrary code chosen by whoever wrote
+    the value: turn it off for caches that untrusted writers can reach.
 """
 
 from __future__ import annotations
@@ -62,13 +76,16 @@ __all__ = [
     "pylibmc_encode",
     "pylibmc_decode",
     "compress",
-    "decompress",
     "FLAG_NONE",
     "FLAG_PICKLE",
     "FLAG_INTEGER",
     "FLAG_LONG",
     "FLAG_ZLIB",
     "FLAG_TEXT",
+    "DEFAULT_MAX_VALUE_SIZE",
+    "DecompressedTooLargeError",
+    "PickleRefusedError",
+    "inflate",
 ]
 
 log = logging.getLogger("omcache")
@@ -89,7 +106,7 @@ FLAG_ZLIB = 1 << 3
 FLAG_TEXT = 1 << 4
 
 # pylibmc's PYLIBMC_FLAG_TYPES: bits outside it (and ZLIB) are ignored on read.
-_PYLIBMC_TYPES = FLAG_PICKLE | FLAG_INTEGER | FLAG_LONG | FLAG_TEXT
+PYLIBMC_TYPES = FLAG_PICKLE | FLAG_INTEGER | FLAG_LONG | FLAG_TEXT
 
 
 class SerdeError(Error, ValueError):
@@ -120,6 +137,21 @@ def _text(data: bytes) -> str:
         raise err from e
 
 
+class DecompressedTooLargeError(SerdeError):
+    """A compressed value would inflate past the serde's ``max_value_size``
+    (a decompression bomb, or a legitimate value larger than the limit:
+    raise the limit then)."""
+
+
+class PickleRefusedError(SerdeError):
+    """A value flagged as a pickle was read (or an object needing a pickle
+    was stored) by a serde made with ``allow_pickle=False``."""
+
+
+#: The default bound on an inflated value: memcached's largest item size (-I 128m).
+DEFAULT_MAX_VALUE_SIZE = 128 * 1024 * 1024
+
+
 class Serde(Protocol):
     """The serialiser protocol: any object with these two methods is a serde."""
 
@@ -148,12 +180,40 @@ def _check_len(name: str, n: int) -> int:
     return n
 
 
-def decompress(data: bytes) -> bytes:
-    """Inflate zlib data (flag 0x08); raises SerdeError if it is corrupt."""
+def _check_max(n: int) -> int:
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"max_value_size must be an int, not {type(n).__name__}")
+    if n < 1:
+        raise ValueError(f"max_value_size must be >= 1, got {n}")
+    return n
+
+
+def inflate(data: bytes, max_size: int = DEFAULT_MAX_VALUE_SIZE) -> bytes:
+    """zlib-decompress data (as zlib.decompress does) into at most max_size bytes.
+
+    Raises DecompressedTooLargeError when the stream holds more than
+    max_size bytes (only max_size + 1 bytes are ever inflated), SerdeError
+    when it is corrupt or truncated.
+    """
+    d = zlib.decompressobj()
     try:
-        return zlib.decompress(data)
+        out = d.decompress(data, max_size + 1)
     except zlib.error as e:
         raise SerdeError(f"failed to decompress value: {e}") from e
+    if len(out) > max_size:
+        raise DecompressedTooLargeError(
+            f"compressed value of {len(data)} bytes inflates past max_value_size ({max_size} bytes); "
+            "refused (raise max_value_size if such values are legitimate)"
+        )
+    if not d.eof:
+        raise SerdeError("failed to decompress value: incomplete or truncated stream")
+    return out
+
+
+def _pickle_refused(what: str) -> PickleRefusedError:
+    return PickleRefusedError(
+        f"{what}: this serde was made with allow_pickle=False (unpickling runs code chosen by whoever wrote the value)"
+    )
 
 
 def compress(data: bytes, flags: int, min_compress_len: int, compress_level: int) -> Tuple[bytes, int]:
@@ -167,10 +227,11 @@ def compress(data: bytes, flags: int, min_compress_len: int, compress_level: int
     return data, flags
 
 
-def pylibmc_encode(value: Any, pickle_protocol: int = -1) -> Tuple[bytes, int]:
+def pylibmc_encode(value: Any, pickle_protocol: int = -1, allow_pickle: bool = True) -> Tuple[bytes, int]:
     """pylibmc's type encoding, without compression: bytes raw (0), str
     UTF-8 (0x10), bool b"1"/b"0" (0x02), int decimal (0x04), anything else
-    pickled at ``pickle_protocol`` (0x01)."""
+    pickled at ``pickle_protocol`` (0x01), or PickleRefusedError without
+    ``allow_pickle``."""
     if isinstance(value, bytes):
         return bytes(value), FLAG_NONE
     if isinstance(value, str):
@@ -180,6 +241,8 @@ def pylibmc_encode(value: Any, pickle_protocol: int = -1) -> Tuple[bytes, int]:
     if isinstance(value, int):
         # str(), not int.__repr__: pylibmc calls PyObject_Str on int subclasses too.
         return str(value).encode("ascii"), FLAG_LONG
+    if not allow_pickle:
+        raise _pickle_refused(f"cannot store a {type(value).__name__} without pickling it")
     return pickle.dumps(value, pickle_protocol), FLAG_PICKLE
 
 
@@ -191,7 +254,7 @@ def pylibmc_decode(data: bytes, flags: int) -> Any:
     UnicodeDecodeError (as SerdeDecodeError), whatever unpickling raises);
     SerdeError for a combination of type bits.
     """
-    kind = flags & _PYLIBMC_TYPES
+    kind = flags & PYLIBMC_TYPES
     if kind == FLAG_NONE:
         return data
     if kind == FLAG_TEXT:
@@ -234,9 +297,18 @@ class PylibmcSerde:
     never).  ``compress_level``: zlib level 1-9, -1 for zlib's default, 0
     disables compression (as in pylibmc).  ``serialize`` takes per-call
     overrides of the last two, as pylibmc's ``set`` does.
+    ``max_value_size`` and ``allow_pickle``: see the module docstring.
     """
 
-    def __init__(self, *, pickle_protocol: int = -1, min_compress_len: int = 0, compress_level: int = -1) -> None:
+    def __init__(
+        self,
+        *,
+        pickle_protocol: int = -1,
+        min_compress_len: int = 0,
+        compress_level: int = -1,
+        max_value_size: int = DEFAULT_MAX_VALUE_SIZE,
+        allow_pickle: bool = True,
+    ) -> None:
         if isinstance(pickle_protocol, bool) or not isinstance(pickle_protocol, int):
             raise TypeError("pickle_protocol must be an int")
         if pickle_protocol > pickle.HIGHEST_PROTOCOL:
@@ -244,10 +316,12 @@ class PylibmcSerde:
         self.pickle_protocol = pickle_protocol
         self.min_compress_len = _check_len("min_compress_len", min_compress_len)
         self.compress_level = _check_level(compress_level)
+        self.max_value_size = _check_max(max_value_size)
+        self.allow_pickle = bool(allow_pickle)
 
     def encode(self, value: Any) -> Tuple[bytes, int]:
         """Return (data, type flags) for value, without compression."""
-        return pylibmc_encode(value, self.pickle_protocol)
+        return pylibmc_encode(value, self.pickle_protocol, self.allow_pickle)
 
     def serialize(
         self,
@@ -258,7 +332,7 @@ class PylibmcSerde:
         compress_level: Optional[int] = None,
     ) -> Tuple[bytes, int]:
         """Return (data, flags) for value, compressed when it pays (see the class doc)."""
-        data, flags = pylibmc_encode(value, self.pickle_protocol)
+        data, flags = pylibmc_encode(value, self.pickle_protocol, self.allow_pickle)
         mcl = self.min_compress_len if min_compress_len is None else _check_len("min_compress_len", min_compress_len)
         level = self.compress_level if compress_level is None else _check_level(compress_level)
         return compress(data, flags, mcl, level)
@@ -267,7 +341,10 @@ class PylibmcSerde:
         """Decode as pylibmc does: inflate if 0x08, then exactly one type bit
         (or none: bytes); bits above 0x10 are ignored.  Raises SerdeError."""
         if flags & FLAG_ZLIB:
-            data = decompress(data)
+            data = inflate(data, self.max_value_size)
+        kind = flags & PYLIBMC_TYPES
+        if kind == FLAG_PICKLE and not self.allow_pickle:
+            raise _pickle_refused(f"value of {key!r} is a pickle (flags {flags:#x})")
         try:
             return pylibmc_decode(data, flags)
         except SerdeError:
@@ -278,7 +355,8 @@ class PylibmcSerde:
     def __repr__(self) -> str:
         return (
             f"PylibmcSerde(pickle_protocol={self.pickle_protocol}, "
-            f"min_compress_len={self.min_compress_len}, compress_level={self.compress_level})"
+            f"min_compress_len={self.min_compress_len}, compress_level={self.compress_level}, "
+            f"max_value_size={self.max_value_size}, allow_pickle={self.allow_pickle})"
         )
 
 
@@ -294,6 +372,11 @@ class PythonMemcachedSerde:
     cannot be loaded read back as None, logged at WARNING; ``strict=True``
     raises SerdeError instead.  Unknown flags always raise SerdeError (a
     ValueError, as in python-memcached).
+
+    ``max_value_size`` bounds the default decompressor (zlib.decompress is
+    replaced by a bounded inflate; a decompressor of your own is called as
+    it is).  ``allow_pickle=False`` raises PickleRefusedError for pickles,
+    whatever ``strict`` says.  See the module docstring.
     """
 
     def __init__(
@@ -308,6 +391,8 @@ class PythonMemcachedSerde:
         persistent_load: Optional[Callable[[Any], Any]] = None,
         min_compress_len: int = 0,
         strict: bool = False,
+        max_value_size: int = DEFAULT_MAX_VALUE_SIZE,
+        allow_pickle: bool = True,
     ) -> None:
         self.pickle_protocol = pickle_protocol
         self.pickler = pickler
@@ -318,6 +403,8 @@ class PythonMemcachedSerde:
         self.persistent_load = persistent_load
         self.min_compress_len = _check_len("min_compress_len", min_compress_len)
         self.strict = strict
+        self.max_value_size = _check_max(max_value_size)
+        self.allow_pickle = bool(allow_pickle)
         # python-memcached probes once whether the pickler takes protocol= by keyword.
         try:
             self.pickler(io.BytesIO(), protocol=self.pickle_protocol)
@@ -349,6 +436,8 @@ class PythonMemcachedSerde:
         elif t is int:
             data, flags, mcl = b"%d" % value, FLAG_INTEGER, 0
         else:
+            if not self.allow_pickle:
+                raise _pickle_refused(f"cannot store a {type(value).__name__} without pickling it")
             data, flags = self._pickle(value), FLAG_PICKLE
         if mcl and len(data) > mcl:
             packed = self.compressor(data)
@@ -359,10 +448,13 @@ class PythonMemcachedSerde:
     def deserialize(self, key: Key, data: bytes, flags: int) -> Any:
         """Decode as python-memcached does (see the class doc)."""
         if flags & FLAG_ZLIB:
-            try:
-                data = self.decompressor(data)
-            except Exception as e:
-                raise SerdeError(f"failed to decompress value: {e}") from e
+            if self.decompressor is zlib.decompress:
+                data = inflate(data, self.max_value_size)
+            else:
+                try:
+                    data = self.decompressor(data)
+                except Exception as e:
+                    raise SerdeError(f"failed to decompress value: {e}") from e
             flags &= ~FLAG_ZLIB
         try:
             if flags == 0:
@@ -376,6 +468,8 @@ class PythonMemcachedSerde:
         except ValueError as e:
             raise SerdeError(f"cannot decode value with flags {flags:#x}: {e}") from e
         if flags & FLAG_PICKLE:
+            if not self.allow_pickle:
+                raise _pickle_refused(f"value of {key!r} is a pickle (flags {flags:#x})")
             try:
                 u = self.unpickler(io.BytesIO(data))
                 if self.persistent_load is not None:
@@ -389,7 +483,10 @@ class PythonMemcachedSerde:
         raise SerdeError(f"Unknown flags on get: {flags:x}")
 
     def __repr__(self) -> str:
-        return f"PythonMemcachedSerde(pickle_protocol={self.pickle_protocol}, min_compress_len={self.min_compress_len})"
+        return (
+            f"PythonMemcachedSerde(pickle_protocol={self.pickle_protocol}, min_compress_len={self.min_compress_len}, "
+            f"max_value_size={self.max_value_size}, allow_pickle={self.allow_pickle})"
+        )
 
 
 class CompressedSerde:
@@ -398,14 +495,23 @@ class CompressedSerde:
     ``serialize`` compresses what ``inner`` produced when it is at least
     ``min_compress_len`` bytes (0: never) and compression makes it smaller,
     at ``compress_level`` (1-9, -1 for zlib's default, 0 disables it);
-    ``deserialize`` inflates data flagged 0x08 (SerdeError if corrupt) and
+    ``deserialize`` inflates data flagged 0x08 into at most ``max_value_size``
+    bytes (SerdeError if corrupt, DecompressedTooLargeError past the bound) and
     hands it to ``inner`` with that bit cleared.
     """
 
-    def __init__(self, inner: Serde, *, min_compress_len: int = 0, compress_level: int = -1) -> None:
+    def __init__(
+        self,
+        inner: Serde,
+        *,
+        min_compress_len: int = 0,
+        compress_level: int = -1,
+        max_value_size: int = DEFAULT_MAX_VALUE_SIZE,
+    ) -> None:
         self.inner = inner
         self.min_compress_len = _check_len("min_compress_len", min_compress_len)
         self.compress_level = _check_level(compress_level)
+        self.max_value_size = _check_max(max_value_size)
 
     def serialize(self, key: Key, value: Any) -> Tuple[bytes, int]:
         """Return inner's (data, flags), compressed when it pays."""
@@ -415,7 +521,7 @@ class CompressedSerde:
     def deserialize(self, key: Key, data: bytes, flags: int) -> Any:
         """Inflate if flagged, then let inner decode."""
         if flags & FLAG_ZLIB:
-            data, flags = decompress(data), flags & ~FLAG_ZLIB
+            data, flags = inflate(data, self.max_value_size), flags & ~FLAG_ZLIB
         return self.inner.deserialize(key, data, flags)
 
     def __repr__(self) -> str:
@@ -425,7 +531,7 @@ class CompressedSerde:
         )
 
 
-_NAMED: Dict[str, Callable[[], Serde]] = {
+_NAMED: Dict[str, Callable[..., Serde]] = {
     "pylibmc": PylibmcSerde,
     "python-memcached": PythonMemcachedSerde,
     "python_memcached": PythonMemcachedSerde,
@@ -433,16 +539,27 @@ _NAMED: Dict[str, Callable[[], Serde]] = {
 }
 
 
-def get_serde(serde: Union[str, Serde, None]) -> Serde:
+def get_serde(serde: Union[str, Serde, None], **settings: Any) -> Serde:
     """Return a serde object: one given as is, or a new one by name
-    ("pylibmc", "python-memcached", "raw"); None means "pylibmc"."""
+    ("pylibmc", "python-memcached", "raw"); None means "pylibmc".
+
+    ``settings`` (``max_value_size``, ``allow_pickle``) configure a serde
+    made by name; "raw" neither inflates nor unpickles and ignores them.
+    A serde object brings its own settings: passing any is a ValueError.
+    """
     if serde is None:
-        return PylibmcSerde()
+        serde = "pylibmc"
     if isinstance(serde, str):
         try:
-            return _NAMED[serde]()
+            factory = _NAMED[serde]
         except KeyError:
             raise ValueError(f"unknown serde {serde!r}; choose one of {sorted(_NAMED)}") from None
+        return factory() if factory is RawSerde else factory(**settings)
+    if settings:
+        raise ValueError(
+            f"{', '.join(sorted(settings))} configure a serde chosen by name; "
+            f"set them on the {type(serde).__name__} object itself"
+        )
     if not (callable(getattr(serde, "serialize", None)) and callable(getattr(serde, "deserialize", None))):
         raise TypeError(f"a serde needs serialize() and deserialize() methods, {type(serde).__name__} lacks them")
     return serde

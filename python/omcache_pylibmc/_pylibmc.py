@@ -118,6 +118,22 @@ class CacheMiss(Error):
 
 CacheMiss.__module__ = "omcache_pylibmc"
 
+
+class DecompressedTooLarge(Error):
+    """A zlib value (flags 0x08) would inflate past the client's
+    ``max_value_size`` (omcache only: pylibmc inflates whatever it gets)."""
+
+
+class PickleRefused(Error):
+    """A value flagged as a pickle was read, or an object needing a pickle
+    was stored, by a client made with ``allow_pickle=False`` (omcache only)."""
+
+
+DecompressedTooLarge.__module__ = PickleRefused.__module__ = "omcache_pylibmc"
+
+#: The default ``max_value_size``: memcached's largest item size (-I 128m).
+DEFAULT_MAX_VALUE_SIZE = 128 * 1024 * 1024
+
 # (name, libmemcached return code) for the exceptions pylibmc derives from
 # Error, in pylibmc's order.
 _MC_ERRORS: List[Tuple[str, int, str]] = [
@@ -251,11 +267,20 @@ def _text_key_error(what: str, key: bytes, wire: bytes) -> Error:
 
 
 def _c_uint(name: str, v: object) -> int:
-    """PyArg "I"/"k": any integer, wrapped to 32 bits."""
+    """PyArg "I"/"k": an integer, wrapped to 32 bits as pylibmc does.
+
+    pylibmc wraps any integer (time=2**64 silently becomes 0, "never
+    expire"); here one that no 64-bit C integer holds is an OverflowError
+    (a deliberate difference, docs/pylibmc.md)."""
     try:
         n = operator.index(v)  # type: ignore[arg-type]
     except TypeError:
         raise TypeError(f"{name} must be an integer, not {type(v).__name__}") from None
+    if not -(1 << 63) <= n < (1 << 64):
+        raise OverflowError(
+            f"{name}={n} does not fit a 64-bit integer (memcached's {name} is 32 bits; "
+            "pylibmc would silently use it modulo 2**32)"
+        )
     return n & _U32
 
 
@@ -283,11 +308,14 @@ def _c_long(name: str, v: object) -> int:
 
 
 def _key_arg(key: object) -> bytes:
-    """A key as bytes: str is encoded as UTF-8, bytes (and subclasses) pass."""
-    if isinstance(key, bytes):
+    """A key as exact bytes: str (and subclasses) encoded by str.encode, so an
+    ``encode()`` override is never called; bytes subclasses copied."""
+    if type(key) is bytes:
         return key
+    if isinstance(key, bytes):
+        return memoryview(key).tobytes()
     if isinstance(key, str):
-        return key.encode("utf-8")
+        return str.encode(key, "utf-8")
     raise TypeError("key must be bytes")  # pylibmc's words (it takes str too)
 
 
@@ -321,18 +349,33 @@ def _compress_level(level: object) -> int:
 _deflate = _serde.compress
 
 
-def _inflate(data: bytes) -> bytes:
+def _inflate(data: bytes, max_size: int) -> bytes:
+    """zlib-decompress data into at most max_size bytes (only max_size + 1
+    are ever inflated): DecompressedTooLarge past it, Error when corrupt."""
     try:
-        return _serde.decompress(data)
+        return _serde.inflate(data, max_size)
+    except _serde.DecompressedTooLargeError as e:
+        raise DecompressedTooLarge(f"Failed to decompress value: {e}") from None
     except _serde.SerdeError as e:
         raise Error(f"Failed to decompress value: {e.__cause__ or e}") from e
 
 
-_serialize = _serde.pylibmc_encode
+def _pickle_refused(what: str) -> PickleRefused:
+    return PickleRefused(f"{what}: the client was made with allow_pickle=False")
 
 
-def _deserialize(data: bytes, flags: int) -> Any:
+def _serialize(value: Any, pickle_protocol: int, allow_pickle: bool = True) -> Tuple[bytes, int]:
+    """pylibmc's native serialisation (see client.serialize), omcache.serde's implementation."""
+    try:
+        return _serde.pylibmc_encode(value, pickle_protocol, allow_pickle)
+    except _serde.PickleRefusedError:
+        raise _pickle_refused(f"cannot store a {type(value).__name__} without pickling it") from None
+
+
+def _deserialize(data: bytes, flags: int, allow_pickle: bool = True) -> Any:
     """pylibmc's native deserialisation (see client.deserialize)."""
+    if flags & _serde.PYLIBMC_TYPES == _serde.FLAG_PICKLE and not allow_pickle:
+        raise _pickle_refused(f"value is a pickle (flags {flags:#x})")
     try:
         return _serde.pylibmc_decode(data, flags)
     except _serde.SerdeDecodeError as e:
@@ -481,7 +524,10 @@ class _Settings:
     """A client's libmemcached-side state: behavior values with the side
     effects memcached_behavior_set has on each other, and placement."""
 
-    __slots__ = ("values", "distribution", "hash", "ketama_hash", "weighted", "auto_eject", "binary")
+    __slots__ = (
+        "values", "distribution", "hash", "ketama_hash", "weighted", "auto_eject", "binary",
+        "max_value_size", "allow_pickle",
+    )
 
     def __init__(self, binary: bool) -> None:
         self.values: Dict[str, int] = {n: v for n, v in _DEFAULTS.items() if n in _INT32 | _UINT32 | _FLAGS}
@@ -492,6 +538,8 @@ class _Settings:
         self.weighted = False
         self.auto_eject = False
         self.binary = binary
+        self.max_value_size = DEFAULT_MAX_VALUE_SIZE
+        self.allow_pickle = True
 
     def copy(self) -> "_Settings":
         """An independent copy (for clone())."""
@@ -499,6 +547,7 @@ class _Settings:
         other.values = dict(self.values)
         other.distribution, other.hash, other.ketama_hash = self.distribution, self.hash, self.ketama_hash
         other.weighted, other.auto_eject = self.weighted, self.auto_eject
+        other.max_value_size, other.allow_pickle = self.max_value_size, self.allow_pickle
         return other
 
     def read(self) -> Dict[str, int]:
@@ -602,6 +651,7 @@ class _Settings:
             # pylibmc speaks what it is asked: binary, or libmemcached's
             # classic text protocol by default.
             "protocol": "binary" if self.binary else "text",
+            "max_value_size": self.max_value_size,
         }
         # Timeouts and failure handling as docs/failover.md maps them.
         connect = v["connect_timeout"]
@@ -640,6 +690,13 @@ class client:
     docs/pylibmc.md).  ``behaviors`` holds numeric behavior values; unknown
     names are ignored here (``pylibmc.Client`` rejects them).
 
+    Two keyword-only settings are omcache's own (pylibmc has neither):
+    ``max_value_size`` (default 128 MiB) is the largest value accepted from
+    a server and the most a zlib value may inflate to (DecompressedTooLarge
+    past it); ``allow_pickle=False`` refuses to unpickle values flagged as
+    pickles and to pickle objects on writes (PickleRefused), for caches that
+    untrusted writers can reach.
+
     Subclasses may override ``serialize`` and ``deserialize``.
     """
 
@@ -650,6 +707,9 @@ class client:
         username: Optional[str] = None,
         password: Optional[str] = None,
         behaviors: Optional[Mapping[str, object]] = None,
+        *,
+        max_value_size: int = DEFAULT_MAX_VALUE_SIZE,
+        allow_pickle: bool = True,
     ) -> None:
         it = iter(servers)  # TypeError for non-iterables, as pylibmc
         if username is not None or password is not None:
@@ -662,6 +722,12 @@ class client:
         except TypeError:
             raise TypeError(f"'{type(binary).__name__}' object cannot be interpreted as an integer") from None
         self._om_settings = _Settings(is_binary)
+        if isinstance(max_value_size, bool) or not isinstance(max_value_size, int) or not 1 <= max_value_size <= 1 << 31:
+            raise ValueError(f"max_value_size must be an int from 1 to 2**31, got {max_value_size!r}")
+        if not isinstance(allow_pickle, bool):
+            raise TypeError(f"allow_pickle must be a bool, not {type(allow_pickle).__name__}")
+        self._om_settings.max_value_size = max_value_size
+        self._om_settings.allow_pickle = allow_pickle
         self._om_namespace = b""
         self._om_codecs()
         if behaviors is not None:
@@ -746,13 +812,13 @@ class client:
     def serialize(self, value: Any) -> Tuple[bytes, int]:
         """Return (bytes, flags) for value: bytes raw (0), str UTF-8 (16),
         bool b"1"/b"0" (2), int decimal (4), anything else pickled (1)."""
-        return _serialize(value, self._om_settings.values["pickle_protocol"])
+        return _serialize(value, self._om_settings.values["pickle_protocol"], self._om_settings.allow_pickle)
 
     def deserialize(self, bytes_: bytes, flags: int) -> Any:
         """Return the value ``(bytes_, flags)`` stands for; raise CacheMiss in an
         override to turn a read into a miss.  flags may include zlib's 8 (the
         data is already inflated)."""
-        return _deserialize(bytes_, _c_uint("flags", flags))
+        return _deserialize(bytes_, _c_uint("flags", flags), self._om_settings.allow_pickle)
 
     def _om_codecs(self) -> None:
         """Note whether serialize/deserialize are overridden (pylibmc checks
@@ -764,7 +830,7 @@ class client:
     def _om_encode(self, value: Any) -> Tuple[bytes, int]:
         """serialize(value), checked as pylibmc checks an override's result."""
         if self._om_native_ser:
-            return _serialize(value, self._om_settings.values["pickle_protocol"])
+            return _serialize(value, self._om_settings.values["pickle_protocol"], self._om_settings.allow_pickle)
         r = self.serialize(value)
         if not isinstance(r, tuple) or len(r) < 2 or not isinstance(r[1], int):
             raise ValueError("serialize() must return (bytes, flags)")
@@ -778,9 +844,9 @@ class client:
     def _om_decode(self, data: bytes, flags: int) -> Any:
         """Inflate if needed, then deserialize; CacheMiss propagates."""
         if flags & _F_ZLIB:
-            data = _inflate(data)
+            data = _inflate(data, self._om_settings.max_value_size)
         if self._om_native_de:
-            return _deserialize(data, flags)
+            return _deserialize(data, flags, self._om_settings.allow_pickle)
         return self.deserialize(data, flags)
 
     # -- reads ----------------------------------------------------------------
@@ -1385,7 +1451,7 @@ class client:
 
 
 __all__ = [
-    "client", "exceptions", "Error", "MemcachedError", "CacheMiss",
+    "client", "exceptions", "Error", "MemcachedError", "CacheMiss", "DecompressedTooLarge", "PickleRefused",
     *[n for n, _, _ in _MC_ERRORS],
     "all_behaviors", "all_callbacks", "callback_namespace",
     "__version__", "libmemcached_version", "libmemcached_version_hex",

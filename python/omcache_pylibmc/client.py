@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union, cast
 
 from omcache_pylibmc import _pylibmc
+from omcache_pylibmc._pylibmc import DEFAULT_MAX_VALUE_SIZE
 from omcache_pylibmc.consts import (
     BehaviorDict,
     all_behaviors,
@@ -31,13 +32,24 @@ def translate_server_spec(server: str, port: int = 11211, weight: int = 1) -> Tu
     """Turn a server spec into (type, host, port, weight).
 
     Specs: "host", "host:port", "host:port:weight", "[v6addr]",
-    "[v6addr]:port[:weight]", "udp:" + any of those, "/unix/socket/path".
+    "[v6addr]:port[:weight]", "udp:" + any of those, "/unix/socket/path",
+    "unix:/unix/socket/path" (an omcache addition).
 
     >>> translate_server_spec("127.0.0.1:1234:2")
     (1, '127.0.0.1', 1234, 2)
     >>> translate_server_spec("/var/run/memcached.sock")
     (4, '/var/run/memcached.sock', 0, 1)
     """
+    if server.startswith("unix:/"):
+        # libmemcached's own URL-ish spelling; pylibmc 1.6 parses "/path" only
+        # and fails on this one with int('/path').  "unix:11211" stays the
+        # host "unix", as in pylibmc.
+        path = "/" + server[5:].lstrip("/")
+        if path == "/":
+            raise ValueError(f"unix socket spec {server!r} needs a path, e.g. 'unix:/run/memcached.sock'")
+        return (_pylibmc.server_type_unix, path, 0, int(weight))
+    if server.startswith("unix:") and not server[5:].split(":")[0].isdigit():
+        raise ValueError(f"unix socket spec {server!r} needs an absolute path, e.g. 'unix:/run/memcached.sock'")
     if server.startswith("/"):
         return (_pylibmc.server_type_unix, server, 0, int(weight))
     stype = _pylibmc.server_type_tcp
@@ -84,9 +96,33 @@ def _behaviors_symbolic(behaviors: Mapping[str, Any]) -> Dict[str, Any]:
     return out
 
 
+class UnknownNameError(KeyError):
+    """An unknown hasher or distribution name in behaviors.
+
+    pylibmc raises a bare KeyError(name) there; this is that KeyError (code
+    catching KeyError still does) with a message that says what was wrong
+    and what is accepted.
+    """
+
+    def __init__(self, behavior: str, name: object, choices: Iterable[str]) -> None:
+        super().__init__(name)
+        self.message = f"unknown {behavior} {name!r} in behaviors; choose one of: {', '.join(sorted(choices))}"
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _named(table: Mapping[str, int], behavior: str, name: object) -> int:
+    try:
+        return table[name]  # type: ignore[index]
+    except (KeyError, TypeError):  # TypeError: an unhashable value
+        raise UnknownNameError(behavior, name, table) from None
+
+
 def _behaviors_numeric(behaviors: Optional[Mapping[str, Any]]) -> Optional[Dict[str, Any]]:
     """Named behaviors as the base client takes them; ValueError for unknown
-    names, KeyError for an unknown hasher or distribution name."""
+    names, KeyError (UnknownNameError) for an unknown hasher or distribution
+    name, as in pylibmc."""
     if not behaviors:
         return None
     if not isinstance(behaviors, Mapping):
@@ -98,12 +134,12 @@ def _behaviors_numeric(behaviors: Optional[Mapping[str, Any]]) -> Optional[Dict[
     if unknown:
         raise ValueError("unknown behavior names: " + ", ".join(sorted(map(str, unknown))))
     if out.get("hash") is not None:
-        out["hash"] = hashers[out["hash"]]
+        out["hash"] = _named(hashers, "hash", out["hash"])
     kh = out.get("ketama_hash")
     if isinstance(kh, str) and kh in hashers:
         out["ketama_hash"] = hashers[kh]
     if out.get("distribution") is not None:
-        out["distribution"] = distributions[out["distribution"]]
+        out["distribution"] = _named(distributions, "distribution", out["distribution"])
     return out
 
 
@@ -116,6 +152,8 @@ class Client(_pylibmc.client):
     ``binary``: pylibmc's binary-protocol semantics (keys may hold any
     bytes); False gives the text protocol's (see docs/pylibmc.md).
     ``username``/``password``: SASL is not supported yet (TypeError).
+    ``max_value_size`` and ``allow_pickle`` are omcache's own keyword-only
+    settings against hostile cache contents (see ``_pylibmc.client``).
     """
 
     def __init__(
@@ -125,6 +163,9 @@ class Client(_pylibmc.client):
         binary: Any = False,
         username: Optional[str] = None,
         password: Optional[str] = None,
+        *,
+        max_value_size: int = DEFAULT_MAX_VALUE_SIZE,
+        allow_pickle: bool = True,
     ) -> None:
         if isinstance(servers, (str, bytes)):
             raise TypeError("servers must be a list of server specs, not a single string")
@@ -136,6 +177,8 @@ class Client(_pylibmc.client):
             username=username,
             password=password,
             behaviors=_behaviors_numeric(behaviors),
+            max_value_size=max_value_size,
+            allow_pickle=allow_pickle,
         )
 
     def __repr__(self) -> str:
