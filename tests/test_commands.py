@@ -94,12 +94,15 @@ def test_expiry_is_honoured(mc: omcache.Client) -> None:
 
 def test_touch_and_gat_update_expiry(mc: omcache.Client) -> None:
     a, b = unique(), unique()
-    mc.set(a, b"a", expire=1)
-    mc.set(b, b"b", expire=1)
+    # 2 s, not 1: memcached's clock ticks once a second, so an item set to
+    # live 1 s may be gone at once on a loaded machine; the touch and gat
+    # below come well within 1 s.
+    mc.set(a, b"a", expire=2)
+    mc.set(b, b"b", expire=2)
     assert mc.touch(a, 100) is True
     it = mc.gat(b, 100)
     assert it is not None and it.value == b"b"
-    time.sleep(2.1)
+    time.sleep(3.2)
     assert mc.get(a) == b"a"
     assert mc.get(b) == b"b"
     assert mc.touch(unique(), 10) is False
