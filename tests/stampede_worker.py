@@ -8,7 +8,8 @@ JSON line: the value it got (or the error it saw) and how long it waited.
 Every loader run increments ``counter`` in memcached, so the parent counts
 runs across processes.  Loader kinds: ``ok`` sleeps ``sleep`` seconds and
 returns ``loaded-<pid>-<n>``; ``fail-first``: the first run across all
-processes sleeps and raises, the others are ``ok``; ``hang`` prints
+processes sleeps and raises, the others are ``ok``; ``cpu`` spins for
+``sleep`` seconds of CPU time instead of sleeping; ``hang`` prints
 ``loading`` and sleeps for ever (the parent kills the process).
 ``pattern="getset"`` runs the usual get / on a miss load and set instead,
 on omcache or on the real pylibmc (``client="pylibmc"``).
@@ -27,19 +28,29 @@ from typing import Any, Callable, Dict, List
 def main() -> None:
     cfg: Dict[str, Any] = json.loads(sys.argv[1])
     kind = cfg.get("client", "omcache")
+    local = threading.local()
     if kind == "pylibmc":
         import pylibmc
 
-        mc: Any = pylibmc.Client([cfg["server"]])
-        counter_mc: Any = mc
+        # A pylibmc client is not thread-safe: one per thread, as
+        # applications do (pylibmc.ThreadMappedPool).
+        def lib() -> Any:
+            c = getattr(local, "mc", None)
+            if c is None:
+                c = local.mc = pylibmc.Client([cfg["server"]])
+            return c
     else:
         import omcache
 
+        mc: Any
         if kind == "serde":
             mc = omcache.SerdeClient([cfg["server"]], protocol=cfg["protocol"])
         else:
             mc = omcache.Client([cfg["server"]], protocol=cfg["protocol"])
         counter_mc = omcache.Client([cfg["server"]], protocol=cfg["protocol"])
+
+        def lib() -> Any:
+            return mc
     key = cfg["key"]
     loader_kind = cfg.get("loader", "ok")
     sleep = float(cfg.get("sleep", 0.3))
@@ -49,11 +60,11 @@ def main() -> None:
     def count() -> int:
         if kind == "pylibmc":
             try:
-                return int(counter_mc.incr(cfg["counter"]))
+                return int(lib().incr(cfg["counter"]))
             except pylibmc.NotFound:
-                if counter_mc.add(cfg["counter"], "1"):
+                if lib().add(cfg["counter"], "1"):
                     return 1
-                return int(counter_mc.incr(cfg["counter"]))
+                return int(lib().incr(cfg["counter"]))
         n = counter_mc.incr(cfg["counter"], 1, initial=1)
         assert n is not None
         return int(n)
@@ -63,7 +74,13 @@ def main() -> None:
         if loader_kind == "hang":
             print("loading", flush=True)
             time.sleep(1000)
-        time.sleep(sleep)
+        if loader_kind == "cpu":
+            # A CPU-bound loader: `sleep` seconds of this thread's CPU time.
+            end = time.thread_time() + sleep
+            while time.thread_time() < end:
+                pass
+        else:
+            time.sleep(sleep)
         if loader_kind == "fail-first" and n == 1:
             raise RuntimeError("loader failed on purpose")
         v = f"loaded-{os.getpid()}-{n}"
@@ -71,19 +88,21 @@ def main() -> None:
 
     def call() -> Any:
         if cfg.get("pattern") == "getset":
-            v = mc.get(key)
+            v = lib().get(key)
             if v is None:
                 v = loader()
-                mc.set(key, v, cfg.get("expire", 60))
+                lib().set(key, v, cfg.get("expire", 60))
             return v
         kw: Dict[str, Any] = {"lock_ttl": cfg.get("lock_ttl", 30), "recache_before": cfg.get("recache_before", 0)}
         if "wait_timeout" in cfg:
             kw["wait_timeout"] = cfg["wait_timeout"]
-        return mc.get_or_set(key, loader, cfg.get("expire", 60), **kw)
+        return lib().get_or_set(key, loader, cfg.get("expire", 60), **kw)
 
     go = threading.Event()
 
     def run() -> None:
+        # Connect before the start, so that the waits measure the calls.
+        lib().get("warmup")
         go.wait()
         t0 = time.monotonic()
         rec: Dict[str, Any] = {"pid": os.getpid()}
@@ -99,6 +118,7 @@ def main() -> None:
     threads = [threading.Thread(target=run) for _ in range(int(cfg.get("threads", 4)))]
     for t in threads:
         t.start()
+    time.sleep(0.2)  # let every thread connect and reach go.wait()
     print("ready", flush=True)
     sys.stdin.readline()
     go.set()

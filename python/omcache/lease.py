@@ -30,7 +30,7 @@ LEASE_HIT, LEASE_WON, LEASE_BUSY = 0, 1, 2
 
 #: Polling backoff of the callers that wait for another's load: the first
 #: sleep, the factor, the longest sleep (seconds).
-POLL_FIRST, POLL_FACTOR, POLL_MAX = 0.005, 1.5, 0.1
+POLL_FIRST, POLL_FACTOR, POLL_MAX = 0.005, 1.5, 0.05
 
 #: What wait_timeout=None adds to lock_ttl: memcached counts time in whole
 #: seconds, so a dead winner's lease may outlive its lock_ttl by up to a
