@@ -213,6 +213,23 @@ def test_omcache_backend_get_or_set_runs_the_loader_once(omcache_cache: Any) -> 
     assert omcache_cache.get("hot") == {"answer": 43}
 
 
+def test_omcache_backend_async_get_or_set(omcache_cache: Any) -> None:
+    import asyncio
+
+    runs: List[int] = []
+
+    def load() -> str:
+        runs.append(1)
+        time.sleep(0.2)
+        return "async value"
+
+    async def main() -> List[Any]:
+        return list(await asyncio.gather(*(omcache_cache.aget_or_set("async-hot", load, 60) for _ in range(6))))
+
+    assert asyncio.run(main()) == ["async value"] * 6
+    assert len(runs) == 1
+
+
 def test_omcache_backend_shares_the_cache_with_pylibmccache(omcache_cache: Any) -> None:
     other = caches["pylibmc"]
     assert isinstance(other, PyLibMCCache)

@@ -291,3 +291,35 @@ def test_dead_winner_lease_expires(server: Srv, protocol: str) -> None:
     # seconds after it won, less memcached's whole-second clock (1 s).
     assert t_done - t_won >= lock_ttl - 1
     assert max(r["wait"] for r in recs) < lock_ttl + 10
+
+
+# -- what the add-lock fallback does not do ------------------------------------
+
+
+@pytest.mark.parametrize("protocol", ["text", "binary"])
+def test_fallback_has_no_early_recache(server: Srv, protocol: str) -> None:
+    with _client(server.addr, protocol) as c:
+        key = _key()
+        c.set(key, b"current", 20)
+
+        def not_called() -> bytes:
+            raise AssertionError("the loader ran on a hit")
+
+        # 20 s left, under recache_before=60: meta would refresh; text and
+        # binary return the hit.
+        assert c.get_or_set(key, not_called, 100, recache_before=60) == b"current"
+        # The lock key is gone once a load is done.
+        assert c.get_or_set(_key(), lambda: b"v", 60) == b"v"
+
+
+def test_meta_lock_keys_are_not_used(server: Srv) -> None:
+    from omcache.lease import lock_key
+
+    with _client(server.addr, "text") as t, _client(server.addr, "meta") as m:
+        key = _key()
+        # A text caller holding the add lock does not block meta callers,
+        # who use memcached's leases: mixing protocols on one key gives
+        # each its own one-loader guarantee, not a shared one.
+        assert t.add(lock_key(key.encode()), b"held", 30)
+        assert m.get_or_set(key, lambda: b"meta", 60, wait_timeout=0) == b"meta"
+        assert t.get_or_set(key, lambda: b"text", 60, wait_timeout=0) == b"meta"
