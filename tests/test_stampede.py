@@ -323,3 +323,19 @@ def test_meta_lock_keys_are_not_used(server: Srv) -> None:
         assert t.add(lock_key(key.encode()), b"held", 30)
         assert m.get_or_set(key, lambda: b"meta", 60, wait_timeout=0) == b"meta"
         assert t.get_or_set(key, lambda: b"text", 60, wait_timeout=0) == b"meta"
+
+
+@pytest.mark.parametrize("protocol", ["meta", "text", "binary"])
+def test_unreachable_server_raises_without_loading(protocol: str) -> None:
+    from omcache.testing import free_port
+
+    ran: List[int] = []
+
+    def load() -> bytes:
+        ran.append(1)
+        return b"v"
+
+    with omcache.Client([f"127.0.0.1:{free_port()}"], protocol=protocol, connect_timeout=0.5) as c:
+        with pytest.raises(omcache.ConnectionError):
+            c.get_or_set("k", load, 60)
+    assert ran == []
