@@ -3,11 +3,18 @@
 The only C/Go extension is ``omcache._gopy._core``.  Its "source" is the Go
 module under ``go/``; gopy (pinned in go/go.mod's ``tool`` directive) turns the
 ``go/bind`` package into a CPython extension.  The generated Python wrappers
-are post-processed (see ../shared/gopy-notes.md): gopy's ``gc.callbacks`` hook
+are post-processed (strip_gopy_wrapper below): gopy's ``gc.callbacks`` hook
 (a blocking Go GC while holding the GIL, twice per Python collection) and its
 ``os.chdir`` around loading the library are removed, and the build fails if
 either pattern is not found exactly once, so a gopy upgrade cannot silently
 bring them back.
+
+The version lives in one place, ``python/omcache/__init__.py``: pyproject.toml
+reads it from there, and the build writes it into the engine's copy of
+go/bind (``bind.Version``).
+
+Each step is reported on stderr with its duration (``omcache build: ...``);
+``pip install -v .`` shows them as they happen (the Makefile does this).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from setuptools import Extension, setup
@@ -26,6 +34,21 @@ from setuptools.command.build_ext import build_ext
 ROOT = Path(__file__).resolve().parent
 GO_DIR = ROOT / "go"
 GO_MODULE = "github.com/omcache/omcache/go"
+_VERSION_LINE = re.compile(r'^__version__ = "([^"]+)"$', re.M)
+_GO_VERSION_LINE = re.compile(r'^const Version = "[^"]*"$', re.M)
+
+
+def package_version() -> str:
+    """omcache.__version__, read from python/omcache/__init__.py (the one place it lives)."""
+    m = _VERSION_LINE.search((ROOT / "python" / "omcache" / "__init__.py").read_text())
+    if not m:
+        raise RuntimeError("python/omcache/__init__.py has no __version__ line")
+    return m.group(1)
+
+
+def progress(msg: str) -> None:
+    """Say what the build is doing (stderr: pip shows it with -v, and in its error report)."""
+    print(f"omcache build: {msg}", file=sys.stderr, flush=True)
 
 # gopy's gc hook: a try/except block that appends _gopy_gc_cb to gc.callbacks.
 _GC_HOOK = re.compile(
@@ -75,6 +98,8 @@ class GopyBuildExt(build_ext):
         # Build in a copy: gopy runs `go build -mod=mod`, which may rewrite go.mod,
         # and the generated package must live inside the module. One copy per
         # build process, so concurrent builds in one tree do not collide.
+        started = time.monotonic()
+        progress(f"building the Go engine with {go} through gopy (1-2 minutes on a first build; Go caches the rest)")
         work = Path(self.build_temp).resolve() / f"omcache-go-{os.getpid()}"
         if work.exists():
             shutil.rmtree(work)
@@ -83,6 +108,11 @@ class GopyBuildExt(build_ext):
             work,
             ignore=shutil.ignore_patterns("build", "testdata", "*_test.go"),
         )
+        bind_go = work / "bind" / "bind.go"
+        text, n = _GO_VERSION_LINE.subn(f'const Version = "{package_version()}"', bind_go.read_text())
+        if n != 1:
+            raise RuntimeError(f"go/bind/bind.go: expected one 'const Version = ...' line, found {n}")
+        bind_go.write_text(text)
         env = dict(os.environ)
         bindir = work / "build" / "bin"
         bindir.mkdir(parents=True, exist_ok=True)
@@ -91,15 +121,18 @@ class GopyBuildExt(build_ext):
         env["CGO_LDFLAGS_ALLOW"] = ".*"
         env.setdefault("GOFLAGS", "-buildvcs=false")
 
-        def run(*cmd: str) -> None:
-            self.announce("running " + " ".join(cmd), level=2)
+        def run(what: str, *cmd: str) -> None:
+            t = time.monotonic()
+            progress(f"{what}: {' '.join(cmd)}")
             subprocess.run(cmd, cwd=work, env=env, check=True)
+            progress(f"{what}: done in {time.monotonic() - t:.1f} s")
 
-        run(go, "build", "-o", str(bindir / "goimports"), "golang.org/x/tools/cmd/goimports")
+        run("building goimports (gopy needs it)", go, "build", "-o", str(bindir / "goimports"), "golang.org/x/tools/cmd/goimports")
         out = work / "build" / "_gopy"
         # OMCACHE_GO_SYMBOLS=1 keeps the Go symbol table, for perf/pprof profiles of the engine.
         symbols = "true" if os.environ.get("OMCACHE_GO_SYMBOLS") == "1" else "false"
         run(
+            "generating and compiling the engine (gopy)",
             go, "tool", "gopy", "build",
             f"-output={out}", "-name=core", f"-vm={sys.executable}",
             "-dynamic-link=true", f"-symbols={symbols}", "-no-make=true",
@@ -118,6 +151,7 @@ class GopyBuildExt(build_ext):
             '"""gopy-generated wrappers of the omcache engine (build output; do not import directly)."""\n'
         )
         shutil.rmtree(work, ignore_errors=True)
+        progress(f"engine built: {target.name} ({target.stat().st_size // 1024} KiB) in {time.monotonic() - started:.0f} s")
 
     def copy_extensions_to_source(self) -> None:
         """For --inplace builds: copy the engine and its wrappers into python/omcache/_gopy."""

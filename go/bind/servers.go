@@ -126,15 +126,15 @@ func Stats(h int64, group string) (ret []byte) {
 	if err != nil {
 		return packedError(err)
 	}
-	stats, errs := c.Stats(group)
+	stats, errs := c.StatsInOrder(group)
 	p := newPacker(StatusOK, 0)
 	p.u32(uint32(len(errs)))
 	for i, err := range errs {
 		p.errRecord(err)
 		p.u32(uint32(len(stats[i])))
-		for k, v := range stats[i] {
-			p.str(k)
-			p.str(v)
+		for _, st := range stats[i] {
+			p.str(st.Name)
+			p.str(st.Value)
 		}
 	}
 	return p.buf

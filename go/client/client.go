@@ -362,7 +362,7 @@ type result struct {
 	cas     uint64
 	counter uint64
 	meta    *Meta
-	stats   map[string]string
+	stats   []Stat
 	// Lease state of a meta get (see proto.Reply).
 	win, alreadyWon, stale bool
 }
@@ -536,14 +536,11 @@ func (c *Client) readAnswer(cn *conn.Conn, req *request, res *result) error {
 					cn.Close()
 					return protocolError(cn.Addr(), "stats answer over %d entries or %d bytes", maxStatsEntries, maxStatsBytes)
 				}
-				if res.stats == nil {
-					res.stats = make(map[string]string)
-				}
-				res.stats[string(r.Key)] = string(r.Value)
+				res.stats = append(res.stats, Stat{string(r.Key), string(r.Value)})
 				continue
 			case proto.KindEnd:
 				if res.stats == nil {
-					res.stats = make(map[string]string)
+					res.stats = []Stat{}
 				}
 				return nil
 			}

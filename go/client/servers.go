@@ -85,9 +85,32 @@ func (c *Client) Version() ([]string, []error) {
 // Servers(). An unknown group gives a *ServerError (ErrServerError). An
 // answer of more than 65536 statistics or 8 MiB is cut with ErrProtocol.
 func (c *Client) Stats(group string) ([]map[string]string, []error) {
+	ordered, errs := c.StatsInOrder(group)
+	stats := make([]map[string]string, len(ordered))
+	for i, list := range ordered {
+		if list == nil {
+			continue
+		}
+		m := make(map[string]string, len(list))
+		for _, st := range list {
+			m[st.Name] = st.Value
+		}
+		stats[i] = m
+	}
+	return stats, errs
+}
+
+// Stat is one statistic as a server sent it.
+type Stat struct {
+	Name, Value string
+}
+
+// StatsInOrder is Stats with each server's statistics in the order the
+// server sent them (memcached's own order), for output that people read.
+func (c *Client) StatsInOrder(group string) ([][]Stat, []error) {
 	res := make([]result, len(c.servers))
 	errs := c.onEach(proto.OpStats, []byte(group), 0, res)
-	stats := make([]map[string]string, len(c.servers))
+	stats := make([][]Stat, len(c.servers))
 	for i, r := range res {
 		stats[i] = r.stats
 	}

@@ -38,18 +38,18 @@ const (
 
 // ErrUnknownDistribution means that Config.Distribution names no distribution
 // this package knows.
-var ErrUnknownDistribution = errors.New("dist: unknown distribution")
+var ErrUnknownDistribution = errors.New("omcache: unknown distribution")
 
 // ErrUnsupportedDistribution means a libmemcached distribution that cannot be
 // reproduced ("random" is random per process; "virtual bucket" needs a bucket
 // table pylibmc cannot set).
-var ErrUnsupportedDistribution = errors.New("dist: distribution not supported")
+var ErrUnsupportedDistribution = errors.New("omcache: distribution not supported")
 
 // ErrUnknownBehavior means a behavior name that pylibmc does not have.
-var ErrUnknownBehavior = errors.New("dist: unknown behavior")
+var ErrUnknownBehavior = errors.New("omcache: unknown behavior")
 
 // ErrBadConfig means settings that contradict each other or a bad value.
-var ErrBadConfig = errors.New("dist: bad configuration")
+var ErrBadConfig = errors.New("omcache: bad configuration")
 
 // Config selects a distribution. Its fields mirror the placement state of a
 // libmemcached client (memcached_st): the zero Config is libmemcached's

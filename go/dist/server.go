@@ -18,10 +18,10 @@ const maxWeight = 65535
 
 // ErrBadSpec means that a server spec string could not be parsed; the error
 // text says why.
-var ErrBadSpec = errors.New("dist: bad server spec")
+var ErrBadSpec = errors.New("omcache: bad server spec")
 
 // ErrNoServers means that a selector was asked for with an empty server list.
-var ErrNoServers = errors.New("dist: no servers")
+var ErrNoServers = errors.New("omcache: no servers")
 
 // Server is one memcached server as the distribution sees it.
 type Server struct {

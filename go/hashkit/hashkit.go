@@ -53,12 +53,12 @@ const (
 
 // ErrUnknownHash means that a hash name or number is not one of pylibmc's
 // hashers.
-var ErrUnknownHash = errors.New("hashkit: unknown hash algorithm")
+var ErrUnknownHash = errors.New("omcache: unknown hash algorithm")
 
 // ErrUnsupported means that the algorithm exists in libhashkit's interface
 // but not in the libhashkit this package reproduces (hsieh: Debian builds
 // libhashkit without it and libmemcached refuses to select it).
-var ErrUnsupported = errors.New("hashkit: hash algorithm not supported")
+var ErrUnsupported = errors.New("omcache: hash algorithm not supported")
 
 // names are pylibmc's keys of its hashers dict, indexed by Hasher.
 var names = [...]string{

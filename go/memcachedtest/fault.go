@@ -68,17 +68,17 @@ func ParseFault(spec string) (Fault, error) {
 		name, arg, hasArg := strings.Cut(field, "=")
 		needDuration := func() (time.Duration, error) {
 			if !hasArg {
-				return 0, fmt.Errorf("memcachedtest: fault %q needs a duration, e.g. %s=100ms", name, name)
+				return 0, fmt.Errorf("embedded server: fault %q needs a duration, e.g. %s=100ms", name, name)
 			}
 			d, err := time.ParseDuration(arg)
 			if err != nil || d < 0 {
-				return 0, fmt.Errorf("memcachedtest: fault %q: bad duration %q", name, arg)
+				return 0, fmt.Errorf("embedded server: fault %q: bad duration %q", name, arg)
 			}
 			return d, nil
 		}
 		noArg := func() error {
 			if hasArg {
-				return fmt.Errorf("memcachedtest: fault %q takes no argument", name)
+				return fmt.Errorf("embedded server: fault %q takes no argument", name)
 			}
 			return nil
 		}
@@ -97,7 +97,7 @@ func ParseFault(spec string) (Fault, error) {
 			if hasArg {
 				n, perr := strconv.Atoi(arg)
 				if perr != nil || n < 1 {
-					err = fmt.Errorf("memcachedtest: fault %q: bad byte count %q", name, arg)
+					err = fmt.Errorf("embedded server: fault %q: bad byte count %q", name, arg)
 				}
 				f.CloseAfterBytes = n
 			}
@@ -110,7 +110,7 @@ func ParseFault(spec string) (Fault, error) {
 		case "blackhole":
 			f.Blackhole, err = true, noArg()
 		default:
-			err = fmt.Errorf("memcachedtest: unknown fault %q (want delay=D, stall, close-mid-response[=N], corrupt, refuse, hangup, blackhole, slow-read=D or none)", name)
+			err = fmt.Errorf("embedded server: unknown fault %q (want delay=D, stall, close-mid-response[=N], corrupt, refuse, hangup, blackhole, slow-read=D or none)", name)
 		}
 		if err != nil {
 			return Fault{}, err

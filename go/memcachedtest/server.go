@@ -29,7 +29,7 @@ const (
 )
 
 // ErrServerClosed is returned by methods called after Close.
-var ErrServerClosed = errors.New("memcachedtest: server closed")
+var ErrServerClosed = errors.New("embedded server: closed")
 
 // Config describes one server. The zero value listens on a free loopback
 // TCP port with memcached's default limits.
@@ -121,11 +121,11 @@ func Start(cfg Config) (*Server, error) {
 	}
 	switch {
 	case cfg.MaxBytes < 0:
-		return nil, fmt.Errorf("memcachedtest: MaxBytes %d is negative", cfg.MaxBytes)
+		return nil, fmt.Errorf("embedded server: MaxBytes %d is negative", cfg.MaxBytes)
 	case cfg.ItemSizeMax < minItemSizeMax:
-		return nil, fmt.Errorf("memcachedtest: ItemSizeMax %d is below %d", cfg.ItemSizeMax, minItemSizeMax)
+		return nil, fmt.Errorf("embedded server: ItemSizeMax %d is below %d", cfg.ItemSizeMax, minItemSizeMax)
 	case cfg.MaxConns < 0:
-		return nil, fmt.Errorf("memcachedtest: MaxConns %d is negative", cfg.MaxConns)
+		return nil, fmt.Errorf("embedded server: MaxConns %d is negative", cfg.MaxConns)
 	}
 	s := &Server{
 		cfg:          cfg,
@@ -140,7 +140,7 @@ func Start(cfg Config) (*Server, error) {
 	if cfg.Addr != "" {
 		ln, err := net.Listen("tcp", cfg.Addr)
 		if err != nil {
-			return nil, fmt.Errorf("memcachedtest: %w", err)
+			return nil, fmt.Errorf("embedded server: %w", err)
 		}
 		s.tcp = ln
 		s.tcpAddr = ln.Addr().String()
@@ -169,11 +169,11 @@ func listenUnix(path string, perm os.FileMode) (*net.UnixListener, error) {
 	}
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
-		return nil, fmt.Errorf("memcachedtest: %w", err)
+		return nil, fmt.Errorf("embedded server: %w", err)
 	}
 	if err := os.Chmod(path, perm); err != nil {
 		ln.Close()
-		return nil, fmt.Errorf("memcachedtest: %w", err)
+		return nil, fmt.Errorf("embedded server: %w", err)
 	}
 	return ln, nil
 }
@@ -257,7 +257,7 @@ func (s *Server) reopenListenersLocked() error {
 	if s.tcpAddr != "" && s.tcp == nil {
 		ln, err := net.Listen("tcp", s.tcpAddr)
 		if err != nil {
-			return fmt.Errorf("memcachedtest: listening again on %s: %w", s.tcpAddr, err)
+			return fmt.Errorf("embedded server: listening again on %s: %w", s.tcpAddr, err)
 		}
 		s.tcp = ln
 		s.wg.Add(1)

@@ -82,6 +82,8 @@ _COMPARE = "omcache bench --compare"
 #: that ``omcache --help`` does not import the benchmark harness).
 _COMPARE_CLIENTS = (
     "omcache",
+    "omcache binary",
+    "omcache text",
     "omcache_pylibmc",
     "omcache.memcache",
     "pylibmc",
@@ -217,6 +219,15 @@ def _listen(text: str) -> Tuple[str, int]:
 # -- the parser ----------------------------------------------------------------
 
 _EPILOG = f"""\
+examples:
+  omcache serve --listen 127.0.0.1:11311            run the embedded server (Ctrl-C stops it)
+  omcache --servers 127.0.0.1:11311 set greeting hello --expire 60
+  omcache --servers 127.0.0.1:11311 get greeting    prints: hello (exit 1 on a miss)
+  echo -n data | omcache set blob -                 the value from stdin, raw bytes
+  omcache --servers a:11211,b:11211 where user:42   which server holds a key, and why
+  omcache --servers a:11211,b:11211 stats items     one column per server
+  omcache bench --compare                           omcache against the other Python clients
+
 servers: --servers, else ${SERVERS_ENV}, else {DEFAULT_SERVERS}; a comma-separated
 list of host[:port[:weight]], [v6addr]:port or unix socket paths.
 
@@ -403,8 +414,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _servers_spec(args: argparse.Namespace) -> Optional[str]:
-    """The server list from --servers or the environment, None if neither."""
+    """The server list from --servers or the environment, None if neither.
+
+    An empty --servers is a usage error, not a request for the default.
+    """
     if args.servers is not None:
+        if not str(args.servers).strip(" ,"):
+            raise _UsageError(f"--servers is empty: give host:port[,host:port...] (or leave it out for ${SERVERS_ENV}, else {DEFAULT_SERVERS})")
         return str(args.servers)
     env = os.environ.get(SERVERS_ENV, "").strip()
     return env or None
@@ -833,8 +849,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         text = _message(e)
         if code == EXIT_CONNECTION and _servers_spec(args) is None and args.command != "serve":
             text += f" (no --servers or ${SERVERS_ENV} given: is memcached running on {DEFAULT_SERVERS}?)"
-        elif isinstance(e, exc.InvalidKeyError):
-            text += " (a key is 1 to 250 bytes with no spaces or control characters)"
         elif isinstance(e, exc.ConfigError):
             text += " (see omcache serve --help)" if args.command == "serve" else " (see omcache --help)"
         elif code == EXIT_USAGE:

@@ -12,6 +12,7 @@ from types import ModuleType
 from typing import Any, Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple, TypeVar, Union
 
 from . import _engine
+from . import _config_check, _messages
 from . import exceptions as exc
 from . import lease as _lease
 
@@ -234,6 +235,13 @@ class Client:
     ``max_value_size`` caps the size of a value the client accepts from a
     server (default 128 MiB, memcached's largest ``-I``); a larger announced
     body is a ProtocolError, so a broken server cannot make it allocate more.
+
+    The constructor checks the configuration (server specs, distribution,
+    hash and behavior names, numbers) and raises ConfigError (or
+    NotImplementedError for libmemcached's distributions omcache lacks) at
+    once; it connects nowhere and does not load the engine, which the first
+    call does.  InvalidKeyError and TooLargeValueError name the key and say
+    why (the reason, the value's size and the limits).
     """
 
     def __init__(
@@ -274,10 +282,24 @@ class Client:
             if len(ws) != len(self._servers) or not all(isinstance(w, int) and not isinstance(w, bool) and w >= 0 for w in ws):
                 raise exc.ConfigError("weights must be one non-negative int per server")
             lines.append("weights=" + ",".join(map(str, ws)))
+        behavior_values: Dict[str, str] = {}
         for name, value in (behaviors or {}).items():
             if isinstance(value, bool):
                 value = int(value)
-            lines.append(f"behavior.{_config_word('behavior name', name)}={_config_word(name, str(value))}")
+            behavior_values[_config_word("behavior name", name)] = _config_word(name, str(value))
+            lines.append(f"behavior.{name}={behavior_values[name]}")
+        # Checked here, in Python, so that a bad option raises from the
+        # constructor without loading the engine (prefork masters create
+        # clients before forking); the engine checks them again.
+        _config_check.check_servers(self._servers, python_memcached_syntax=weights is not None)
+        _config_check.check_distribution(dist)
+        if hash is not None:
+            _config_check.check_hash(hash)
+        if ketama_hash is not None:
+            _config_check.check_hash(ketama_hash, "ketama_hash")
+        _config_check.check_behaviors(behavior_values)
+        if not behavior_values:
+            _config_check.check_combination(dist, hash, bool(sort_hosts))
         lines.append(f"connect_timeout_ms={_ms('connect_timeout', connect_timeout)}")
         lines.append(f"io_timeout_ms={_ms('io_timeout', io_timeout)}")
         if protocol not in PROTOCOLS:
@@ -293,6 +315,8 @@ class Client:
         lines.append(f"max_item_size={max_value_size}")
         lines += _failover_lines(failover, failure_limit, retry_timeout, reconnect_timeout, dead_timeout, auto_eject)
         self._config = "\n".join(lines)
+        self._binary_keys = bool(binary_keys)
+        self._max_value_size = max_value_size
         self._pid = 0
         self._h = 0
         self._core: Optional[ModuleType] = None
@@ -353,7 +377,7 @@ class Client:
                     return bytes(buf.view[_GET_HEADER_LEN:n])
                 if status == _MISS:
                     return None
-                raise _engine.packed_error(c, bytes(buf.view[:n]))
+                raise self._failure(_engine.packed_error(c, bytes(buf.view[:n])), key)
         finally:
             _tls.buf = buf
         big = self._take_large(c, buf, n)
@@ -366,7 +390,10 @@ class Client:
         try:
             n = c.bind_GetInto(h, id(k) + _OFF, len(k), buf.addr, _RESULT_BUFFER_SIZE, gat, expire)
             if n > 0:
-                return _item(c, bytes(buf.view[:n]))
+                try:  # free when nothing is raised (CPython >= 3.11)
+                    return _item(c, bytes(buf.view[:n]))
+                except exc.InvalidKeyError as e:
+                    raise self._failure(e, key) from None
         finally:
             _tls.buf = buf
         return self._take_large(c, buf, n)
@@ -528,7 +555,7 @@ class Client:
             return True
         if r == _MISS:
             return False
-        _engine.raise_for(c, r)
+        raise self._failure(_engine.error_for(c, r), key)
 
     # -- single-key writes --------------------------------------------------
 
@@ -550,7 +577,7 @@ class Client:
         code: int = r & 0xFF
         if code in _STORE_OUTCOMES:
             return code
-        _engine.raise_for(c, r)
+        raise self._failure(_engine.error_for(c, r), key, v)
 
     def set(self, key: Key, value: bytes, expire: int = 0, *, flags: int = 0) -> bool:
         """Store value under key unconditionally; return True.
@@ -601,7 +628,7 @@ class Client:
             return True
         if r == _MISS:
             return False
-        _engine.raise_for(c, r)
+        raise self._failure(_engine.error_for(c, r), key)
 
     def _delta(self, decr: bool, key: Key, delta: int, initial: Optional[int], expire: int) -> Optional[int]:
         _check_u64("delta", delta)
@@ -621,7 +648,7 @@ class Client:
             return int(_U64.unpack_from(r, 1)[0])
         if r[0] == _MISS:
             return None
-        raise _engine.packed_error(c, r)
+        raise self._failure(_engine.packed_error(c, r), key)
 
     def incr(self, key: Key, delta: int = 1, *, initial: Optional[int] = None, expire: int = 0) -> Optional[int]:
         """Increment key's decimal value by delta and return the new value.
@@ -649,9 +676,7 @@ class Client:
         if not klist:
             return {}
         r, c = self._get_multi(klist, None)
-        nhits, nerrs, flen, errpos = _MULTI_HEAD.unpack_from(r, 1)
-        pos = _MULTI_HEAD_END + flen
-        values = struct.unpack_from(r[_MULTI_HEAD_END:pos].decode("ascii"), r, pos + 16 * nhits)
+        nhits, nerrs, errpos, pos, values = _multi_columns(r)
         if nhits == len(klist):  # every key hit: the values are in the keys' order
             out = dict(zip(klist, values))
         else:
@@ -673,9 +698,7 @@ class Client:
         if not klist:
             return [], (), ()
         r, c = self._get_multi(klist, None)
-        nhits, nerrs, flen, errpos = _MULTI_HEAD.unpack_from(r, 1)
-        pos = _MULTI_HEAD_END + flen
-        values = struct.unpack_from(r[_MULTI_HEAD_END:pos].decode("ascii"), r, pos + 16 * nhits)
+        nhits, nerrs, errpos, pos, values = _multi_columns(r)
         flags = struct.unpack_from(f"<{nhits}I", r, pos + 4 * nhits)
         if nhits == len(klist):
             hit_keys = klist if klist is not keys else list(klist)
@@ -699,12 +722,10 @@ class Client:
         if gat_expire is not None:
             _check_u32("expire", gat_expire)
         r, c = self._get_multi(klist, gat_expire)
-        nhits, nerrs, flen, errpos = _MULTI_HEAD.unpack_from(r, 1)
-        pos = _MULTI_HEAD_END + flen
+        nhits, nerrs, errpos, pos, values = _multi_columns(r)
         idx = struct.unpack_from(f"<{nhits}I", r, pos)
         flags = struct.unpack_from(f"<{nhits}I", r, pos + 4 * nhits)
         cas = struct.unpack_from(f"<{nhits}Q", r, pos + 8 * nhits)
-        values = struct.unpack_from(r[_MULTI_HEAD_END:pos].decode("ascii"), r, pos + 16 * nhits)
         out = dict(zip(map(klist.__getitem__, idx), map(Item, values, flags, cas)))
         if nerrs:
             self._multi_errors(c, r, errpos, nerrs, klist, errors)
@@ -726,7 +747,8 @@ class Client:
         if r is None:
             r = _engine.take_bytes(c, c.bind_TakeResult(-n))
         if r[0] != _OK:
-            raise _engine.packed_error(c, r)
+            e = _engine.packed_error(c, r)
+            raise self._failure(e, _messages.first_bad_key(klist, binary_keys=self._binary_keys, protocol=self._protocol))
         return r, c
 
     def _multi_errors(
@@ -797,7 +819,7 @@ class Client:
             h, id(keys) + _OFF, len(keys), nkeys, id(joined) + _OFF, len(joined),
             id(lens) + _OFF, len(lens), id(fl) + _OFF, len(fl), flags, expire,
         )
-        return [] if st == _OK else self._failed_keys(c, st, klist, errors)
+        return [] if st == _OK else self._failed_keys(c, st, klist, errors, values)
 
     def delete_multi(self, keys: Iterable[K], *, errors: Optional[Dict[K, Exception]] = None) -> List[K]:
         """Delete many keys in one pipelined exchange per server; return the keys NOT deleted.
@@ -813,14 +835,20 @@ class Client:
         st = c.bind_DeleteMulti(h, id(packed) + _OFF, len(packed), nkeys)
         return [] if st == _OK else self._failed_keys(c, st, klist, errors)
 
-    def _record_error(self, c: ModuleType, status: int, msg: bytes, key: K, errors: Optional[Dict[K, Exception]]) -> None:
+    def _record_error(
+        self, c: ModuleType, status: int, msg: bytes, key: K, errors: Optional[Dict[K, Exception]], value: Optional[bytes] = None
+    ) -> None:
         e = _engine.packed_error(c, bytes([status]) + msg)
+        if status == _engine.BAD_KEY or status == _engine.TOO_LARGE:
+            e = self._failure(e, key, value)
         if errors is not None:
             errors[key] = e
         if status != _MISS:
             log.warning("omcache: %r: %s: %s", key, type(e).__name__, e)
 
-    def _failed_keys(self, c: ModuleType, st: int, klist: Sequence[K], errors: Optional[Dict[K, Exception]]) -> List[K]:
+    def _failed_keys(
+        self, c: ModuleType, st: int, klist: Sequence[K], errors: Optional[Dict[K, Exception]], values: Optional[List[bytes]] = None
+    ) -> List[K]:
         """The keys a SetMulti/DeleteMulti that returned st (-token) did not store or delete."""
         r = _engine.take_bytes(c, c.bind_TakeResult(-st))
         if r[0] != _OK:
@@ -830,10 +858,23 @@ class Client:
         while pos < end:
             i, status, n = _ERR_REC.unpack_from(r, pos)
             pos += _ERR_REC.size
-            self._record_error(c, status, r[pos : pos + n], klist[i], errors)
+            self._record_error(c, status, r[pos : pos + n], klist[i], errors, None if values is None else values[i])
             pos += n
             failed.append(klist[i])
         return failed
+
+    def _failure(self, e: Exception, key: object = None, value: Optional[bytes] = None) -> Exception:
+        """On the error path only: give a bad-key or too-large error its reason.
+
+        The engine reports that a key was refused or a value was too large;
+        the key (repr, cut), why it was refused, the value's size and the
+        limits are worked out here, so that valid calls pay nothing for it.
+        """
+        if isinstance(e, exc.InvalidKeyError) and key is not None:
+            return exc.InvalidKeyError(_messages.invalid_key_message(key, binary_keys=self._binary_keys, protocol=self._protocol))
+        if isinstance(e, exc.TooLargeValueError) and value is not None:
+            return exc.TooLargeValueError(_messages.too_large_message(len(value), self._max_value_size, key))
+        return e
 
     # -- per-server ---------------------------------------------------------
 
@@ -888,7 +929,9 @@ class Client:
     def stats(self, group: str = "") -> Dict[str, Union[Dict[str, str], Exception]]:
         """Return {server address: {stat: value}} for a stats group ("", "items", "slabs", "settings", ...).
 
-        A server that failed maps to its exception instead of a dict.
+        Each dict keeps the order the server sent (memcached's own).  A
+        server that failed maps to its exception instead of a dict; one
+        that has no such group maps to a ServerError saying so.
         """
         if not isinstance(group, str) or any(ch.isspace() or ord(ch) < 32 for ch in group):
             raise ValueError(f"invalid stats group {group!r}")
@@ -904,6 +947,14 @@ class Client:
             (n,) = _U32.unpack_from(r, pos + 1)
             pos += 5
             err = None if status == _OK else _engine.packed_error(c, bytes([status]) + r[pos : pos + n])
+            if group and isinstance(err, exc.ServerError) and any(
+                w in str(err).lower() for w in ("not found", "unknown command")
+            ):
+                # memcached answers an unknown group with "not found" (binary
+                # KEY_ENOENT) or ERROR (text and meta): say what that means.
+                unknown = exc.ServerError(f"the server has no stats group {group!r}")
+                unknown.__cause__ = err
+                err = unknown
             pos += n
             (m,) = _U32.unpack_from(r, pos)
             pos += 4
@@ -1086,6 +1137,21 @@ def _item(c: ModuleType, r: bytes) -> Optional[Item]:
     if status == _MISS:
         return None
     raise _engine.packed_error(c, r)
+
+
+def _multi_columns(r: bytes) -> Tuple[int, int, int, int, Tuple[bytes, ...]]:
+    """Decode GetMultiInto's packed result (go/bind packItems).
+
+    Returns (hits, errors, errors offset, columns offset, values).  After the
+    status byte come u32 hits, u32 errors, u32 format length and u32 errors
+    offset, then a struct format for the values; the columns follow: the
+    hits' key indexes (u32 each), their flags (u32), their cas (u64), then
+    the values themselves, unpacked here in one struct call.
+    """
+    nhits, nerrs, flen, errpos = _MULTI_HEAD.unpack_from(r, 1)
+    pos = _MULTI_HEAD_END + flen
+    values: Tuple[bytes, ...] = struct.unpack_from(r[_MULTI_HEAD_END:pos].decode("ascii"), r, pos + 16 * nhits)
+    return nhits, nerrs, errpos, pos, values
 
 
 def _read_str(r: bytes, pos: int) -> Tuple[str, int]:

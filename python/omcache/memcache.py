@@ -40,11 +40,12 @@ import zlib
 from datetime import timedelta
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
+from . import _messages
 from . import exceptions as exc
 from .client import Client as _EngineClient
 from .client import Item, plain_text_keys
 from .pyclient import client_supports
-from .serde import FLAG_INTEGER, FLAG_LONG, FLAG_PICKLE, FLAG_TEXT, FLAG_ZLIB, PythonMemcachedSerde
+from .serde import FLAG_INTEGER, FLAG_LONG, FLAG_PICKLE, FLAG_TEXT, FLAG_ZLIB, PythonMemcachedSerde, SerdeDecodeError
 
 __all__ = [
     "Client",
@@ -439,10 +440,14 @@ class Client:
             return
         if not isinstance(key, bytes):
             raise MemcachedKeyTypeError("Key must be a binary string")
+        # python-memcached's messages, then omcache's: the key and the reason.
         if self.server_max_key_length != 0 and len(key) + key_extra_len > self.server_max_key_length:
-            raise MemcachedKeyLengthError("Key length is > %s" % self.server_max_key_length)
+            why = _messages.invalid_key_message(key, max_length=self.server_max_key_length - key_extra_len)
+            extra = f" (the key_prefix takes {key_extra_len} of {self.server_max_key_length})" if key_extra_len else ""
+            raise MemcachedKeyLengthError(f"Key length is > {self.server_max_key_length}: {why}{extra}")
         if not valid_key_chars_re.match(key):
-            raise MemcachedKeyCharacterError("Control/space characters not allowed (key=%r)" % key)
+            why = _messages.bad_key_reason(key, max_length=1 << 30) or "it does not match python-memcached's key pattern"
+            raise MemcachedKeyCharacterError(f"Control/space characters not allowed (key={_messages.key_repr(key)}): {why}")
 
     def _key(self, key: Any) -> bytes:
         """Encode and check a single-key command's key; return the wire key."""
@@ -509,7 +514,10 @@ class Client:
         return flags, data
 
     def _recv_value(self, key: bytes, it: Item) -> Any:
-        return self._serde.deserialize(key, it.value, it.flags)
+        try:
+            return self._serde.deserialize(key, it.value, it.flags)
+        except SerdeDecodeError as e:
+            raise e.unicode_error() from None  # python-memcached's exact class
 
     # -- reads --------------------------------------------------------------
 
@@ -569,9 +577,15 @@ class Client:
             if not any(flags):  # bare bytes: nothing to decode
                 return dict(zip(hits, values))
             de = self._serde.deserialize
-            return {k: de(k.encode(), v, f) for k, v, f in zip(hits, values, flags)}
+            try:
+                return {k: de(k.encode(), v, f) for k, v, f in zip(hits, values, flags)}
+            except SerdeDecodeError as e:
+                raise e.unicode_error() from None  # python-memcached's exact class
         de = self._serde.deserialize
-        return {wire[k]: de(k, v, f) for k, v, f in zip(hits, values, flags)}
+        try:
+            return {wire[k]: de(k, v, f) for k, v, f in zip(hits, values, flags)}
+        except SerdeDecodeError as e:
+            raise e.unicode_error() from None
 
     # -- writes -------------------------------------------------------------
 
@@ -781,6 +795,14 @@ class Client:
         res = list(self._engine.stats(group).values())
         out = []
         for host, r in zip(self.servers, res):
+            if isinstance(r, exc.ServerError) and group:
+                # The server answered that it has no such group: memcached's
+                # text reply is "ERROR", which python-memcached 1.62 splits
+                # into one word and then indexes: IndexError, as here.
+                raise IndexError(
+                    f"list index out of range: {host} has no stats group {group!r} "
+                    "(python-memcached 1.62 raises IndexError for it too)"
+                ) from r
             if isinstance(r, Exception):
                 self.debuglog(f"stats {group!r} from {host}: {r}")
                 continue

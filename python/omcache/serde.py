@@ -23,6 +23,15 @@ Three implementations ship here:
 ``RawSerde``
     bytes in, bytes out, flags 0 (for callers that serialise themselves).
 
+``CompressedSerde``
+    wraps any serde: zlib-compresses what it produces (flag 0x08) when that
+    pays, and inflates flagged data before handing it back.
+
+The pylibmc convention is also available as plain functions
+(:func:`pylibmc_encode`, :func:`pylibmc_decode`, :func:`compress`,
+:func:`decompress`), which ``omcache_pylibmc`` uses, so that the convention
+has one implementation.
+
 The two client conventions give every flag bit the same meaning, so each
 reader understands values written by either client: both read 0x02 and 0x04
 as int, 0x10 as text, 0x01 as a pickle of any protocol.  They differ only
@@ -47,7 +56,13 @@ __all__ = [
     "PylibmcSerde",
     "PythonMemcachedSerde",
     "RawSerde",
+    "CompressedSerde",
+    "SerdeDecodeError",
     "get_serde",
+    "pylibmc_encode",
+    "pylibmc_decode",
+    "compress",
+    "decompress",
     "FLAG_NONE",
     "FLAG_PICKLE",
     "FLAG_INTEGER",
@@ -85,6 +100,26 @@ class SerdeError(Error, ValueError):
     """
 
 
+class SerdeDecodeError(SerdeError, UnicodeDecodeError):
+    """Text-flagged data (0x10) that is not valid UTF-8.
+
+    Also a UnicodeDecodeError, which is what pylibmc and python-memcached
+    raise for such a value.
+    """
+
+    def unicode_error(self) -> UnicodeDecodeError:
+        """The plain UnicodeDecodeError, for the drop-ins whose originals raise exactly that."""
+        return UnicodeDecodeError(self.encoding, self.object, self.start, self.end, self.reason)
+
+
+def _text(data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        err = SerdeDecodeError(e.encoding, e.object, e.start, e.end, e.reason)
+        raise err from e
+
+
 class Serde(Protocol):
     """The serialiser protocol: any object with these two methods is a serde."""
 
@@ -113,11 +148,59 @@ def _check_len(name: str, n: int) -> int:
     return n
 
 
-def _inflate(data: bytes) -> bytes:
+def decompress(data: bytes) -> bytes:
+    """Inflate zlib data (flag 0x08); raises SerdeError if it is corrupt."""
     try:
         return zlib.decompress(data)
     except zlib.error as e:
         raise SerdeError(f"failed to decompress value: {e}") from e
+
+
+def compress(data: bytes, flags: int, min_compress_len: int, compress_level: int) -> Tuple[bytes, int]:
+    """pylibmc's compression rule: zlib at ``compress_level`` when data is at
+    least ``min_compress_len`` bytes (0: never) and compressing makes it
+    smaller; then flags gains 0x08.  Otherwise (data, flags) unchanged."""
+    if compress_level and min_compress_len and len(data) >= min_compress_len:
+        packed = zlib.compress(data, compress_level)
+        if len(packed) < len(data):
+            return packed, flags | FLAG_ZLIB
+    return data, flags
+
+
+def pylibmc_encode(value: Any, pickle_protocol: int = -1) -> Tuple[bytes, int]:
+    """pylibmc's type encoding, without compression: bytes raw (0), str
+    UTF-8 (0x10), bool b"1"/b"0" (0x02), int decimal (0x04), anything else
+    pickled at ``pickle_protocol`` (0x01)."""
+    if isinstance(value, bytes):
+        return bytes(value), FLAG_NONE
+    if isinstance(value, str):
+        return value.encode("utf-8"), FLAG_TEXT
+    if isinstance(value, bool):
+        return (b"1" if value else b"0"), FLAG_INTEGER
+    if isinstance(value, int):
+        # str(), not int.__repr__: pylibmc calls PyObject_Str on int subclasses too.
+        return str(value).encode("ascii"), FLAG_LONG
+    return pickle.dumps(value, pickle_protocol), FLAG_PICKLE
+
+
+def pylibmc_decode(data: bytes, flags: int) -> Any:
+    """pylibmc's type decoding of (already inflated) data: exactly one type
+    bit, or none for bytes; 0x08 and bits above 0x10 are ignored.
+
+    Errors are the decoders' own, as in pylibmc (ValueError from int(),
+    UnicodeDecodeError (as SerdeDecodeError), whatever unpickling raises);
+    SerdeError for a combination of type bits.
+    """
+    kind = flags & _PYLIBMC_TYPES
+    if kind == FLAG_NONE:
+        return data
+    if kind == FLAG_TEXT:
+        return _text(data)
+    if kind == FLAG_INTEGER or kind == FLAG_LONG:
+        return int(_text(data))  # pylibmc decodes the text first: UnicodeDecodeError for non-UTF-8
+    if kind == FLAG_PICKLE:
+        return pickle.loads(data)
+    raise SerdeError(f"unknown memcached key flags {kind}")
 
 
 class RawSerde:
@@ -164,16 +247,7 @@ class PylibmcSerde:
 
     def encode(self, value: Any) -> Tuple[bytes, int]:
         """Return (data, type flags) for value, without compression."""
-        if isinstance(value, bytes):
-            return bytes(value), FLAG_NONE
-        if isinstance(value, str):
-            return value.encode("utf-8"), FLAG_TEXT
-        if isinstance(value, bool):
-            return (b"1" if value else b"0"), FLAG_INTEGER
-        if isinstance(value, int):
-            # str(), not int.__repr__: pylibmc calls PyObject_Str on int subclasses too.
-            return str(value).encode("ascii"), FLAG_LONG
-        return pickle.dumps(value, self.pickle_protocol), FLAG_PICKLE
+        return pylibmc_encode(value, self.pickle_protocol)
 
     def serialize(
         self,
@@ -184,33 +258,22 @@ class PylibmcSerde:
         compress_level: Optional[int] = None,
     ) -> Tuple[bytes, int]:
         """Return (data, flags) for value, compressed when it pays (see the class doc)."""
-        data, flags = self.encode(value)
+        data, flags = pylibmc_encode(value, self.pickle_protocol)
         mcl = self.min_compress_len if min_compress_len is None else _check_len("min_compress_len", min_compress_len)
         level = self.compress_level if compress_level is None else _check_level(compress_level)
-        if level and mcl and len(data) >= mcl:
-            packed = zlib.compress(data, level)
-            if len(packed) < len(data):
-                return packed, flags | FLAG_ZLIB
-        return data, flags
+        return compress(data, flags, mcl, level)
 
     def deserialize(self, key: Key, data: bytes, flags: int) -> Any:
         """Decode as pylibmc does: inflate if 0x08, then exactly one type bit
         (or none: bytes); bits above 0x10 are ignored.  Raises SerdeError."""
         if flags & FLAG_ZLIB:
-            data = _inflate(data)
-        kind = flags & _PYLIBMC_TYPES
+            data = decompress(data)
         try:
-            if kind == FLAG_NONE:
-                return data
-            if kind == FLAG_TEXT:
-                return data.decode("utf-8")
-            if kind == FLAG_INTEGER or kind == FLAG_LONG:
-                return int(data)
-            if kind == FLAG_PICKLE:
-                return pickle.loads(data)
+            return pylibmc_decode(data, flags)
+        except SerdeError:
+            raise
         except Exception as e:
             raise SerdeError(f"cannot decode value with flags {flags:#x}: {type(e).__name__}: {e}") from e
-        raise SerdeError(f"unknown memcached key flags {kind}")
 
     def __repr__(self) -> str:
         return (
@@ -305,9 +368,11 @@ class PythonMemcachedSerde:
             if flags == 0:
                 return data
             if flags & FLAG_TEXT:
-                return data.decode("utf-8")
+                return _text(data)
             if flags & (FLAG_INTEGER | FLAG_LONG):
                 return int(data)
+        except SerdeDecodeError:
+            raise  # a UnicodeDecodeError too, as python-memcached raises
         except ValueError as e:
             raise SerdeError(f"cannot decode value with flags {flags:#x}: {e}") from e
         if flags & FLAG_PICKLE:
@@ -325,6 +390,39 @@ class PythonMemcachedSerde:
 
     def __repr__(self) -> str:
         return f"PythonMemcachedSerde(pickle_protocol={self.pickle_protocol}, min_compress_len={self.min_compress_len})"
+
+
+class CompressedSerde:
+    """Wrap a serde with zlib compression (flag 0x08), as pymemcache's CompressedSerde.
+
+    ``serialize`` compresses what ``inner`` produced when it is at least
+    ``min_compress_len`` bytes (0: never) and compression makes it smaller,
+    at ``compress_level`` (1-9, -1 for zlib's default, 0 disables it);
+    ``deserialize`` inflates data flagged 0x08 (SerdeError if corrupt) and
+    hands it to ``inner`` with that bit cleared.
+    """
+
+    def __init__(self, inner: Serde, *, min_compress_len: int = 0, compress_level: int = -1) -> None:
+        self.inner = inner
+        self.min_compress_len = _check_len("min_compress_len", min_compress_len)
+        self.compress_level = _check_level(compress_level)
+
+    def serialize(self, key: Key, value: Any) -> Tuple[bytes, int]:
+        """Return inner's (data, flags), compressed when it pays."""
+        data, flags = self.inner.serialize(key, value)
+        return compress(data, flags, self.min_compress_len, self.compress_level)
+
+    def deserialize(self, key: Key, data: bytes, flags: int) -> Any:
+        """Inflate if flagged, then let inner decode."""
+        if flags & FLAG_ZLIB:
+            data, flags = decompress(data), flags & ~FLAG_ZLIB
+        return self.inner.deserialize(key, data, flags)
+
+    def __repr__(self) -> str:
+        return (
+            f"CompressedSerde({self.inner!r}, min_compress_len={self.min_compress_len}, "
+            f"compress_level={self.compress_level})"
+        )
 
 
 _NAMED: Dict[str, Callable[[], Serde]] = {

@@ -293,8 +293,48 @@ class EmbeddedServer:
         self._handle = 0
 
     def set_fault(self, spec: str) -> None:
-        """Inject a fault: "delay=200ms", "stall", "close-mid-response", "corrupt",
-        "refuse", "blackhole" (see go/memcachedtest); "" clears all faults."""
+        """Inject faults, replacing those set before; ``""`` or ``"none"`` clears them.
+
+        ``spec`` is a comma-separated list of the faults below.  Faults that
+        act on responses apply to each *response batch*: the responses to the
+        requests that arrived together (one response for a client that waits
+        for each answer).  Durations are Go durations: ``"200ms"``, ``"1.5s"``.
+
+        ``delay=D``
+            Wait D before sending each response batch.  Commands are
+            executed at once; only the answers are late.
+        ``stall``
+            Read requests and discard them: nothing is executed, nothing is
+            answered.  Connections stay open (this is what :meth:`pause` sets).
+        ``close-mid-response``
+            Send the first half of each response batch, then close the
+            connection.
+        ``close-mid-response=N``
+            Send the first N bytes of each response batch (at most all but
+            one byte), then close the connection.
+        ``corrupt``
+            Send garbage of the same length instead of each response batch:
+            a text-protocol connection still sees CRLF-terminated lines, a
+            binary one gets a header with a bad magic byte.
+        ``refuse``
+            Stop listening: *new* connections fail with ECONNREFUSED, as
+            against a stopped memcached.  Connections already established
+            stay up and keep being served.
+        ``hangup``
+            Accept new connections and close them at once, before reading
+            anything.  Established connections are not affected.
+        ``blackhole``
+            Stop reading: new connections are accepted but never read from;
+            established ones stop after their current request.  Nothing is
+            closed, so clients see timeouts.
+        ``slow-read=D``
+            Before each read of at most 4 KiB, sleep D, so that a client's
+            writes back up (large values, long pipelines).  A read already
+            waiting for data when the fault is set is not slowed.
+
+        Raises :class:`omcache.ConfigError` (a ValueError) for an unknown
+        fault or a bad argument, and sets nothing then.
+        """
         eng, c = self._core()
         r = c.bind_ServerSetFault(self._handle, spec)
         if r != eng.OK:

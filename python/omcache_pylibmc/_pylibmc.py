@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import logging
 import operator
-import pickle
-import zlib
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Type, Union
 
 import omcache
 from omcache import exceptions as oexc
+from omcache import _messages
+from omcache import serde as _serde
 from omcache.client import plain_text_keys
 
 log = logging.getLogger("omcache")
@@ -87,8 +87,7 @@ all_behaviors: List[str] = [
 all_callbacks: List[str] = ["namespace"]
 
 # Value flags (pylibmc's, from python-memcached's convention).
-_F_PICKLE, _F_INTEGER, _F_LONG, _F_ZLIB, _F_TEXT = 1, 2, 4, 8, 16
-_F_TYPES = _F_PICKLE | _F_INTEGER | _F_LONG | _F_TEXT
+_F_ZLIB = _serde.FLAG_ZLIB
 
 _MAX_KEY = 250
 _U32 = 0xFFFFFFFF
@@ -236,9 +235,14 @@ def _translate(e: Exception, binary: bool, what: str, key: Optional[bytes] = Non
     return cls(f"{_lead(what, rc, key)}: {e}")
 
 
-def _text_key_error(what: str, key: bytes) -> Error:
+def _bad_key(key: bytes, graphic_only: bool = False) -> str:
+    """omcache's message for a refused key: the key and why (see omcache._messages)."""
+    return _messages.invalid_key_message(key, graphic_only=graphic_only)
+
+
+def _text_key_error(what: str, key: bytes, wire: bytes) -> Error:
     return ClientError(
-        f"{_lead(what, ClientError.retcode, key)}: the key contains a space or a control character, "  # type: ignore[attr-defined]
+        f"{_lead(what, ClientError.retcode, key)}: {_bad_key(wire)}, "  # type: ignore[attr-defined]
         "which memcached's text protocol (binary=False) cannot carry; use binary=True to store such keys"
     )
 
@@ -284,7 +288,7 @@ def _key_arg(key: object) -> bytes:
         return key
     if isinstance(key, str):
         return key.encode("utf-8")
-    raise TypeError(f"key must be bytes or str, not {type(key).__name__}")
+    raise TypeError("key must be bytes")  # pylibmc's words (it takes str too)
 
 
 def _normalized(key: object) -> bytes:
@@ -312,47 +316,29 @@ def _compress_level(level: object) -> int:
     return n
 
 
-def _deflate(data: bytes, flags: int, min_compress: int, level: int) -> Tuple[bytes, int]:
-    """Compress data when asked and when it pays, as pylibmc does."""
-    if level and min_compress and len(data) >= min_compress:
-        packed = zlib.compress(data, level)
-        if len(packed) < len(data):
-            return packed, flags | _F_ZLIB
-    return data, flags
+# Serialisation is pylibmc's convention as omcache.serde implements it (one
+# implementation); these wrappers give its errors pylibmc's classes.
+_deflate = _serde.compress
 
 
 def _inflate(data: bytes) -> bytes:
     try:
-        return zlib.decompress(data)
-    except zlib.error as e:
-        raise Error(f"Failed to decompress value: {e}") from e
+        return _serde.decompress(data)
+    except _serde.SerdeError as e:
+        raise Error(f"Failed to decompress value: {e.__cause__ or e}") from e
 
 
-def _serialize(value: Any, pickle_protocol: int) -> Tuple[bytes, int]:
-    """pylibmc's native serialisation (see client.serialize)."""
-    if isinstance(value, bytes):
-        return value, 0
-    if isinstance(value, str):
-        return value.encode("utf-8"), _F_TEXT
-    if isinstance(value, bool):
-        return (b"1" if value else b"0"), _F_INTEGER
-    if isinstance(value, int):
-        return str(value).encode("ascii"), _F_LONG
-    return pickle.dumps(value, pickle_protocol), _F_PICKLE
+_serialize = _serde.pylibmc_encode
 
 
 def _deserialize(data: bytes, flags: int) -> Any:
     """pylibmc's native deserialisation (see client.deserialize)."""
-    kind = flags & _F_TYPES
-    if kind == 0:
-        return data
-    if kind == _F_TEXT:
-        return data.decode("utf-8")
-    if kind == _F_INTEGER or kind == _F_LONG:
-        return int(data)
-    if kind == _F_PICKLE:
-        return pickle.loads(data)
-    raise Error(f"unknown memcached key flags {kind}")
+    try:
+        return _serde.pylibmc_decode(data, flags)
+    except _serde.SerdeDecodeError as e:
+        raise e.unicode_error() from None  # pylibmc's exact class
+    except _serde.SerdeError as e:
+        raise Error(str(e)) from None
 
 
 # -- server lists -------------------------------------------------------------
@@ -729,12 +715,12 @@ class client:
         ns = self._om_namespace
         wire = ns + kb if ns else kb
         if len(wire) > _MAX_KEY:
-            raise BadKeyProvided(f"{_lead(what, BadKeyProvided.retcode, kb)}: key with namespace is longer than {_MAX_KEY} bytes")  # type: ignore[attr-defined]
+            raise BadKeyProvided(f"{_lead(what, BadKeyProvided.retcode, kb)}: key with namespace: {_bad_key(wire)}")  # type: ignore[attr-defined]
         if not self._om_settings.binary:
             if self._om_settings.values["verify_keys"] and wire.translate(None, _GRAPH):
                 return None
             if wire.translate(None, _TEXT_KEY_OK):
-                raise _text_key_error(what, kb)
+                raise _text_key_error(what, kb, wire)
         return wire
 
     def _om_read_key(self, kb: bytes, what: str) -> Optional[bytes]:
@@ -743,7 +729,7 @@ class client:
             ns = self._om_namespace
             wire = ns + kb if ns else kb
             if self._om_settings.values["verify_keys"] and wire.translate(None, _GRAPH):
-                raise BadKeyProvided(f"{_lead(what, BadKeyProvided.retcode, kb)}: key has characters verify_keys refuses")  # type: ignore[attr-defined]
+                raise BadKeyProvided(f"{_lead(what, BadKeyProvided.retcode, kb)}: verify_keys: {_bad_key(wire, True)}")  # type: ignore[attr-defined]
             if wire.translate(None, _TEXT_KEY_OK):
                 return None  # no item can exist under it
         return self._om_wire(kb, what)
@@ -763,7 +749,7 @@ class client:
         return _serialize(value, self._om_settings.values["pickle_protocol"])
 
     def deserialize(self, bytes_: bytes, flags: int) -> Any:
-        """Return the value (bytes_, flags) stands for; raise CacheMiss in an
+        """Return the value ``(bytes_, flags)`` stands for; raise CacheMiss in an
         override to turn a read into a miss.  flags may include zlib's 8 (the
         data is already inflated)."""
         return _deserialize(bytes_, _c_uint("flags", flags))
@@ -874,10 +860,10 @@ class client:
                 continue
             wire = ns + full if ns else full
             if len(wire) > _MAX_KEY:
-                raise BadKeyProvided(f"{_lead('memcached_mget', BadKeyProvided.retcode, None)}: key {full[:32]!r} is longer than {_MAX_KEY} bytes")  # type: ignore[attr-defined]
+                raise BadKeyProvided(f"{_lead('memcached_mget', BadKeyProvided.retcode, None)}: {_bad_key(wire)}")  # type: ignore[attr-defined]
             if text:
                 if verify and wire.translate(None, _GRAPH):
-                    raise BadKeyProvided(f"{_lead('memcached_mget', BadKeyProvided.retcode, None)}: key {full[:32]!r} has characters verify_keys refuses")  # type: ignore[attr-defined]
+                    raise BadKeyProvided(f"{_lead('memcached_mget', BadKeyProvided.retcode, None)}: verify_keys: {_bad_key(wire, True)}")  # type: ignore[attr-defined]
                 if wire.translate(None, _TEXT_KEY_OK):
                     continue  # no item can exist under it
             wires.append(wire)
@@ -1012,10 +998,10 @@ class client:
         data, flags = self._om_encode(val)
         what = "memcached_cas"
         if not kb:
-            raise BadKeyProvided(f"{_lead(what, BadKeyProvided.retcode, None)}: empty key")  # type: ignore[attr-defined]
+            raise BadKeyProvided(f"{_lead(what, BadKeyProvided.retcode, None)}: {_bad_key(kb)}")  # type: ignore[attr-defined]
         wire = self._om_wire(kb, what)
         if wire is None:
-            raise BadKeyProvided(f"{_lead(what, BadKeyProvided.retcode, kb)}: key has characters verify_keys refuses")  # type: ignore[attr-defined]
+            raise BadKeyProvided(f"{_lead(what, BadKeyProvided.retcode, kb)}: verify_keys: {_bad_key(self._om_namespace + kb, True)}")  # type: ignore[attr-defined]
         unique &= _U64
         try:
             if unique == 0:
@@ -1031,8 +1017,11 @@ class client:
             raise NotFound(_lead(what, NotFound.retcode, kb))  # type: ignore[attr-defined]
         return ok
 
-    def delete(self, key: Union[str, bytes], /) -> bool:
-        """Delete key: True if it existed, False if not."""
+    def delete(self, key: Union[str, bytes], /, *extra: object) -> bool:
+        """Delete key: True if it existed, False if not.  Takes no time
+        argument (pylibmc's issue #1: the TypeError is pylibmc's)."""
+        if extra:
+            raise TypeError(f"delete() takes exactly 1 argument ({1 + len(extra)} given)")
         kb = _normalized(key)
         if not kb:
             return False

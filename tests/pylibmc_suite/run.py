@@ -8,7 +8,7 @@ pylibmc's source distribution is fetched with pip (``pip download --no-deps
 next run, never committed) and checked against its known SHA-256.  Its
 ``tests/`` directory is extracted into a temporary directory and run by
 pytest with omcache_pylibmc installed as ``pylibmc`` and ``_pylibmc`` (the
-pylibmc_alias plugin next to this script), against a memcached that this
+pylibmc_alias plugin next to this script), doctests.txt included, against a memcached that this
 script starts (on 127.0.0.1:11211 when that port is free: pylibmc's
 test_no_autoconf talks to the default address) and stops.
 
@@ -70,7 +70,8 @@ def fetch_sdist(explicit: Optional[str]) -> Path:
 
 
 def extract_tests(sdist: Path, dest: Path) -> Path:
-    """Extract pylibmc-VERSION/tests/*.py into dest/tests; return that directory."""
+    """Extract pylibmc-VERSION/tests/*.py and *.txt (doctests.txt) into
+    dest/tests; return that directory."""
     prefix = f"pylibmc-{VERSION}/tests/"
     out = dest / "tests"
     out.mkdir()
@@ -79,7 +80,7 @@ def extract_tests(sdist: Path, dest: Path) -> Path:
             if not member.isfile() or not member.name.startswith(prefix):
                 continue
             name = member.name[len(prefix):]
-            if "/" in name or not name.endswith(".py"):
+            if "/" in name or not name.endswith((".py", ".txt")):
                 continue
             src = tar.extractfile(member)
             assert src is not None
@@ -120,8 +121,9 @@ def main(argv: List[str]) -> int:
         env["MEMCACHED_HOST"] = server.host  # type: ignore[attr-defined]
         env["MEMCACHED_PORT"] = str(server.port)  # type: ignore[attr-defined]
         env["MEMCACHED_TYPE"] = "tcp"
+        # pylibmc's tests/doctests.txt is collected only with a doctest glob.
         cmd = [sys.executable, "-m", "pytest", "-p", "pylibmc_alias", "-p", "no:cacheprovider",
-               "-rA", *(args.pytest_args or ["tests"])]
+               "--doctest-glob=*.txt", "-rA", *(args.pytest_args or ["tests"])]
         sys.stderr.write(f"run.py: {' '.join(cmd)}  (in {work}, memcached {server.address})\n")  # type: ignore[attr-defined]
         return subprocess.call(cmd, cwd=work, env=env)
     finally:

@@ -14,7 +14,7 @@ shared machine hit all of them alike.  It also times ``python -c "import X"``
 (and import plus a first get) against ``python -c pass``.
 
 Writes benchmarks.md (machine, versions, command, the full table of medians
-and ratios to the best peer, and each target of issue 10 as met or missed)
+and ratios to the best peer, and each speed target as met or missed)
 and benchmarks.png (a chart of the ratios) into --out-dir.  Clients that are
 not installed are reported as not available.  Compare ratios within one run
 only: absolute times depend on the machine and its load.
@@ -299,7 +299,7 @@ class Results:
 
 
 def evaluate_targets(r: Results, imports: Optional[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    """Each target (issues 10 and 15) with its numbers; "met" is None when it could not be measured."""
+    """Each speed target with its numbers; "met" is None when it could not be measured."""
     out: List[Dict[str, Any]] = []
 
     def add(target: str, detail: str, met: Optional[bool]) -> None:
@@ -426,7 +426,7 @@ def write_markdown(
     else:
         L.append("- No busy loop (`--no-spin`): round trips that wake an idle CPU are slower, at random.")
     L.append("")
-    L.append("## Targets (issue 10)")
+    L.append("## Speed targets")
     L.append("")
     L.append("| target | measured (medians) | result |")
     L.append("|---|---|---|")
