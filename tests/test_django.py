@@ -1,8 +1,12 @@
-"""A Django project configured with PyLibMCCache works on omcache_pylibmc.
+"""Django's cache API on omcache: PyLibMCCache on omcache_pylibmc, and OMcacheCache.
 
 Django's own backend (django.core.cache.backends.memcached.PyLibMCCache)
 does ``import pylibmc``; here that import gives omcache_pylibmc, installed
 as ``pylibmc`` for the duration of each test only, against a real memcached.
+The same tests run on omcache's own backend,
+``omcache.contrib.django.OMcacheCache``, in each protocol; more tests check
+its stampede-safe get_or_set (threads and processes) and that it shares a
+cache with PyLibMCCache.
 """
 
 from __future__ import annotations
@@ -10,8 +14,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
-from typing import Any, Iterator
+from typing import Any, Dict, Iterator, List
 
 import pytest
 
@@ -42,22 +47,43 @@ def server() -> Iterator[MemcachedProcess]:
         yield p
 
 
-@pytest.fixture(params=[{}, {"binary": True, "behaviors": {"ketama": True, "tcp_nodelay": True}}], ids=["text", "binary"])
+_BACKENDS = {
+    "pylibmc-text": ("django.core.cache.backends.memcached.PyLibMCCache", {}),
+    "pylibmc-binary": (
+        "django.core.cache.backends.memcached.PyLibMCCache",
+        {"binary": True, "behaviors": {"ketama": True, "tcp_nodelay": True}},
+    ),
+    "omcache-meta": ("omcache.contrib.django.OMcacheCache", {}),
+    "omcache-text": ("omcache.contrib.django.OMcacheCache", {"protocol": "text"}),
+    "omcache-binary": ("omcache.contrib.django.OMcacheCache", {"protocol": "binary"}),
+}
+
+
+@pytest.fixture(params=list(_BACKENDS))
 def cache(request: pytest.FixtureRequest, server: MemcachedProcess, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Django's PyLibMCCache on omcache_pylibmc (text, binary), and omcache's
+    own OMcacheCache (per protocol): every test below runs on each."""
+    from omcache.contrib.django import OMcacheCache
+
     monkeypatch.setitem(sys.modules, "pylibmc", omcache_pylibmc)
     omcache.Client([server.address]).flush_all()
+    backend, options = _BACKENDS[request.param]
     conf = {
         "default": {
-            "BACKEND": "django.core.cache.backends.memcached.PyLibMCCache",
+            "BACKEND": backend,
             "LOCATION": f"{server.address};{server.address}",
-            "OPTIONS": request.param,
+            "OPTIONS": options,
             "KEY_PREFIX": "site",
         }
     }
     with override_settings(CACHES=conf):
         c = caches["default"]
-        assert isinstance(c, PyLibMCCache)
-        assert isinstance(c._cache, omcache_pylibmc.Client)
+        if request.param.startswith("pylibmc"):
+            assert isinstance(c, PyLibMCCache)
+            assert isinstance(c._cache, omcache_pylibmc.Client)
+        else:
+            assert isinstance(c, OMcacheCache)
+            assert isinstance(c._cache, omcache.SerdeClient)
         yield c
         c.close()
 
@@ -106,7 +132,12 @@ def test_timeouts_and_touch(cache: Any) -> None:
     cache.set("gone", 1, timeout=0)  # Django sends -1: "expire at once"...
     # ...which the text protocol carries as -1; pylibmc's binary mode sends
     # 0xffffffff, a date in 2106 (kept as in pylibmc: test_pylibmc_differential).
-    assert cache.get("gone") == (1 if cache._options.get("binary") else None)
+    # OMcacheCache stores nothing (and drops an old value).
+    pylibmc_binary = isinstance(cache, PyLibMCCache) and cache._options.get("binary")
+    assert cache.get("gone") == (1 if pylibmc_binary else None)
+    if not pylibmc_binary:
+        assert cache.add("gone0", 1, timeout=0) is True and cache.get("gone0") is None
+        assert cache.get_or_set("gone1", 5, timeout=0) == 5 and cache.get("gone1") is None
     cache.set("forever", 1, timeout=None)
     assert cache.get("forever") == 1
     cache.set("long", 1, timeout=60 * 60 * 24 * 60)  # > 30 days: absolute time
@@ -137,6 +168,112 @@ def test_invalid_keys_are_refused_by_django(cache: Any) -> None:
         cache.set("a key with spaces", 1)
     with pytest.raises(InvalidCacheKey):
         cache.get("k" * 300)
+
+
+@pytest.fixture
+def omcache_cache(server: MemcachedProcess, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """OMcacheCache (meta) beside PyLibMCCache (omcache_pylibmc) on the same server."""
+    monkeypatch.setitem(sys.modules, "pylibmc", omcache_pylibmc)
+    omcache.Client([server.address]).flush_all()
+    conf = {
+        "default": {"BACKEND": "omcache.contrib.django.OMcacheCache", "LOCATION": server.address,
+                    "OPTIONS": {"lock_ttl": 10}},
+        "pylibmc": {"BACKEND": "django.core.cache.backends.memcached.PyLibMCCache", "LOCATION": server.address},
+    }
+    with override_settings(CACHES=conf):
+        yield caches["default"]
+
+
+def test_omcache_backend_get_or_set_runs_the_loader_once(omcache_cache: Any) -> None:
+    runs: List[int] = []
+    lock = threading.Lock()
+
+    def load() -> Dict[str, int]:
+        with lock:
+            runs.append(1)
+        time.sleep(0.3)
+        return {"answer": 42}
+
+    got: List[Any] = []
+    threads = [threading.Thread(target=lambda: got.append(omcache_cache.get_or_set("hot", load, 60))) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(runs) == 1
+    assert got == [{"answer": 42}] * 8
+    assert omcache_cache.get("hot") == {"answer": 42}
+    # A loader that raises: its caller sees the error, the lease is released.
+    with pytest.raises(ZeroDivisionError):
+        omcache_cache.get_or_set("cold", lambda: 1 / 0, 60)
+    assert omcache_cache.get_or_set("cold", "plain default", 60, wait_timeout=0) == "plain default"
+    # invalidate: get_or_set serves the stale value while one caller refreshes.
+    assert omcache_cache.invalidate("hot", 30) is True
+    assert omcache_cache.get_or_set("hot", lambda: {"answer": 43}, 60) == {"answer": 43}
+    assert omcache_cache.get("hot") == {"answer": 43}
+
+
+def test_omcache_backend_async_get_or_set(omcache_cache: Any) -> None:
+    import asyncio
+
+    runs: List[int] = []
+
+    def load() -> str:
+        runs.append(1)
+        time.sleep(0.2)
+        return "async value"
+
+    async def main() -> List[Any]:
+        return list(await asyncio.gather(*(omcache_cache.aget_or_set("async-hot", load, 60) for _ in range(6))))
+
+    assert asyncio.run(main()) == ["async value"] * 6
+    assert len(runs) == 1
+
+
+def test_omcache_backend_shares_the_cache_with_pylibmccache(omcache_cache: Any) -> None:
+    other = caches["pylibmc"]
+    assert isinstance(other, PyLibMCCache)
+    other.set("from-pylibmc", {"x": [1, 2]}, 60)
+    other.set("n", 5)
+    assert omcache_cache.get("from-pylibmc") == {"x": [1, 2]}
+    assert omcache_cache.incr("n") == 6
+    omcache_cache.set("from-omcache", ("t", 1.5), 60)
+    assert other.get("from-omcache") == ("t", 1.5)
+    assert other.get("n") == 6
+
+
+def test_omcache_backend_get_or_set_across_processes(server: MemcachedProcess) -> None:
+    """3 processes x 4 threads, Django configured with OMcacheCache, one cold key."""
+    code = (
+        "import sys, threading, time, django\n"
+        "from django.conf import settings\n"
+        "settings.configure(CACHES={'default': {'BACKEND': 'omcache.contrib.django.OMcacheCache',"
+        " 'LOCATION': sys.argv[1]}})\n"
+        "django.setup()\n"
+        "from django.core.cache import cache\n"
+        "import omcache\n"
+        "counter = omcache.Client([sys.argv[1]])\n"
+        "def load():\n"
+        "    n = counter.incr('django-runs', 1, initial=1); time.sleep(0.5); return {'by': n}\n"
+        "out = []\n"
+        "sys.stdout.write('ready\\n'); sys.stdout.flush(); sys.stdin.readline()\n"
+        "ts = [threading.Thread(target=lambda: out.append(cache.get_or_set('django-hot', load, 60))) for _ in range(4)]\n"
+        "[t.start() for t in ts]; [t.join() for t in ts]\n"
+        "print(out)\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    procs = [subprocess.Popen([sys.executable, "-c", code, server.address], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, env=env) for _ in range(3)]
+    for p in procs:
+        assert p.stdout is not None and p.stdout.readline() == "ready\n"
+    for p in procs:
+        assert p.stdin is not None
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    outs = [p.communicate(timeout=60)[0].strip() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert outs == ["[{'by': 1}, {'by': 1}, {'by': 1}, {'by': 1}]"] * 3
+    assert omcache.Client([server.address]).get("django-runs") == b"1"
 
 
 def test_shares_the_cache_with_the_real_pylibmc(server: MemcachedProcess) -> None:

@@ -363,6 +363,8 @@ type result struct {
 	counter uint64
 	meta    *Meta
 	stats   []Stat
+	// Lease state of a meta get (see proto.Reply).
+	win, alreadyWon, stale bool
 }
 
 // do runs req on the server owning req.Key.
@@ -500,8 +502,15 @@ func (c *Client) readAnswer(cn *conn.Conn, req *request, res *result) error {
 					cn.Close()
 					return protocolError(cn.Addr(), "a value for key %q in answer to a get of %q", r.Key, req.Key)
 				}
+				if r.Placeholder() && !req.Leasing() {
+					// The empty item of a key being loaded under a
+					// lease (GetLease): for a plain get, a miss.
+					res.err = ErrCacheMiss
+					return nil
+				}
 				res.value = cn.OwnValue(r.Value)
 				res.flags, res.cas = r.Flags, r.CAS
+				res.win, res.alreadyWon, res.stale = r.Win, r.AlreadyWon, r.Stale
 				if r.HasMeta {
 					res.meta = &Meta{TTL: r.TTL, LastAccess: r.LastAccess, Fetched: r.Fetched, Size: r.Size}
 				}

@@ -249,6 +249,11 @@ func (b *batch) handlePipelined(f *flight, r *proto.Reply) (bool, error) {
 		if !r.KeyIs(b.keys[i]) {
 			return false, b.reject(f, "a value for key %q in answer to a get of %q", r.Key, b.keys[i])
 		}
+		if r.Placeholder() {
+			// A key being loaded under a lease (GetLease): a miss.
+			sc.answered[i] = true
+			break
+		}
 		b.hit(f, i, r)
 	default:
 		return false, b.reject(f, "unexpected reply (kind %d) in a %v batch", r.Kind, b.op)

@@ -269,6 +269,21 @@ func TestConformanceMeta(t *testing.T) {
 			"ms mc 1 C1 I\r\ny\r\nmg mc v\r\nms mc 1\r\nz\r\nmg mc v\r\n" +
 			"mg viv N30 s v\r\nmg viv N30 s\r\nmg viv s v c\r\nms viv 2\r\nok\r\nmg viv v\r\n" +
 			"ms r 1 T100\r\nx\r\nmg r R200 v\r\nmg r R200\r\nmg r R50\r\n"},
+		// What omcache's leases (GetLease, ReleaseLease, Invalidate) rely
+		// on: the full lease get, the placeholder seen by plain and text
+		// gets, a delete of the placeholder ending the lease, CAS-checked
+		// deletes and invalidations, a second md I re-arming the win, R
+		// on an item that never expires, and on a placeholder.
+		{name: "leases", text: "flush_all\r\n" +
+			"mg L v f c t l h s N30 R5 O1\r\nmg L v f c t l h s N30 R5 O2\r\nmg L v f c\r\nget L\r\n" +
+			"mg L v f c t N30 R40 O3\r\nmd L C1 O4\r\nmg L v t N30 O5\r\nmd L O6\r\nmg L v f c t N30 O7\r\n" +
+			"ms L 3 F5 T100 O8\r\nabc\r\nmg L v f t N30 R5 O9\r\n" +
+			"md L I T30 O10\r\nmg L v f t N30 O11\r\nmg L v f t N30 O12\r\nmg L v f\r\nmd L I T20 C1 O13\r\n" +
+			"md L I T20 O14\r\nmg L v f t N30 O15\r\nmg L v f t N30 O16\r\nmd L I O17\r\nmg L v t\r\n" +
+			"ms L 3 T100\r\nnew\r\nmg L v t N30 R5\r\nmg L v t N30 R200\r\nmg L v t N30 R200\r\n" +
+			"md nope I T30 O18\r\nmd nope I O19 q\r\nmn\r\n" +
+			"ms forever 1 T0\r\nf\r\nmg forever v t N30 R200\r\n" +
+			"mg q1 v k N30 O20 q\r\nmg q1 v k N30 O21 q\r\nmn\r\n"},
 		{name: "base64 keys", text: "flush_all\r\n" +
 			"ms Zm9v 3 b k\r\nbar\r\nmg Zm9v b v k\r\nget foo\r\nmg Zm9v= b\r\nmg !!!! b v\r\n" +
 			"me Zm9v b\r\nme foo\r\nmd Zm9v b k q\r\nget foo\r\nma Zm9v b N0 J3 v k\r\nmg Zm9v b k v\r\n" +

@@ -157,6 +157,26 @@ type Request struct {
 	// leaves its LRU position and access time alone (meta u): meta only.
 	Meta   bool
 	NoBump bool
+	// Vivify, nonzero, makes a get of a missing key create an empty
+	// placeholder item living Vivify seconds and hand this request the win
+	// (Reply.Win); later gets see the placeholder with Reply.AlreadyWon
+	// until a store replaces it (meta mg N). Meta only.
+	Vivify uint32
+	// Recache, nonzero, hands a get the win when the item has less than
+	// Recache seconds to live and nobody else won it (meta mg R). Meta
+	// only.
+	Recache uint32
+	// Invalidate makes a delete mark the item stale instead of removing it
+	// (meta md I); a nonzero Exp then becomes its time to live (md T).
+	// Gets of a stale item see Reply.Stale, and the first one the win.
+	// Meta only.
+	Invalidate bool
+}
+
+// Leasing reports whether req uses the meta protocol's lease flags (Vivify,
+// Recache, Invalidate), which only the meta codec can express.
+func (req *Request) Leasing() bool {
+	return req.Vivify != 0 || req.Recache != 0 || req.Invalidate
 }
 
 // Kind tells what a Reply is.
@@ -205,6 +225,22 @@ type Reply struct {
 	LastAccess int64
 	Fetched    bool
 	Size       int64
+	// Lease state of a meta get (flags W, Z, X): Win, this request won the
+	// right to store the item's next value; AlreadyWon, another request
+	// won it before; Stale, the item was invalidated (md I) and its value
+	// is out of date.
+	Win        bool
+	AlreadyWon bool
+	Stale      bool
+}
+
+// Placeholder reports whether r, a get's value, is the empty item memcached
+// creates for a lease on a missing key (meta mg N): a lease was handed out
+// on it (Win or AlreadyWon) and it holds 0 bytes with flags 0. Plain gets
+// report it as a miss; a real empty value with flags 0 under a lease looks
+// the same and is reported as a miss too until it is stored again.
+func (r *Reply) Placeholder() bool {
+	return (r.Win || r.AlreadyWon) && len(r.Value) == 0 && r.Flags == 0
 }
 
 // Codec is one wire protocol.

@@ -9,11 +9,12 @@ import re
 import struct
 import threading
 from types import ModuleType
-from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple, TypeVar, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple, TypeVar, Union
 
 from . import _engine
 from . import _config_check, _messages
 from . import exceptions as exc
+from . import lease as _lease
 
 log = logging.getLogger("omcache")
 
@@ -47,6 +48,7 @@ class ItemMeta(NamedTuple):
 
 
 _OP_SET, _OP_ADD, _OP_REPLACE, _OP_APPEND, _OP_PREPEND = range(5)
+_LEASE_HEADER = struct.Struct("<BBBBIQq")  # GetLease: status, state, has value, stale, flags, cas, ttl
 _META_HEADER = struct.Struct("<BIQqqBq")  # GetMeta: status, flags, cas, ttl, last access, fetched, size
 _GET_HEADER = struct.Struct("<BIQ")
 _LARGE_HEADER = struct.Struct("<BIQQ")  # GetInto's header for a value left in the engine
@@ -487,6 +489,98 @@ class Client:
             raise _engine.packed_error(c, r)
         _, flags, cas, ttl, last, fetched, size = _META_HEADER.unpack_from(r)
         return ItemMeta(r[_META_HEADER.size :], flags, cas, ttl, last, bool(fetched), size)
+
+    # -- stampede protection (docs/stampede.md) -----------------------------
+
+    def get_or_set(
+        self,
+        key: Key,
+        loader: Callable[[], bytes],
+        expire: int,
+        *,
+        lock_ttl: int = 30,
+        recache_before: int = 0,
+        wait_timeout: Optional[float] = None,
+    ) -> bytes:
+        """Return the value under key; on a miss, exactly one caller loads it.
+
+        A hit returns the value.  On a miss, of all the callers in every
+        process and host, the one memcached hands the lease runs
+        ``loader()`` (no arguments, returns bytes) and stores its result
+        with ``expire``; the others poll with a growing backoff and return
+        the stored value.  A waiter gives up after ``wait_timeout`` seconds
+        (default ``lock_ttl`` plus 2 s, which outlasts a dead winner's
+        lease on memcached's whole-second clock) with
+        ``omcache.LeaseTimeoutError``.
+
+        If the loader raises, the lease is released at once (another caller
+        wins without waiting) and the exception reaches this caller; if the
+        winner dies, its lease expires after ``lock_ttl`` seconds and the
+        next caller wins.  ``recache_before=N``: when the item has less than
+        N seconds left, one caller refreshes it while the others get the
+        current value without waiting.  An item marked stale by
+        ``invalidate`` is served to every caller but one, who refreshes it.
+
+        With ``protocol="text"`` or ``"binary"`` (no leases in those
+        protocols) a missing key is loaded by one caller holding an
+        ``add``-based lock key (``omcache:lock:<sha1 of key>``, living
+        ``lock_ttl``); ``recache_before`` has no effect and nothing is
+        served stale.
+        """
+        k = key_bytes(key)
+        wait = _lease.check_args(lock_ttl, recache_before, wait_timeout, expire)
+        if not callable(loader):
+            raise TypeError(f"loader must be callable, not {type(loader).__name__}")
+
+        def load() -> Tuple[bytes, int]:
+            return value_bytes(loader()), 0
+
+        value, _ = _lease.get_or_set(self, k, load, expire, lock_ttl, recache_before, wait)
+        return value
+
+    def invalidate(self, key: Key, stale_ttl: int = 30) -> bool:
+        """Mark key's item stale for at most ``stale_ttl`` seconds; True if it existed.
+
+        Meanwhile ``get_or_set`` serves the stale value to every caller but
+        one, who refreshes it; plain ``get`` (and every other client) keeps
+        returning the stale value until the refresh is stored or
+        ``stale_ttl`` ends.  In memcached a meta ``get`` of an invalidated
+        item takes the refresh for itself (memcached hands it to the first
+        meta read, whatever it asks): then get_or_set callers are served the
+        stale value until ``stale_ttl`` ends, and one of them loads the key
+        after that.  ``stale_ttl=0`` keeps the item's expiration.  With
+        ``protocol="text"`` or ``"binary"`` there is no stale state: the
+        item is deleted, and the next get_or_set loads it under its lock.
+        """
+        _check_u32("stale_ttl", stale_ttl)
+        if self._protocol != "meta":
+            return self.delete(key)
+        k = key_bytes(key)
+        c, h = self._engine()
+        r = c.bind_Invalidate(h, id(k) + _OFF, len(k), stale_ttl)
+        if r == _OK:
+            return True
+        if r == _MISS:
+            return False
+        _engine.raise_for(c, r)
+
+    def _get_lease(self, key: bytes, lock_ttl: int, recache_before: int) -> _lease.Lease:
+        """GetLease (meta only): the key's value and its lease state."""
+        c, h = self._engine()
+        r = _engine.take_bytes(c, c.bind_GetLease(h, id(key) + _OFF, len(key), lock_ttl, recache_before))
+        if r[0] != _OK:
+            raise _engine.packed_error(c, r)
+        _, state, has_value, stale, flags, cas, ttl = _LEASE_HEADER.unpack_from(r)
+        value = r[_LEASE_HEADER.size :] if has_value else None
+        return _lease.Lease(state, value, flags, bool(stale), cas, ttl)
+
+    def _release_lease(self, key: bytes, lease: _lease.Lease) -> None:
+        """ReleaseLease: give back a lease won without storing a value."""
+        c, h = self._engine()
+        cas = lease.cas - (1 << 64) if lease.cas >= 1 << 63 else lease.cas  # the engine takes int64
+        r = c.bind_ReleaseLease(h, id(key) + _OFF, len(key), lease.value is not None, lease.stale, cas, lease.ttl)
+        if r != _OK:
+            _engine.raise_for(c, r)
 
     def touch(self, key: Key, expire: int) -> bool:
         """Set a new expiration on key; True if it exists, False if not."""

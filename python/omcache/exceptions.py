@@ -22,6 +22,7 @@ __all__ = [
     "ServerError",
     "ConnectionError",
     "TimeoutError",
+    "LeaseTimeoutError",
     "ServerDownError",
     "ServerDeadError",
     "ProtocolError",
@@ -76,6 +77,10 @@ class ConnectionError(Error, builtins.ConnectionError):
 
 class TimeoutError(ConnectionError, builtins.TimeoutError):
     """A server did not answer within the configured timeout."""
+
+
+class LeaseTimeoutError(TimeoutError):
+    """get_or_set waited ``wait_timeout`` seconds for another caller's load and got no value."""
 
 
 class ServerDownError(ConnectionError):

@@ -19,8 +19,9 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, TypeVar, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, TypeVar, Union
 
+from . import lease as _lease
 from .client import Client, Servers, key_bytes
 from .serde import Serde, get_serde
 
@@ -209,6 +210,48 @@ class SerdeClient:
         (misses included)."""
         wire = {self._wire(k): k for k in keys}
         return [wire[w] for w in self.client.delete_multi(list(wire))]
+
+    # -- stampede protection (docs/stampede.md) -----------------------------
+
+    def get_or_set(
+        self,
+        key: Key,
+        loader: Callable[[], Any],
+        expire: int,
+        *,
+        lock_ttl: int = 30,
+        recache_before: int = 0,
+        wait_timeout: Optional[float] = None,
+    ) -> Any:
+        """Return the object under key; on a miss, exactly one caller loads it.
+
+        ``omcache.Client.get_or_set`` for objects: ``loader()`` returns any
+        object the serde can store, and the stored object is returned (the
+        loader's own result to the caller that ran it).  The same contract:
+        one loader run across processes, waiters polling up to
+        ``wait_timeout``, a raising loader's lease released at once,
+        ``recache_before`` and serve-stale after ``invalidate`` on the meta
+        protocol, an add-based lock on text and binary.
+        """
+        wire = self._wire(key)
+        wait = _lease.check_args(lock_ttl, recache_before, wait_timeout, expire)
+        if not callable(loader):
+            raise TypeError(f"loader must be callable, not {type(loader).__name__}")
+        loaded: List[Any] = []
+
+        def load() -> Tuple[bytes, int]:
+            obj = loader()
+            loaded.append(obj)
+            return self._ser(key, obj)
+
+        data, flags = _lease.get_or_set(self.client, wire, load, expire, lock_ttl, recache_before, wait)
+        if loaded:
+            return loaded[0]
+        return self._decode(key, data, flags)
+
+    def invalidate(self, key: Key, stale_ttl: int = 30) -> bool:
+        """Mark key's item stale for at most ``stale_ttl`` seconds; see ``omcache.Client.invalidate``."""
+        return self.client.invalidate(self._wire(key), stale_ttl)
 
     # -- servers ------------------------------------------------------------
 

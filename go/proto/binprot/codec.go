@@ -74,6 +74,9 @@ func b2i(b bool) int {
 
 // AppendRequest appends req as one binary request packet.
 func (Codec) AppendRequest(buf []byte, req *proto.Request) ([]byte, error) {
+	if req.Leasing() {
+		return buf, proto.Unsupported("leases (vivify, recache, invalidate) in the binary protocol")
+	}
 	if int(req.Op) >= len(opcodes) || req.Op == proto.OpNone {
 		// Verbosity among them: memcached leaves the binary VERBOSITY
 		// unanswered.

@@ -6,10 +6,10 @@
 //
 // Requests:
 //
-//	get, gat      mg <key> [b] v f c [k] [T<exp>] [t l h s] [u] O<seq> [q]
+//	get, gat      mg <key> [b] v f c [k] [T<exp>] [t l h s] [u] [N<vivify>] [R<recache>] O<seq> [q]
 //	touch         mg <key> [b] T<exp> O<seq>
 //	stores        ms <key> <len> [b] [F<flags> T<exp>] [C<cas>] [M<mode>] O<seq> [q]
-//	delete        md <key> [b] [C<cas>] O<seq> [q]
+//	delete        md <key> [b] [I [T<exp>]] [C<cas>] O<seq> [q]
 //	incr, decr    ma <key> [b] [MD] D<delta> v [N<exp> J<initial>] [C<cas>] O<seq> [q]
 //	noop          mn
 //	others        the text commands (flush_all, version, stats, verbosity),
@@ -90,6 +90,12 @@ func (c Codec) AppendRequest(buf []byte, req *proto.Request) ([]byte, error) {
 	if len(req.Keys) > 0 {
 		return buf, proto.Unsupported("several keys in one meta request")
 	}
+	if (req.Vivify != 0 || req.Recache != 0) && req.Op != proto.OpGet && req.Op != proto.OpGat {
+		return buf, proto.Unsupported("lease flags on %v", req.Op)
+	}
+	if req.Invalidate && req.Op != proto.OpDelete {
+		return buf, proto.Unsupported("invalidate on %v", req.Op)
+	}
 	if ok, why := c.KeyOK(req.Key, req.Base64Key); !ok {
 		return buf, proto.Unsupported("key: %s", why)
 	}
@@ -115,6 +121,12 @@ func (c Codec) AppendRequest(buf []byte, req *proto.Request) ([]byte, error) {
 		if req.NoBump {
 			buf = append(buf, " u"...)
 		}
+		if req.Vivify != 0 {
+			buf = proto.AppendUint(append(buf, " N"...), uint64(req.Vivify))
+		}
+		if req.Recache != 0 {
+			buf = proto.AppendUint(append(buf, " R"...), uint64(req.Recache))
+		}
 	case proto.OpTouch:
 		buf = proto.AppendUint(append(buf, " T"...), uint64(req.Exp))
 	case proto.OpSet, proto.OpAdd, proto.OpReplace, proto.OpAppend, proto.OpPrepend:
@@ -129,6 +141,12 @@ func (c Codec) AppendRequest(buf []byte, req *proto.Request) ([]byte, error) {
 			buf = proto.AppendUint(append(buf, " C"...), req.CAS)
 		}
 	case proto.OpDelete:
+		if req.Invalidate {
+			buf = append(buf, " I"...)
+			if req.Exp != 0 {
+				buf = proto.AppendUint(append(buf, " T"...), uint64(req.Exp))
+			}
+		}
 		if req.CAS != 0 {
 			buf = proto.AppendUint(append(buf, " C"...), req.CAS)
 		}
@@ -289,6 +307,12 @@ func parseFlags(b []byte, r *proto.Reply) error {
 			ok = string(arg) == "0" || string(arg) == "1"
 		case 's':
 			r.Size, ok = proto.ParseInt(arg)
+		case 'W':
+			r.Win, ok = true, len(arg) == 0
+		case 'Z':
+			r.AlreadyWon, ok = true, len(arg) == 0
+		case 'X':
+			r.Stale, ok = true, len(arg) == 0
 		}
 		if !ok {
 			return proto.Malformed("bad return flag %.64q", tok)

@@ -56,6 +56,9 @@ func (c Codec) AppendRequest(buf []byte, req *proto.Request) ([]byte, error) {
 	if req.Quiet {
 		return buf, proto.Unsupported("quiet %v in the text protocol", req.Op)
 	}
+	if req.Leasing() {
+		return buf, proto.Unsupported("leases (vivify, recache, invalidate) in the text protocol")
+	}
 	if (req.Op != proto.OpGet && req.Op != proto.OpGat) || len(req.Keys) == 0 {
 		switch req.Op {
 		case proto.OpFlush, proto.OpNoop, proto.OpVersion, proto.OpStats, proto.OpVerbosity:

@@ -1,0 +1,1 @@
+"""Integrations of omcache with frameworks (``omcache.contrib.django``)."""
