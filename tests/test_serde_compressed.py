@@ -29,8 +29,9 @@ def test_compressed_serde_reports_corrupt_data() -> None:
 
 
 def test_pylibmc_dropin_uses_serde_implementation() -> None:
-    assert dropin._serialize is serde.pylibmc_encode
     assert dropin._deflate is serde.compress
+    for value in (b"raw", "text", True, 42, 2**70, [1, {"a": 2}]):
+        assert dropin._serialize(value, -1) == serde.pylibmc_encode(value, -1)
     for value in (b"raw", "text", True, 42, 2**70, [1, {"a": 2}]):
         data, flags = serde.pylibmc_encode(value, -1)
         assert serde.PylibmcSerde().deserialize("k", data, flags) == value
@@ -38,4 +39,4 @@ def test_pylibmc_dropin_uses_serde_implementation() -> None:
     with pytest.raises(dropin.Error, match="unknown memcached key flags 3"):
         dropin._deserialize(b"x", 3)
     with pytest.raises(dropin.Error, match="Failed to decompress value"):
-        dropin._inflate(b"not zlib")
+        dropin._inflate(b"not zlib", 1000)
