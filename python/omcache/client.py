@@ -894,7 +894,12 @@ class Client:
         self, c: ModuleType, st: int, klist: Sequence[K], errors: Optional[Dict[K, Exception]], values: Optional[List[bytes]] = None
     ) -> List[K]:
         """The keys a SetMulti/DeleteMulti that returned st (-token) did not store or delete."""
-        r = _engine.take_bytes(c, c.bind_TakeResult(-st))
+        return self._failed_from(c, _engine.take_bytes(c, c.bind_TakeResult(-st)), klist, errors, values)
+
+    def _failed_from(
+        self, c: ModuleType, r: bytes, klist: Sequence[K], errors: Optional[Dict[K, Exception]], values: Optional[List[bytes]] = None
+    ) -> List[K]:
+        """The keys a packed SetMulti/DeleteMulti failure result names (shared with omcache.aio)."""
         if r[0] != _OK:
             raise _engine.packed_error(c, r)
         failed: List[K] = []
@@ -977,10 +982,17 @@ class Client:
         server that failed maps to its exception instead of a dict; one
         that has no such group maps to a ServerError saying so.
         """
+        self._check_stats_group(group)
+        c, h = self._engine()
+        return self._parse_stats(c, _engine.take_bytes(c, c.bind_Stats(h, group)), group)
+
+    @staticmethod
+    def _check_stats_group(group: str) -> None:
         if not isinstance(group, str) or any(ch.isspace() or ord(ch) < 32 for ch in group):
             raise ValueError(f"invalid stats group {group!r}")
-        c, h = self._engine()
-        r = _engine.take_bytes(c, c.bind_Stats(h, group))
+
+    def _parse_stats(self, c: ModuleType, r: bytes, group: str) -> Dict[str, Union[Dict[str, str], Exception]]:
+        """Decode a packed Stats result (shared with omcache.aio)."""
         if r[0] != _OK:
             raise _engine.packed_error(c, r)
         (count,) = _U32.unpack_from(r, 1)
