@@ -15,10 +15,8 @@ package bind
 import (
 	"encoding/binary"
 	"fmt"
-	"runtime"
 	"sync"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -375,15 +373,6 @@ func (r *areq) cancelled() bool {
 	return r.q.pending[r.id]
 }
 
-// addr returns the address of b's memory for the synchronous bind
-// functions, which read it in place (b stays referenced by r meanwhile).
-func addr(b []byte) int64 {
-	if len(b) == 0 {
-		return 0
-	}
-	return int64(uintptr(unsafe.Pointer(&b[0])))
-}
-
 // statusResult turns an int status result into a packed one.
 func statusResult(ret int64) []byte {
 	if ret == 0 {
@@ -411,31 +400,30 @@ func runOne(r *areq) {
 		}
 		r.q.finish(r.id, r.result)
 	}()
-	h, i := r.h, r.i
-	ka, kl := addr(r.a), int64(len(r.a))
+	h, i, key := r.h, r.i, r.a
 	switch r.op {
 	case AsyncGet:
 		if i[0] != 0 {
-			r.result = Gat(h, ka, kl, i[1])
+			r.result = gatKey(h, key, i[1])
 		} else {
-			r.result = Get(h, ka, kl)
+			r.result = getKey(h, key)
 		}
 	case AsyncTouch:
-		r.result = statusResult(Touch(h, ka, kl, i[0]))
+		r.result = statusResult(touchKey(h, key, i[0]))
 	case AsyncStore:
-		r.result = statusResult(Store(h, i[0], ka, kl, addr(r.b), int64(len(r.b)), i[1], i[2], i[3]))
+		r.result = statusResult(storeKey(h, i[0], key, r.b, i[1], i[2], i[3]))
 	case AsyncDelete:
-		r.result = statusResult(Delete(h, ka, kl))
+		r.result = statusResult(deleteKey(h, key))
 	case AsyncDelta:
-		r.result = Delta(h, ka, kl, i[0]&1 != 0, i[1], i[2], i[0]&2 != 0, i[3])
+		r.result = deltaKey(h, key, i[0]&1 != 0, i[1], i[2], i[0]&2 != 0, i[3])
 	case AsyncGetMeta:
-		r.result = GetMeta(h, ka, kl, i[0] != 0)
+		r.result = getMetaKey(h, key, i[0] != 0)
 	case AsyncGetLease:
-		r.result = GetLease(h, ka, kl, i[0], i[1])
+		r.result = getLeaseKey(h, key, i[0], i[1])
 	case AsyncReleaseLease:
-		r.result = statusResult(ReleaseLease(h, ka, kl, i[0]&1 != 0, i[0]&2 != 0, i[1], i[2]))
+		r.result = statusResult(releaseLeaseKey(h, key, i[0]&1 != 0, i[0]&2 != 0, i[1], i[2]))
 	case AsyncInvalidate:
-		r.result = statusResult(Invalidate(h, ka, kl, i[0]))
+		r.result = statusResult(invalidateKey(h, key, i[0]))
 	case AsyncGetMulti:
 		r.result = asyncGetMulti(r)
 	case AsyncSetMulti:
@@ -443,11 +431,9 @@ func runOne(r *areq) {
 			r.result = packedError(client.ErrInvalidArguments)
 			break
 		}
-		lens, flags := r.cbuf[:i[2]], r.cbuf[i[2]:]
-		r.result = tokenResult(SetMulti(h, ka, kl, i[0], addr(r.b), int64(len(r.b)),
-			addr(lens), int64(len(lens)), addr(flags), int64(len(flags)), i[1], i[3]))
+		r.result = tokenResult(setMultiBytes(h, key, i[0], r.b, r.cbuf[:i[2]], r.cbuf[i[2]:], i[1], i[3]))
 	case AsyncDeleteMulti:
-		r.result = tokenResult(DeleteMulti(h, ka, kl, i[0]))
+		r.result = tokenResult(deleteMultiBytes(h, key, i[0]))
 	case AsyncFlushAll:
 		r.result = FlushAll(h, i[0])
 	case AsyncVersion:
@@ -455,7 +441,6 @@ func runOne(r *areq) {
 	case AsyncStats:
 		r.result = Stats(h, string(r.a))
 	}
-	runtime.KeepAlive(r)
 }
 
 func asyncGetMulti(r *areq) []byte {
