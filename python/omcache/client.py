@@ -11,7 +11,7 @@ import threading
 from types import ModuleType
 from typing import Any, Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple, TypeVar, Union
 
-from . import _engine
+from . import _engine, _green
 from . import _config_check, _messages
 from . import exceptions as exc
 from . import lease as _lease
@@ -386,10 +386,11 @@ class Client:
                 raise _engine.packed_error(c, r)
             # Handles from a previous process (before fork) are dropped unused:
             # they name clients of the parent's engine, which must never be called.
-            self._core, self._h = c, int.from_bytes(r[1:9], "little")
+            # Under gevent the I/O calls wait by yielding to the hub (_green).
+            self._core, self._h = _green.wrap(c), int.from_bytes(r[1:9], "little")
             self._pid = pid
         log.debug("omcache: client %d opened in pid %d for %s", self._h, pid, self._servers)
-        return c, self._h
+        return self._core, self._h
 
     def _engine(self) -> Tuple[ModuleType, int]:
         if self._pid == os.getpid() and self._core is not None:
