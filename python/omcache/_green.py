@@ -121,9 +121,9 @@ def _queue(core: ModuleType) -> _HubQueue:
     hub = gevent.get_hub()
     pid = os.getpid()
     if _queues_pid != pid:
-        for q in _queues.values():  # the parent's engine's: close without calling it
+        for old in _queues.values():  # the parent's engine's: close without calling it
             try:
-                os.close(q.fd)
+                os.close(old.fd)
             except OSError:
                 pass
         _queues.clear()
