@@ -207,6 +207,12 @@ class GreenCore:
         msg: str = self._core.bind_ErrorDetail(token)
         return msg
 
+    def bind_ClientClose(self, h: int) -> int:  # noqa: N802
+        """Close the engine client and drop its request lanes."""
+        self._core.bind_AsyncForgetClient(h)
+        r: int = self._core.bind_ClientClose(h)
+        return r
+
     # -- the engine's I/O calls ------------------------------------------------
 
     def bind_GetInto(self, h: int, ka: int, kl: int, buf: int, cap: int, gat: bool, exp: int) -> int:  # noqa: N802
