@@ -92,6 +92,14 @@ def test_every_command_matches_the_sync_client(servers: List[MemcachedProcess], 
             st = await mc.stats()
             assert set(st) == set(sync.server_addresses()) and all(isinstance(d, dict) and "pid" in d for d in st.values())
             assert await mc.version() == sync.version()
+            assert await mc.noop() is True
+            if protocol != "binary":  # memcached leaves a binary VERBOSITY unanswered
+                assert await mc.verbosity(0) is True
+            else:
+                with pytest.raises(NotImplementedError):
+                    await mc.verbosity(0)
+            hit_keys, vals, fls = await mc.get_multi_raw([f"{p}m20", f"{p}nothere", f"{p}m21"])
+            assert hit_keys == [f"{p}m20", f"{p}m21"] and vals == (b"202020", b"212121") and fls == (3, 3)
             with pytest.raises(omcache.InvalidKeyError, match="space"):
                 await mc.get("has space")
             with pytest.raises(TypeError):

@@ -70,7 +70,7 @@ def test_every_command_through_the_hub_and_a_timeout_leaves_the_connection_clean
         assert c.delete("a") and not c.delete("a")
         assert c.get_or_set("gos", lambda: b"L", 60) == b"L" and c.invalidate("gos") is True
         assert c.get_meta("big").size == 100000
-        assert set(c.stats()) == set(c.version()) and c.flush_all()
+        assert set(c.stats()) == set(c.version()) and c.flush_all() and c.noop() and c.verbosity(0)
         try:
             c.set("x" * 300, b"v"); raise AssertionError("long key")
         except omcache.InvalidKeyError as e:

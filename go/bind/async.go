@@ -42,6 +42,8 @@ const (
 	AsyncFlushAll     = 13 // FlushAll, delay i1
 	AsyncVersion      = 14 // ServerVersions
 	AsyncStats        = 15 // Stats, group a
+	AsyncNoop         = 16 // Noop
+	AsyncVerbosity    = 17 // Verbosity, level i1
 )
 
 const (
@@ -188,7 +190,7 @@ func AsyncSubmit(q, h, op, aAddr, aLen, bAddr, bLen, cAddr, cLen, i1, i2, i3, i4
 	if err != nil {
 		return -result(err)
 	}
-	if op < AsyncGet || op > AsyncStats || aLen < 0 || bLen < 0 || cLen < 0 {
+	if op < AsyncGet || op > AsyncVerbosity || aLen < 0 || bLen < 0 || cLen < 0 {
 		return -result(client.ErrInvalidArguments)
 	}
 	r := &areq{q: cq, h: h, c: e.c, op: op, i: [4]int64{i1, i2, i3, i4}}
@@ -440,6 +442,10 @@ func runOne(r *areq) {
 		r.result = ServerVersions(h)
 	case AsyncStats:
 		r.result = Stats(h, string(r.a))
+	case AsyncNoop:
+		r.result = Noop(h)
+	case AsyncVerbosity:
+		r.result = Verbosity(h, i[0])
 	}
 }
 

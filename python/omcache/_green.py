@@ -30,7 +30,7 @@ _REC = struct.Struct("<QI")
 
 # go/bind/async.go's operations.
 _GET, _TOUCH, _STORE, _DELETE, _DELTA, _GET_META, _GET_LEASE, _RELEASE_LEASE, _INVALIDATE = range(1, 10)
-_GET_MULTI, _SET_MULTI, _DELETE_MULTI, _FLUSH_ALL, _VERSION, _STATS = range(10, 16)
+_GET_MULTI, _SET_MULTI, _DELETE_MULTI, _FLUSH_ALL, _VERSION, _STATS, _NOOP, _VERBOSITY = range(10, 18)
 
 # Results handed out as gopy-like handles and error-detail tokens of this
 # module live above the engine's own (its handles are small counters, its
@@ -271,6 +271,12 @@ class GreenCore:
 
     def bind_FlushAll(self, h: int, delay: int) -> int:  # noqa: N802
         return self._keep(self._call(h, _FLUSH_ALL, i1=delay))
+
+    def bind_Noop(self, h: int) -> int:  # noqa: N802
+        return self._keep(self._call(h, _NOOP))
+
+    def bind_Verbosity(self, h: int, level: int) -> int:  # noqa: N802
+        return self._keep(self._call(h, _VERBOSITY, i1=level))
 
     def bind_ServerVersions(self, h: int) -> int:  # noqa: N802
         return self._keep(self._call(h, _VERSION))

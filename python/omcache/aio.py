@@ -74,7 +74,7 @@ log = logging.getLogger("omcache")
 
 # go/bind/async.go's operations.
 _GET, _TOUCH, _STORE, _DELETE, _DELTA, _GET_META, _GET_LEASE, _RELEASE_LEASE, _INVALIDATE = range(1, 10)
-_GET_MULTI, _SET_MULTI, _DELETE_MULTI, _FLUSH_ALL, _VERSION, _STATS = range(10, 16)
+_GET_MULTI, _SET_MULTI, _DELETE_MULTI, _FLUSH_ALL, _VERSION, _STATS, _NOOP, _VERBOSITY = range(10, 18)
 
 _OFF = _engine.BYTES_DATA_OFFSET
 _OK = _engine.OK
@@ -376,6 +376,21 @@ class Client:
             self._sync._multi_errors(core, r, errpos, nerrs, klist, errors)
         return out
 
+    async def get_multi_raw(
+        self, keys: Iterable[K], *, errors: Optional[Dict[K, Exception]] = None
+    ) -> Tuple[List[K], Tuple[bytes, ...], Tuple[int, ...]]:
+        """get_multi returning the hits as three aligned columns: keys, values, flags."""
+        klist = keys if isinstance(keys, list) else list(keys)
+        if not klist:
+            return [], (), ()
+        r, core = await self._get_multi(klist, None)
+        nhits, nerrs, errpos, pos, values = _multi_columns(r)
+        flags = struct.unpack_from(f"<{nhits}I", r, pos + 4 * nhits)
+        hit_keys = list(map(klist.__getitem__, struct.unpack_from(f"<{nhits}I", r, pos)))
+        if nerrs:
+            self._sync._multi_errors(core, r, errpos, nerrs, klist, errors)
+        return hit_keys, values, flags
+
     async def get_multi_items(
         self, keys: Iterable[K], *, gat_expire: Optional[int] = None, errors: Optional[Dict[K, Exception]] = None
     ) -> Dict[K, Item]:
@@ -500,6 +515,19 @@ class Client:
         """Invalidate every item on every server; True, or the first error is raised."""
         _check_u32("delay", delay)
         core, r = await self._call(_FLUSH_ALL, i1=delay)
+        _raise_first(self._sync._per_server(r, core, False))
+        return True
+
+    async def verbosity(self, level: int) -> bool:
+        """Set every server's logging level; True if all did, else raise the first error."""
+        _check_u32("level", level)
+        core, r = await self._call(_VERBOSITY, i1=level)
+        _raise_first(self._sync._per_server(r, core, False))
+        return True
+
+    async def noop(self) -> bool:
+        """Ping every server; True if all answered, else raise the first error."""
+        core, r = await self._call(_NOOP)
         _raise_first(self._sync._per_server(r, core, False))
         return True
 
