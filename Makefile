@@ -95,6 +95,7 @@ bench-async: build
 	$(PY) -m pip install -q aiomcache emcache
 	$(PY) benchmarks/aio_compare.py
 	$(PY) benchmarks/aio_compare.py --uvloop
+	$(PY) benchmarks/gevent_compare.py
 
 fmt:
 	cd go && gofmt -w .
