@@ -16,7 +16,7 @@ INSTALLED  := $(VENV)/.omcache-installed
 TEST_DEPS  := $(VENV)/.omcache-test-deps
 BUILD_LOG  := $(VENV)/omcache-build.log
 
-.PHONY: all deps venv build install demo test test-go test-py test-slow test-types test-pylibmc-suite wheel-check dist docs bench fmt lint clean fuzz
+.PHONY: all deps venv build install demo test test-go test-py test-slow test-types test-pylibmc-suite wheel-check dist docs bench bench-async fmt lint clean fuzz
 
 all: build
 
@@ -89,6 +89,13 @@ fuzz:
 
 bench: build
 	$(PY) benchmarks/bench.py
+
+# omcache.aio against aiomcache and emcache, on asyncio and uvloop (docs/asyncio.md).
+bench-async: build
+	$(PY) -m pip install -q aiomcache emcache
+	$(PY) benchmarks/aio_compare.py
+	$(PY) benchmarks/aio_compare.py --uvloop
+	$(PY) benchmarks/gevent_compare.py
 
 fmt:
 	cd go && gofmt -w .

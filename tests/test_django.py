@@ -309,3 +309,39 @@ def test_shares_the_cache_with_the_real_pylibmc(server: MemcachedProcess) -> Non
     assert run("omcache", "read") == "omcache_pylibmc [('n', 5), ('s', 'txt'), ('shared', {'x': 1})] 6"
     assert run("omcache", "write") == "written by omcache_pylibmc"
     assert run("real", "read") == "pylibmc [('n', 5), ('s', 'txt'), ('shared', {'x': 1})] 6"
+
+
+def test_omcache_backend_native_async_methods_share_the_cache_with_the_sync_ones(omcache_cache: Any) -> None:
+    import asyncio
+
+    async def main() -> None:
+        c = omcache_cache
+        await c.aset("a1", {"x": 1})
+        assert await c.aget("a1") == {"x": 1} == c.get("a1")
+        assert await c.aget("a-missing", "dflt") == "dflt"
+        assert await c.ahas_key("a1") and not await c.ahas_key("a-missing")
+        assert await c.aadd("a1", 2) is False and await c.aadd("a2", 2) is True
+        assert await c.aset_many({"m1": 1, "m2": [2]}) == []
+        assert await c.aget_many(["m1", "m2", "m3"]) == {"m1": 1, "m2": [2]}
+        assert await c.atouch("m1", 100) is True and await c.atouch("m-missing", 100) is False
+        await c.aset("n", 10)
+        assert await c.aincr("n", 5) == 15 and await c.adecr("n", 20) == 0
+        with pytest.raises(ValueError):
+            await c.aincr("n-missing")
+        assert await c.adelete("m1") is True and await c.adelete("m1") is False
+        await c.adelete_many(["m2", "a2"])
+        assert await c.aget_many(["m2", "a2"]) == {}
+        await c.aset("gone-at-once", 1, timeout=0)
+        assert await c.aget("gone-at-once") is None
+
+        async def load() -> str:
+            await asyncio.sleep(0.05)
+            return "coro value"
+
+        assert await c.aget_or_set("a-coro", load, 60) == "coro value"
+        assert c.get("a-coro") == "coro value"
+        assert await c.ainvalidate("a-coro") is True
+        await c.aclear()
+        assert c.get("a1") is None
+
+    asyncio.run(main())

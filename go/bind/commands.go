@@ -24,11 +24,17 @@ const getHeaderLen = 1 + 4 + 8
 // byte StatusMiss; otherwise an error status and message.
 func Get(h, keyAddr, keyLen int64) (ret []byte) {
 	defer recoverPacked(&ret)
+	return getKey(h, bytesAt(keyAddr, keyLen))
+}
+
+// getKey is Get on a key in Go memory (omcache.aio runs it later, on a copy).
+func getKey(h int64, key []byte) (ret []byte) {
+	defer recoverPacked(&ret)
 	c, err := lookup(h)
 	if err != nil {
 		return packedError(err)
 	}
-	return packItem(c.Get(bytesAt(keyAddr, keyLen)))
+	return packItem(c.Get(key))
 }
 
 // packItem packs a single-key get result: see Get.
@@ -51,16 +57,25 @@ func packItem(it *client.Item, err error) []byte {
 // result (see result).
 func Store(h, op, keyAddr, keyLen, valueAddr, valueLen, flags, exptime, cas int64) (ret int64) {
 	defer recoverInt(&ret)
+	if valueLen < 0 {
+		return result(client.ErrInvalidArguments)
+	}
+	return storeKey(h, op, bytesAt(keyAddr, keyLen), bytesAt(valueAddr, valueLen), flags, exptime, cas)
+}
+
+// storeKey is Store on a key in Go memory (omcache.aio runs it later, on a copy).
+func storeKey(h, op int64, key, value []byte, flags, exptime, cas int64) (ret int64) {
+	defer recoverInt(&ret)
 	c, err := lookup(h)
 	if err != nil {
 		return result(err)
 	}
-	if !isU32(flags) || !isU32(exptime) || valueLen < 0 {
+	if !isU32(flags) || !isU32(exptime) {
 		return result(client.ErrInvalidArguments)
 	}
 	it := &client.Item{
-		Key:        bytesAt(keyAddr, keyLen),
-		Value:      bytesAt(valueAddr, valueLen),
+		Key:        key,
+		Value:      value,
 		Flags:      uint32(flags),
 		Expiration: uint32(exptime),
 		CAS:        uint64(cas),
@@ -85,11 +100,17 @@ func Store(h, op, keyAddr, keyLen, valueAddr, valueLen, flags, exptime, cas int6
 // Delete removes one key: StatusOK if it existed, StatusMiss if not.
 func Delete(h, keyAddr, keyLen int64) (ret int64) {
 	defer recoverInt(&ret)
+	return deleteKey(h, bytesAt(keyAddr, keyLen))
+}
+
+// deleteKey is Delete on a key in Go memory (omcache.aio runs it later, on a copy).
+func deleteKey(h int64, key []byte) (ret int64) {
+	defer recoverInt(&ret)
 	c, err := lookup(h)
 	if err != nil {
 		return result(err)
 	}
-	return missOrResult(c.Delete(bytesAt(keyAddr, keyLen)))
+	return missOrResult(c.Delete(key))
 }
 
 // missOrResult is result, but a miss is a plain StatusMiss with no detail.

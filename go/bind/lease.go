@@ -26,6 +26,12 @@ const (
 // value; otherwise an error status and message.
 func GetLease(h, keyAddr, keyLen, lockTTL, recacheBefore int64) (ret []byte) {
 	defer recoverPacked(&ret)
+	return getLeaseKey(h, bytesAt(keyAddr, keyLen), lockTTL, recacheBefore)
+}
+
+// getLeaseKey is GetLease on a key in Go memory (omcache.aio runs it later, on a copy).
+func getLeaseKey(h int64, key []byte, lockTTL, recacheBefore int64) (ret []byte) {
+	defer recoverPacked(&ret)
 	c, err := lookup(h)
 	if err != nil {
 		return packedError(err)
@@ -33,7 +39,7 @@ func GetLease(h, keyAddr, keyLen, lockTTL, recacheBefore int64) (ret []byte) {
 	if !isU32(lockTTL) || !isU32(recacheBefore) {
 		return packedError(client.ErrInvalidArguments)
 	}
-	l, err := c.GetLease(bytesAt(keyAddr, keyLen), uint32(lockTTL), uint32(recacheBefore))
+	l, err := c.GetLease(key, uint32(lockTTL), uint32(recacheBefore))
 	if err != nil {
 		return packedError(err)
 	}
@@ -63,6 +69,12 @@ func GetLease(h, keyAddr, keyLen, lockTTL, recacheBefore int64) (ret []byte) {
 // GetLease returned. It returns a status result (see result).
 func ReleaseLease(h, keyAddr, keyLen int64, hasValue, stale bool, cas, ttl int64) (ret int64) {
 	defer recoverInt(&ret)
+	return releaseLeaseKey(h, bytesAt(keyAddr, keyLen), hasValue, stale, cas, ttl)
+}
+
+// releaseLeaseKey is ReleaseLease on a key in Go memory (omcache.aio runs it later, on a copy).
+func releaseLeaseKey(h int64, key []byte, hasValue, stale bool, cas, ttl int64) (ret int64) {
+	defer recoverInt(&ret)
 	c, err := lookup(h)
 	if err != nil {
 		return result(err)
@@ -71,12 +83,18 @@ func ReleaseLease(h, keyAddr, keyLen int64, hasValue, stale bool, cas, ttl int64
 	if hasValue {
 		l.Item = &client.Item{}
 	}
-	return result(c.ReleaseLease(bytesAt(keyAddr, keyLen), l))
+	return result(c.ReleaseLease(key, l))
 }
 
 // Invalidate marks key stale for at most staleTTL seconds
 // (client.Invalidate): StatusOK if it existed, StatusMiss if not.
 func Invalidate(h, keyAddr, keyLen, staleTTL int64) (ret int64) {
+	defer recoverInt(&ret)
+	return invalidateKey(h, bytesAt(keyAddr, keyLen), staleTTL)
+}
+
+// invalidateKey is Invalidate on a key in Go memory (omcache.aio runs it later, on a copy).
+func invalidateKey(h int64, key []byte, staleTTL int64) (ret int64) {
 	defer recoverInt(&ret)
 	c, err := lookup(h)
 	if err != nil {
@@ -85,7 +103,7 @@ func Invalidate(h, keyAddr, keyLen, staleTTL int64) (ret int64) {
 	if !isU32(staleTTL) {
 		return result(client.ErrInvalidArguments)
 	}
-	err = c.Invalidate(bytesAt(keyAddr, keyLen), uint32(staleTTL))
+	err = c.Invalidate(key, uint32(staleTTL))
 	if errors.Is(err, client.ErrCacheMiss) {
 		return StatusMiss
 	}

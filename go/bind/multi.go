@@ -196,6 +196,20 @@ func SetMulti(h, keysAddr, keysLen, nkeys, valuesAddr, valuesLen, lensAddr, lens
 			ret = -stashResult([]byte{StatusInternal})
 		}
 	}()
+	var flagList []byte
+	if flagsLen != 0 {
+		flagList = bytesAt(flagsAddr, flagsLen)
+	}
+	return setMultiBytes(h, bytesAt(keysAddr, keysLen), nkeys, bytesAt(valuesAddr, valuesLen), bytesAt(lensAddr, lensLen), flagList, flags, exptime)
+}
+
+// setMultiBytes is SetMulti on arguments in Go memory (omcache.aio runs it later, on copies).
+func setMultiBytes(h int64, keys []byte, nkeys int64, values, lens, flagList []byte, flags, exptime int64) (ret int64) {
+	defer func() {
+		if r := recover(); r != nil {
+			ret = -stashResult([]byte{StatusInternal})
+		}
+	}()
 	c, err := lookup(h)
 	if err != nil {
 		return -stashResult(packedError(err))
@@ -210,21 +224,15 @@ func SetMulti(h, keysAddr, keysLen, nkeys, valuesAddr, valuesLen, lensAddr, lens
 		clear(s.ptrs)
 		setFree.put(s, cap(s.keys)*24+cap(s.items)*int(unsafe.Sizeof(client.Item{}))+cap(s.ptrs)*8)
 	}()
-	s.keys, err = appendKeys(s.keys[:0], bytesAt(keysAddr, keysLen), nkeys)
+	s.keys, err = appendKeys(s.keys[:0], keys, nkeys)
 	if err != nil {
 		return -stashResult(packedError(err))
 	}
 	n := len(s.keys)
-	if lensLen != 4*int64(n) || (flagsLen != 0 && flagsLen != 4*int64(n)) {
+	if len(lens) != 4*n || (len(flagList) != 0 && len(flagList) != 4*n) {
 		return -stashResult(packedError(fmt.Errorf("%w: %d keys with %d bytes of lengths and %d of flags",
-			errInternal, n, lensLen, flagsLen)))
+			errInternal, n, len(lens), len(flagList))))
 	}
-	lens := bytesAt(lensAddr, lensLen)
-	var flagList []byte
-	if flagsLen != 0 {
-		flagList = bytesAt(flagsAddr, flagsLen)
-	}
-	values := bytesAt(valuesAddr, valuesLen)
 	s.items = resize(s.items, n)
 	s.ptrs = resize(s.ptrs, n)
 	for i := range s.items {
@@ -235,7 +243,7 @@ func SetMulti(h, keysAddr, keysLen, nkeys, valuesAddr, valuesLen, lensAddr, lens
 		it := &s.items[i]
 		it.Key, it.Value, values = s.keys[i], values[:l:l], values[l:]
 		it.Flags = uint32(flags)
-		if flagList != nil {
+		if len(flagList) != 0 {
 			it.Flags = binary.LittleEndian.Uint32(flagList[4*i:])
 		}
 		it.Expiration = uint32(exptime)
@@ -257,6 +265,16 @@ func DeleteMulti(h, keysAddr, keysLen, nkeys int64) (ret int64) {
 			ret = -stashResult([]byte{StatusInternal})
 		}
 	}()
+	return deleteMultiBytes(h, bytesAt(keysAddr, keysLen), nkeys)
+}
+
+// deleteMultiBytes is DeleteMulti on keys in Go memory (omcache.aio runs it later, on a copy).
+func deleteMultiBytes(h int64, keys []byte, nkeys int64) (ret int64) {
+	defer func() {
+		if r := recover(); r != nil {
+			ret = -stashResult([]byte{StatusInternal})
+		}
+	}()
 	c, err := lookup(h)
 	if err != nil {
 		return -stashResult(packedError(err))
@@ -266,7 +284,7 @@ func DeleteMulti(h, keysAddr, keysLen, nkeys int64) (ret int64) {
 		clear(s.keys)
 		setFree.put(s, cap(s.keys)*24+cap(s.items)*int(unsafe.Sizeof(client.Item{}))+cap(s.ptrs)*8)
 	}()
-	s.keys, err = appendKeys(s.keys[:0], bytesAt(keysAddr, keysLen), nkeys)
+	s.keys, err = appendKeys(s.keys[:0], keys, nkeys)
 	if err != nil {
 		return -stashResult(packedError(err))
 	}

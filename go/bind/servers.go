@@ -9,6 +9,12 @@ import (
 // Touch sets a new expiration on key: StatusOK, or StatusMiss if absent.
 func Touch(h, keyAddr, keyLen, exptime int64) (ret int64) {
 	defer recoverInt(&ret)
+	return touchKey(h, bytesAt(keyAddr, keyLen), exptime)
+}
+
+// touchKey is Touch on a key in Go memory (omcache.aio runs it later, on a copy).
+func touchKey(h int64, key []byte, exptime int64) (ret int64) {
+	defer recoverInt(&ret)
 	c, err := lookup(h)
 	if err != nil {
 		return result(err)
@@ -16,12 +22,18 @@ func Touch(h, keyAddr, keyLen, exptime int64) (ret int64) {
 	if !isU32(exptime) {
 		return result(client.ErrInvalidArguments)
 	}
-	return missOrResult(c.Touch(bytesAt(keyAddr, keyLen), uint32(exptime)))
+	return missOrResult(c.Touch(key, uint32(exptime)))
 }
 
 // Gat gets key and sets its expiration (get-and-touch); the result is
 // packed as for Get.
 func Gat(h, keyAddr, keyLen, exptime int64) (ret []byte) {
+	defer recoverPacked(&ret)
+	return gatKey(h, bytesAt(keyAddr, keyLen), exptime)
+}
+
+// gatKey is Gat on a key in Go memory (omcache.aio runs it later, on a copy).
+func gatKey(h int64, key []byte, exptime int64) (ret []byte) {
 	defer recoverPacked(&ret)
 	c, err := lookup(h)
 	if err != nil {
@@ -30,7 +42,7 @@ func Gat(h, keyAddr, keyLen, exptime int64) (ret []byte) {
 	if !isU32(exptime) {
 		return packedError(client.ErrInvalidArguments)
 	}
-	return packItem(c.Gat(bytesAt(keyAddr, keyLen), uint32(exptime)))
+	return packItem(c.Gat(key, uint32(exptime)))
 }
 
 // Delta increments (decr false) or decrements (decr true) key by delta.
@@ -39,6 +51,12 @@ func Gat(h, keyAddr, keyLen, exptime int64) (ret []byte) {
 // delta and initial are uint64 bit patterns carried in int64.
 func Delta(h, keyAddr, keyLen int64, decr bool, delta, initial int64, create bool, exptime int64) (ret []byte) {
 	defer recoverPacked(&ret)
+	return deltaKey(h, bytesAt(keyAddr, keyLen), decr, delta, initial, create, exptime)
+}
+
+// deltaKey is Delta on a key in Go memory (omcache.aio runs it later, on a copy).
+func deltaKey(h int64, key []byte, decr bool, delta, initial int64, create bool, exptime int64) (ret []byte) {
+	defer recoverPacked(&ret)
 	c, err := lookup(h)
 	if err != nil {
 		return packedError(err)
@@ -46,7 +64,6 @@ func Delta(h, keyAddr, keyLen int64, decr bool, delta, initial int64, create boo
 	if !isU32(exptime) {
 		return packedError(client.ErrInvalidArguments)
 	}
-	key := bytesAt(keyAddr, keyLen)
 	var v uint64
 	if decr {
 		v, err = c.Decr(key, uint64(delta), uint64(initial), uint32(exptime), create)
@@ -182,11 +199,17 @@ const getMetaHeaderLen = 1 + 4 + 8 + 8 + 8 + 1 + 8
 // otherwise an error status and message.
 func GetMeta(h, keyAddr, keyLen int64, bump bool) (ret []byte) {
 	defer recoverPacked(&ret)
+	return getMetaKey(h, bytesAt(keyAddr, keyLen), bump)
+}
+
+// getMetaKey is GetMeta on a key in Go memory (omcache.aio runs it later, on a copy).
+func getMetaKey(h int64, key []byte, bump bool) (ret []byte) {
+	defer recoverPacked(&ret)
 	c, err := lookup(h)
 	if err != nil {
 		return packedError(err)
 	}
-	it, m, err := c.GetMeta(bytesAt(keyAddr, keyLen), bump)
+	it, m, err := c.GetMeta(key, bump)
 	if err != nil {
 		if errors.Is(err, client.ErrCacheMiss) {
 			return []byte{StatusMiss}

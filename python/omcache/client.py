@@ -11,7 +11,7 @@ import threading
 from types import ModuleType
 from typing import Any, Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple, TypeVar, Union
 
-from . import _engine
+from . import _engine, _green
 from . import _config_check, _messages
 from . import exceptions as exc
 from . import lease as _lease
@@ -386,10 +386,11 @@ class Client:
                 raise _engine.packed_error(c, r)
             # Handles from a previous process (before fork) are dropped unused:
             # they name clients of the parent's engine, which must never be called.
-            self._core, self._h = c, int.from_bytes(r[1:9], "little")
+            # Under gevent the I/O calls wait by yielding to the hub (_green).
+            self._core, self._h = _green.wrap(c), int.from_bytes(r[1:9], "little")
             self._pid = pid
         log.debug("omcache: client %d opened in pid %d for %s", self._h, pid, self._servers)
-        return c, self._h
+        return self._core, self._h
 
     def _engine(self) -> Tuple[ModuleType, int]:
         if self._pid == os.getpid() and self._core is not None:
@@ -894,7 +895,12 @@ class Client:
         self, c: ModuleType, st: int, klist: Sequence[K], errors: Optional[Dict[K, Exception]], values: Optional[List[bytes]] = None
     ) -> List[K]:
         """The keys a SetMulti/DeleteMulti that returned st (-token) did not store or delete."""
-        r = _engine.take_bytes(c, c.bind_TakeResult(-st))
+        return self._failed_from(c, _engine.take_bytes(c, c.bind_TakeResult(-st)), klist, errors, values)
+
+    def _failed_from(
+        self, c: ModuleType, r: bytes, klist: Sequence[K], errors: Optional[Dict[K, Exception]], values: Optional[List[bytes]] = None
+    ) -> List[K]:
+        """The keys a packed SetMulti/DeleteMulti failure result names (shared with omcache.aio)."""
         if r[0] != _OK:
             raise _engine.packed_error(c, r)
         failed: List[K] = []
@@ -977,10 +983,17 @@ class Client:
         server that failed maps to its exception instead of a dict; one
         that has no such group maps to a ServerError saying so.
         """
+        self._check_stats_group(group)
+        c, h = self._engine()
+        return self._parse_stats(c, _engine.take_bytes(c, c.bind_Stats(h, group)), group)
+
+    @staticmethod
+    def _check_stats_group(group: str) -> None:
         if not isinstance(group, str) or any(ch.isspace() or ord(ch) < 32 for ch in group):
             raise ValueError(f"invalid stats group {group!r}")
-        c, h = self._engine()
-        r = _engine.take_bytes(c, c.bind_Stats(h, group))
+
+    def _parse_stats(self, c: ModuleType, r: bytes, group: str) -> Dict[str, Union[Dict[str, str], Exception]]:
+        """Decode a packed Stats result (shared with omcache.aio)."""
         if r[0] != _OK:
             raise _engine.packed_error(c, r)
         (count,) = _U32.unpack_from(r, 1)

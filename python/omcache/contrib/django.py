@@ -19,20 +19,24 @@ across all processes runs ``default()``, the others wait for its value.
 ``OPTIONS``: ``lock_ttl``, ``recache_before`` and ``wait_timeout`` are
 get_or_set's defaults; everything else goes to ``omcache.SerdeClient``
 (``protocol``, ``serde``, ``connect_timeout``, ``distribution``...).
+Django's async cache API (``aget``, ``aset``, ``aget_many``, ``aset_many``,
+``adelete``, ``aincr``, ``aget_or_set``, ...) runs natively on
+``omcache.aio`` (docs/asyncio.md), without a thread per call.
 Timeouts follow Django: ``None`` never expires, ``0`` expires at once (the
 value is not stored), more than 30 days becomes an absolute time.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import re
 import time
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Union
 
-from asgiref.sync import sync_to_async
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache, InvalidCacheKey, memcache_key_warnings
 
+from .. import aio
 from .. import exceptions as exc
 from ..pyclient import SerdeClient
 
@@ -62,6 +66,7 @@ class OMcacheCache(BaseCache):  # type: ignore[misc]  # Django is untyped
         options.setdefault("serde", "pylibmc")
         self._options = options
         self._client: Optional[SerdeClient] = None
+        self._aclient: Optional[aio.SerdeClient] = None
 
     @property
     def _cache(self) -> SerdeClient:
@@ -69,6 +74,13 @@ class OMcacheCache(BaseCache):  # type: ignore[misc]  # Django is untyped
         if self._client is None:
             self._client = SerdeClient(self._servers, **self._options)
         return self._client
+
+    @property
+    def _acache(self) -> aio.SerdeClient:
+        """The omcache.aio client of the async methods, created on first use."""
+        if self._aclient is None:
+            self._aclient = aio.SerdeClient(self._servers, **self._options)
+        return self._aclient
 
     # -- keys and timeouts ------------------------------------------------
 
@@ -138,9 +150,114 @@ class OMcacheCache(BaseCache):  # type: ignore[misc]  # Django is untyped
                 kw[name] = v
         return self._cache.get_or_set(wire, loader, expire, **kw)
 
-    async def aget_or_set(self, key: str, default: Any, timeout: Any = DEFAULT_TIMEOUT, version: Optional[int] = None) -> Any:
-        """get_or_set in a thread (the lease wait blocks)."""
-        return await sync_to_async(self.get_or_set, thread_sensitive=False)(key, default, timeout, version)
+    async def aget_or_set(
+        self,
+        key: str,
+        default: Any,
+        timeout: Any = DEFAULT_TIMEOUT,
+        version: Optional[int] = None,
+        *,
+        lock_ttl: Optional[int] = None,
+        recache_before: Optional[int] = None,
+        wait_timeout: Optional[float] = None,
+    ) -> Any:
+        """get_or_set on omcache.aio: waiting callers sleep without a thread.
+
+        ``default`` may be a value, a function or a coroutine function.
+        """
+        wire = self.make_and_validate_key(key, version=version)
+        loader = default if callable(default) else (lambda: default)
+        expire = self.get_backend_timeout(timeout)
+        if expire == _EXPIRED:
+            val = await self._acache.get(wire, self._missing_key)
+            if val is not self._missing_key:
+                return val
+            v = loader()
+            return await v if inspect.isawaitable(v) else v
+        kw: Dict[str, Any] = dict(self._lease)
+        for name, v in (("lock_ttl", lock_ttl), ("recache_before", recache_before), ("wait_timeout", wait_timeout)):
+            if v is not None:
+                kw[name] = v
+        return await self._acache.get_or_set(wire, loader, expire, **kw)
+
+    # -- native async (omcache.aio: no thread per call) --------------------
+
+    async def aget(self, key: str, default: Any = None, version: Optional[int] = None) -> Any:
+        """get, awaited on omcache.aio."""
+        return await self._acache.get(self.make_and_validate_key(key, version=version), default)
+
+    async def aget_many(self, keys: Iterable[str], version: Optional[int] = None) -> Dict[str, Any]:
+        """get_many, awaited on omcache.aio."""
+        key_map = {self.make_and_validate_key(k, version=version): k for k in keys}
+        found = await self._acache.get_multi(list(key_map))
+        return {key_map[k]: v for k, v in found.items()}
+
+    async def ahas_key(self, key: str, version: Optional[int] = None) -> bool:
+        """has_key, awaited on omcache.aio."""
+        return await self._acache.client.get(self.make_and_validate_key(key, version=version)) is not None
+
+    async def aadd(self, key: str, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: Optional[int] = None) -> bool:
+        """add, awaited on omcache.aio."""
+        wire = self.make_and_validate_key(key, version=version)
+        expire = self.get_backend_timeout(timeout)
+        if expire == _EXPIRED:
+            return await self._acache.client.get(wire) is None
+        return await self._acache.add(wire, value, expire)
+
+    async def aset(self, key: str, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: Optional[int] = None) -> None:
+        """set, awaited on omcache.aio."""
+        wire = self.make_and_validate_key(key, version=version)
+        expire = self.get_backend_timeout(timeout)
+        if expire == _EXPIRED:
+            await self._acache.delete(wire)
+            return
+        try:
+            await self._acache.set(wire, value, expire)
+        except exc.TooLargeValueError:
+            log.warning("cache value for %r over the server's item size: not stored", key)
+            await self._acache.delete(wire)
+
+    async def aset_many(self, data: Mapping[str, Any], timeout: Any = DEFAULT_TIMEOUT, version: Optional[int] = None) -> List[str]:
+        """set_many, awaited on omcache.aio."""
+        key_map = {self.make_and_validate_key(k, version=version): k for k in data}
+        expire = self.get_backend_timeout(timeout)
+        if expire == _EXPIRED:
+            await self._acache.delete_multi(list(key_map))
+            return []
+        wire = {w: data[k] for w, k in key_map.items()}
+        return [key_map[w] for w in await self._acache.set_multi(wire, expire)]
+
+    async def atouch(self, key: str, timeout: Any = DEFAULT_TIMEOUT, version: Optional[int] = None) -> bool:
+        """touch, awaited on omcache.aio."""
+        wire = self.make_and_validate_key(key, version=version)
+        expire = self.get_backend_timeout(timeout)
+        if expire == _EXPIRED:
+            return await self._acache.delete(wire)
+        return await self._acache.touch(wire, expire)
+
+    async def adelete(self, key: str, version: Optional[int] = None) -> bool:
+        """delete, awaited on omcache.aio."""
+        return await self._acache.delete(self.make_and_validate_key(key, version=version))
+
+    async def adelete_many(self, keys: Iterable[str], version: Optional[int] = None) -> None:
+        """delete_many, awaited on omcache.aio."""
+        await self._acache.delete_multi([self.make_and_validate_key(k, version=version) for k in keys])
+
+    async def aincr(self, key: str, delta: int = 1, version: Optional[int] = None) -> int:
+        """incr, awaited on omcache.aio (Django's adecr calls it with -delta)."""
+        wire = self.make_and_validate_key(key, version=version)
+        val = await (self._acache.decr(wire, -delta) if delta < 0 else self._acache.incr(wire, delta))
+        if val is None:
+            raise ValueError("Key '%s' not found" % key)
+        return val
+
+    async def ainvalidate(self, key: str, stale_ttl: int = 30, version: Optional[int] = None) -> bool:
+        """invalidate, awaited on omcache.aio."""
+        return await self._acache.invalidate(self.make_and_validate_key(key, version=version), stale_ttl)
+
+    async def aclear(self) -> None:
+        """clear, awaited on omcache.aio."""
+        await self._acache.flush_all()
 
     # -- writes -----------------------------------------------------------
 
