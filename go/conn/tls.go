@@ -387,3 +387,38 @@ func (p *PollSet) readyBuffered(conns []*Conn) (int, error) {
 }
 
 func unsafeSlice(b *byte, n int) []byte { return unsafe.Slice(b, n) }
+
+// RecvFrame reads until frame, given the bytes received so far, returns a
+// length n > 0, and returns those n bytes (valid until the next call),
+// consuming them. frame returns 0 when more bytes are needed and an error
+// for bytes that cannot be what is awaited. It waits until the deadline of
+// the exchange begun by Send. It is for the rare exchanges outside the
+// codec (authentication), so it always polls.
+func (c *Conn) RecvFrame(frame func(b []byte) (int, error)) ([]byte, error) {
+	if c.err != nil {
+		return nil, c.err
+	}
+	for {
+		n, err := frame(c.rbuf[c.rpos:c.rend])
+		if err != nil {
+			return nil, c.fail(fmt.Errorf("from %s: %w", c.addr, err))
+		}
+		if n > 0 {
+			b := c.rbuf[c.rpos : c.rpos+n]
+			c.rpos += n
+			return b, nil
+		}
+		errno := c.readOnce(c.rend-c.rpos+512, unix.MSG_DONTWAIT)
+		for errno == unix.EAGAIN || errno == unix.EINTR {
+			if errno == unix.EAGAIN {
+				if _, werr := c.wait(unix.POLLIN); werr != nil {
+					return nil, c.fail(fmt.Errorf("read from %s: %w", c.addr, werr))
+				}
+			}
+			errno = c.readOnce(c.rend-c.rpos+512, unix.MSG_DONTWAIT)
+		}
+		if errno != 0 {
+			return nil, c.fail(fmt.Errorf("read from %s: %w", c.addr, c.ioErr(errno)))
+		}
+	}
+}
