@@ -2,6 +2,7 @@ package client
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -161,4 +162,19 @@ func (c *Client) asciiAuth(cn *conn.Conn) error {
 		}
 		return fmt.Errorf("%w: %s answered %q to ASCII authentication", ErrAuth, cn.Addr(), reply)
 	}
+}
+
+// speaksTLS reports whether s completes a TLS handshake (any certificate
+// accepted: it only diagnoses a plaintext client talking to a TLS-only
+// server, after such a server closed a new connection).
+func (c *Client) speaksTLS(s *server) bool {
+	opts := c.connOpts
+	opts.Codec = c.codec
+	opts.TLS = &conn.TLSConfig{Config: &tls.Config{InsecureSkipVerify: true}}
+	cn, err := conn.Dial(s.addr, opts)
+	if err != nil {
+		return false
+	}
+	cn.Close()
+	return true
 }

@@ -429,7 +429,14 @@ func failure(err error) error {
 // with a protocol it does not speak (meta, binary) or a command it does not
 // route (see wrongProtocol).
 func (c *Client) explainClose(s *server, cn *conn.Conn, pooled bool, op proto.Op, err error) error {
-	if err == nil || pooled || cn.Received() || !staleConnError(err) || !c.speaksText(s) {
+	if err == nil || pooled || cn.Received() || !staleConnError(err) {
+		return err
+	}
+	if c.connOpts.TLS == nil && c.speaksTLS(s) {
+		return fmt.Errorf("%w: %s closed a new plaintext connection at its first request: it speaks TLS "+
+			"(memcached -Z): enable TLS (tls=True): %w", ErrConnection, cn.Addr(), err)
+	}
+	if !c.speaksText(s) {
 		return err
 	}
 	return wrongProtocol(cn, op, err)

@@ -205,6 +205,8 @@ type Conn struct {
 	tls    *tls.Conn
 	tport  *fdTransport
 	tlsErr error
+	// replied: a reply was ever parsed on the connection.
+	replied bool
 }
 
 // Addr returns the address the connection was dialled with.
@@ -296,6 +298,12 @@ func (c *Conn) Close() error {
 
 // fail records the first error, closes the socket and returns the error.
 func (c *Conn) fail(err error) error {
+	if c.tls != nil && !c.replied && !c.received && c.err == nil && len(c.opts.TLS.Config.Certificates) == 0 && !errors.Is(err, ErrTimeout) {
+		// A server that requires a client certificate closes the
+		// connection at the first request (TLS 1.3 checks it after the
+		// client's handshake is done).
+		err = fmt.Errorf("%w (a TLS server requiring a client certificate does this: give tls_cert_file and tls_key_file)", err)
+	}
 	if c.err == nil || c.err == ErrClosed {
 		c.err = err
 	}
@@ -518,6 +526,7 @@ func (c *Conn) Recv() (proto.Reply, error) {
 			return proto.Reply{}, c.fail(fmt.Errorf("from %s: %w", c.addr, err))
 		}
 		if ok {
+			c.replied = true
 			return r, nil
 		}
 		if c.slice > 0 && time.Until(c.deadline) >= c.slice+blockMargin {
@@ -567,6 +576,7 @@ func (c *Conn) TryRecv() (r proto.Reply, ok bool, err error) {
 			return proto.Reply{}, false, c.fail(fmt.Errorf("from %s: %w", c.addr, err))
 		}
 		if ok {
+			c.replied = true
 			return r, true, nil
 		}
 		if read && c.drained {

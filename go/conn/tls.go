@@ -406,6 +406,7 @@ func (c *Conn) RecvFrame(frame func(b []byte) (int, error)) ([]byte, error) {
 		if n > 0 {
 			b := c.rbuf[c.rpos : c.rpos+n]
 			c.rpos += n
+			c.replied = true
 			return b, nil
 		}
 		errno := c.readOnce(c.rend-c.rpos+512, unix.MSG_DONTWAIT)
