@@ -1,0 +1,383 @@
+"""TLS (memcached -Z) and authentication (SASL -S, ASCII -Y) against Debian's memcached.
+
+Certificates are made at test time with the ``cryptography`` package: a CA,
+a server certificate for 127.0.0.1 and localhost, an expired one, a client
+certificate, and a CA nobody trusts.  memcached runs as nobody when the
+tests run as root, so every file lives in a world-readable directory.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterator, List, Optional, Tuple
+
+import pytest
+
+import omcache
+import omcache_pylibmc
+from omcache.testing import MemcachedProcess
+
+x509 = pytest.importorskip("cryptography.x509", reason="cryptography is in the test extras")
+from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID  # noqa: E402
+
+PROTOCOLS = ["meta", "text", "binary"]
+# Timeouts of the failing cases; each must fail well within them.
+CONNECT_TIMEOUT = 2.0
+IO_TIMEOUT = 2.0
+# Room for a loaded machine (2 shared cores): a hang would take far longer.
+FAIL_BOUND = CONNECT_TIMEOUT + IO_TIMEOUT + 2.0
+
+
+def _name(cn: str) -> "x509.Name":
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def _write(path: str, data: bytes) -> str:
+    with open(path, "wb") as f:
+        f.write(data)
+    os.chmod(path, 0o644)
+    return path
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+
+
+@dataclass
+class PKI:
+    dir: str
+    ca: str
+    other_ca: str
+    server_cert: str
+    server_key: str
+    expired_cert: str
+    client_cert: str
+    client_key: str
+
+
+def _make_ca(cn: str) -> Tuple[ec.EllipticCurvePrivateKey, "x509.Certificate"]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(cn))
+        .issuer_name(_name(cn))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
+                key_agreement=False, key_cert_sign=True, crl_sign=True, encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    return key, cert
+
+
+def _issue(
+    ca_key: ec.EllipticCurvePrivateKey,
+    ca: "x509.Certificate",
+    key: ec.EllipticCurvePrivateKey,
+    cn: str,
+    server: bool,
+    expired: bool = False,
+) -> "x509.Certificate":
+    now = datetime.datetime.now(datetime.timezone.utc)
+    start, end = (now - datetime.timedelta(days=3), now - datetime.timedelta(days=2)) if expired else (
+        now - datetime.timedelta(days=1), now + datetime.timedelta(days=1))
+    b = (
+        x509.CertificateBuilder()
+        .subject_name(_name(cn))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]),
+            critical=False,
+        )
+    )
+    if server:
+        b = b.add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+    return b.sign(ca_key, hashes.SHA256())
+
+
+@pytest.fixture(scope="module")
+def pki() -> Iterator[PKI]:
+    d = tempfile.mkdtemp(prefix="omcache-tls-")
+    os.chmod(d, 0o755)
+    ca_key, ca = _make_ca("omcache test CA")
+    _, other = _make_ca("untrusted CA")
+    skey = ec.generate_private_key(ec.SECP256R1())
+    ckey = ec.generate_private_key(ec.SECP256R1())
+    pem = serialization.Encoding.PEM
+    p = PKI(
+        dir=d,
+        ca=_write(os.path.join(d, "ca.pem"), ca.public_bytes(pem)),
+        other_ca=_write(os.path.join(d, "other-ca.pem"), other.public_bytes(pem)),
+        server_cert=_write(os.path.join(d, "server.pem"), _issue(ca_key, ca, skey, "memcached", True).public_bytes(pem)),
+        server_key=_write(os.path.join(d, "server.key"), _key_pem(skey)),
+        expired_cert=_write(
+            os.path.join(d, "expired.pem"), _issue(ca_key, ca, skey, "memcached", True, expired=True).public_bytes(pem)),
+        client_cert=_write(os.path.join(d, "client.pem"), _issue(ca_key, ca, ckey, "omcache", False).public_bytes(pem)),
+        client_key=_write(os.path.join(d, "client.key"), _key_pem(ckey)),
+    )
+    yield p
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[Callable[..., MemcachedProcess]]:
+    started: List[MemcachedProcess] = []
+    if shutil.which("memcached") is None:
+        if os.environ.get("CI"):
+            pytest.fail("memcached is not installed, and CI must run the integration tests")
+        pytest.skip("memcached is not installed")
+
+    def start(*args: str, env: Optional[dict] = None, plain: bool = False) -> MemcachedProcess:
+        p = MemcachedProcess(extra_args=list(args), env=env, plain_probe=plain).start()
+        started.append(p)
+        return p
+
+    yield start
+    for p in started:
+        p.stop()
+
+
+def _tls_args(pki: PKI, cert: Optional[str] = None, *extra: str) -> List[str]:
+    return ["-Z", "-o", f"ssl_chain_cert={cert or pki.server_cert},ssl_key={pki.server_key}", "-I", "4m", *extra]
+
+
+@pytest.fixture(scope="module")
+def tls_server(pki: PKI, servers: Callable[..., MemcachedProcess]) -> MemcachedProcess:
+    return servers(*_tls_args(pki))
+
+
+def _client(addr: str, **kw: object) -> omcache.Client:
+    kw.setdefault("connect_timeout", CONNECT_TIMEOUT)
+    kw.setdefault("io_timeout", IO_TIMEOUT)
+    kw.setdefault("failover", False)
+    return omcache.Client([addr], **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_tls_round_trips(tls_server: MemcachedProcess, pki: PKI, protocol: str) -> None:
+    with _client(tls_server.address, protocol=protocol, tls=True, tls_ca_file=pki.ca, max_value_size=8 << 20) as c:
+        c.set("k", b"v1")
+        assert c.get("k") == b"v1"
+        big = os.urandom(3 << 20)
+        c.set("big", big)
+        assert c.get("big") == big
+        keys = [f"m{i}" for i in range(100)]
+        c.set_multi({k: k.encode() for k in keys})
+        assert c.get_multi(keys) == {k: k.encode() for k in keys}
+        n = f"n-{protocol}"
+        assert c.incr(n, 1, initial=5) == 5
+        assert c.delete("k")
+        assert c.get("k") is None
+        # The pooled connection, idle a moment (TLS 1.3 tickets arrive
+        # then), still serves a non-idempotent request.
+        time.sleep(0.1)
+        assert c.incr(n, 2) == 7
+
+
+def test_tls_localhost_name_and_server_name(tls_server: MemcachedProcess, pki: PKI) -> None:
+    port = tls_server.address.rsplit(":", 1)[1]
+    with _client(f"localhost:{port}", tls=True, tls_ca_file=pki.ca) as c:
+        c.set("a", b"1")
+        assert c.get("a") == b"1"
+    with _client(tls_server.address, tls=True, tls_ca_file=pki.ca, tls_server_name="localhost") as c:
+        assert c.get("a") == b"1"
+
+
+def _fails(exc: type, match: str, addr: str, **kw: object) -> str:
+    start = time.monotonic()
+    with _client(addr, **kw) as c:
+        with pytest.raises(exc, match=match) as ei:
+            c.get("k")
+    assert time.monotonic() - start < FAIL_BOUND
+    return str(ei.value)
+
+
+def test_tls_wrong_ca(tls_server: MemcachedProcess, pki: PKI) -> None:
+    msg = _fails(omcache.TLSError, "unknown authority", tls_server.address, tls=True, tls_ca_file=pki.other_ca)
+    assert tls_server.address in msg
+    assert issubclass(omcache.TLSError, omcache.ConfigError)
+
+
+def test_tls_wrong_name(tls_server: MemcachedProcess, pki: PKI) -> None:
+    _fails(omcache.TLSError, "cache.example.com", tls_server.address, tls=True, tls_ca_file=pki.ca,
+           tls_server_name="cache.example.com")
+
+
+def test_tls_expired(pki: PKI, servers: Callable[..., MemcachedProcess]) -> None:
+    srv = servers(*_tls_args(pki, pki.expired_cert))
+    _fails(omcache.TLSError, "expired", srv.address, tls=True, tls_ca_file=pki.ca)
+
+
+def test_tls_client_plaintext_server(servers: Callable[..., MemcachedProcess], pki: PKI) -> None:
+    plain = servers(plain=True)
+    _fails(omcache.TLSError, "TLS", plain.address, tls=True, tls_ca_file=pki.ca)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_plaintext_client_tls_server(tls_server: MemcachedProcess, protocol: str) -> None:
+    _fails(omcache.ConnectionError, r"speaks TLS .*tls=True", tls_server.address, protocol=protocol)
+
+
+def test_tls_no_verify(tls_server: MemcachedProcess) -> None:
+    with _client(tls_server.address, tls=True, tls_verify=False) as c:
+        c.set("nv", b"x")
+        assert c.get("nv") == b"x"
+
+
+def test_mutual_tls(pki: PKI, servers: Callable[..., MemcachedProcess]) -> None:
+    # ssl_verify_mode=3: the server requires a certificate (peer + fail if none).
+    srv = servers(*_tls_args(pki, None, "-o", f"ssl_verify_mode=3,ssl_ca_cert={pki.ca}"))
+    for protocol in PROTOCOLS:
+        with _client(srv.address, protocol=protocol, tls=True, tls_ca_file=pki.ca,
+                     tls_cert_file=pki.client_cert, tls_key_file=pki.client_key) as c:
+            c.set("mt", protocol.encode())
+            assert c.get("mt") == protocol.encode()
+    for protocol in PROTOCOLS:
+        _fails(omcache.ConnectionError, "client certificate", srv.address, protocol=protocol, tls=True, tls_ca_file=pki.ca)
+
+
+def test_tls_option_validation(pki: PKI) -> None:
+    with pytest.raises(omcache.ConfigError, match="does not exist"):
+        omcache.Client(["127.0.0.1:1"], tls=True, tls_ca_file=os.path.join(pki.dir, "missing.pem"))
+    with pytest.raises(omcache.ConfigError, match="tls_min_version"):
+        omcache.Client(["127.0.0.1:1"], tls=True, tls_min_version="1.4")
+    with pytest.raises(omcache.ConfigError, match="both"):
+        omcache.Client(["127.0.0.1:1"], tls=True, tls_cert_file=pki.client_cert)
+    with pytest.raises(omcache.ConfigError, match="without tls=True"):
+        omcache.Client(["127.0.0.1:1"], tls_ca_file=pki.ca)
+    with pytest.raises(omcache.ConfigError, match="line break"):
+        omcache.Client(["127.0.0.1:1"], username="u", password="p\nw")
+    with pytest.raises(omcache.ConfigError, match="username"):
+        omcache.Client(["127.0.0.1:1"], password="pw")
+    # Through SerdeClient's **client_options, and TLS 1.3 only.
+    s = omcache.SerdeClient(["127.0.0.1:1"], tls=True, tls_ca_file=pki.ca, tls_min_version="1.3")
+    s.close()
+
+
+# -- authentication -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def auth_dir() -> Iterator[str]:
+    d = tempfile.mkdtemp(prefix="omcache-auth-")
+    os.chmod(d, 0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def ascii_server(auth_dir: str, servers: Callable[..., MemcachedProcess]) -> MemcachedProcess:
+    path = _write(os.path.join(auth_dir, "authfile"), b"alice:wonder-land-pw\n")
+    return servers("-Y", path)
+
+
+@pytest.fixture(scope="module")
+def sasl_server(auth_dir: str, servers: Callable[..., MemcachedProcess]) -> MemcachedProcess:
+    saslpasswd2 = shutil.which("saslpasswd2") or ("/usr/sbin/saslpasswd2" if os.path.exists("/usr/sbin/saslpasswd2") else None)
+    if saslpasswd2 is None:
+        if os.environ.get("CI"):
+            pytest.fail("saslpasswd2 (sasl2-bin) is not installed, and CI must run this test")
+        pytest.skip("saslpasswd2 (sasl2-bin) is not installed")
+    db = os.path.join(auth_dir, "sasldb2")
+    subprocess.run([saslpasswd2, "-a", "memcached", "-c", "-p", "-f", db, "bob"], input=b"builder-pw", check=True)
+    os.chmod(db, 0o644)
+    _write(os.path.join(auth_dir, "memcached.conf"), f"mech_list: plain\nsasldb_path: {db}\n".encode())
+    return servers("-S", env={"SASL_CONF_PATH": auth_dir})
+
+
+@pytest.mark.parametrize("protocol", ["meta", "text"])
+def test_ascii_auth(ascii_server: MemcachedProcess, protocol: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="omcache")
+    with _client(ascii_server.address, protocol=protocol, username="alice", password="wonder-land-pw") as c:
+        c.set("a", b"1")
+        assert c.get("a") == b"1"
+        assert c.get_multi(["a", "zz"]) == {"a": b"1"}
+    msg = _fails(omcache.AuthenticationError, "alice", ascii_server.address, protocol=protocol, username="alice",
+                 password="not-the-pw")
+    assert "not-the-pw" not in msg and "not-the-pw" not in caplog.text
+    assert issubclass(omcache.AuthenticationError, omcache.Error)
+    # Without credentials the server refuses every command.
+    _fails(omcache.Error, ".", ascii_server.address, protocol=protocol)
+
+
+def test_ascii_auth_against_a_server_without_it(servers: Callable[..., MemcachedProcess]) -> None:
+    plain = servers(plain=True)
+    msg = _fails(omcache.AuthenticationError, "-Y", plain.address, protocol="text", username="alice", password="pw-x")
+    assert "pw-x" not in msg
+    with _client(plain.address) as c:
+        assert c.stats()[plain.address]["curr_items"] == "0"  # the credentials were not stored
+
+
+def test_sasl_binary(sasl_server: MemcachedProcess, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="omcache")
+    with _client(sasl_server.address, protocol="binary", username="bob", password="builder-pw") as c:
+        c.set("b", b"2")
+        assert c.get("b") == b"2"
+        assert c.get_multi(["b", "zz"]) == {"b": b"2"}
+    msg = _fails(omcache.AuthenticationError, "bob", sasl_server.address, protocol="binary", username="bob",
+                 password="wrong-secret")
+    assert "wrong-secret" not in msg and "wrong-secret" not in caplog.text
+
+
+def test_sasl_pylibmc_reference(sasl_server: MemcachedProcess) -> None:
+    pylibmc = pytest.importorskip("pylibmc")
+    assert omcache_pylibmc.support_sasl is True
+    ref = pylibmc.Client([sasl_server.address], binary=True, username="bob", password="builder-pw")
+    ours = omcache_pylibmc.Client([sasl_server.address], binary=True, username="bob", password="builder-pw")
+    ref.set("shared", "from pylibmc")
+    assert ours.get("shared") == "from pylibmc"
+    ours.set("shared2", {"n": 1})
+    assert ref.get("shared2") == {"n": 1}
+    # The same argument checks as pylibmc's.
+    for kw in ({"username": "bob"}, {"username": "bob", "password": "builder-pw"}):
+        with pytest.raises(TypeError) as theirs:
+            pylibmc.Client([sasl_server.address], **kw)
+        with pytest.raises(TypeError) as mine:
+            omcache_pylibmc.Client([sasl_server.address], **kw)
+        assert str(mine.value) == str(theirs.value)
+    # A wrong password fails in both.
+    bad_ref = pylibmc.Client([sasl_server.address], binary=True, username="bob", password="nope-pw")
+    with pytest.raises(pylibmc.Error):
+        bad_ref.get("shared")
+    bad = omcache_pylibmc.Client([sasl_server.address], binary=True, username="bob", password="nope-pw")
+    with pytest.raises(omcache_pylibmc.Error) as ei:
+        bad.get("shared")
+    assert "nope-pw" not in str(ei.value)
+
+
+def test_tls_extension_keywords(tls_server: MemcachedProcess, pki: PKI) -> None:
+    mc = omcache_pylibmc.Client([tls_server.address], binary=True, tls=True, tls_ca_file=pki.ca)
+    mc.set("pl", "x")
+    assert mc.get("pl") == "x"
+    assert mc.clone().get("pl") == "x"
+    from omcache import memcache
+
+    m = memcache.Client([tls_server.address], tls=True, tls_ca_file=pki.ca)
+    m.set("pm", "y")
+    assert m.get("pm") == "y"
