@@ -362,13 +362,71 @@ def test_sasl_pylibmc_reference(sasl_server: MemcachedProcess) -> None:
             omcache_pylibmc.Client([sasl_server.address], **kw)
         assert str(mine.value) == str(theirs.value)
     # A wrong password fails in both.
+    # A wrong password: pylibmc's base Error with libmemcached's
+    # AUTHENTICATION FAILURE (41) in both.
     bad_ref = pylibmc.Client([sasl_server.address], binary=True, username="bob", password="nope-pw")
-    with pytest.raises(pylibmc.Error):
+    with pytest.raises(pylibmc.Error) as theirs_e:
         bad_ref.get("shared")
     bad = omcache_pylibmc.Client([sasl_server.address], binary=True, username="bob", password="nope-pw")
     with pytest.raises(omcache_pylibmc.Error) as ei:
         bad.get("shared")
+    assert type(theirs_e.value) is pylibmc.Error and type(ei.value) is omcache_pylibmc.Error
+    assert str(theirs_e.value).startswith("error 41 from memcached_get(shared)")
+    assert str(ei.value).startswith("error 41 from memcached_get(shared)")
     assert "nope-pw" not in str(ei.value)
+
+
+def test_tls_handshake_timeout(tls_server: MemcachedProcess, pki: PKI, servers: Callable[..., MemcachedProcess]) -> None:
+    # A stopped server accepts TCP connections (the kernel does) but never
+    # answers the handshake: a TimeoutError, as a connect timeout.
+    srv = servers(*_tls_args(pki))
+    srv.pause()
+    try:
+        start = time.monotonic()
+        with _client(srv.address, tls=True, tls_ca_file=pki.ca, connect_timeout=0.5) as c:
+            with pytest.raises(omcache.TimeoutError, match="handshake"):
+                c.get("k")
+        assert time.monotonic() - start < 0.5 + FAIL_BOUND
+    finally:
+        srv.resume()
+
+
+def test_tls_after_fork(tls_server: MemcachedProcess, pki: PKI) -> None:
+    c = _client(tls_server.address, tls=True, tls_ca_file=pki.ca)
+    c.set("fork", b"parent")
+    pid = os.fork()
+    if pid == 0:  # the child handshakes on its own connection
+        code = 1
+        try:
+            code = 0 if c.get("fork") == b"parent" and c.set("fork2", b"child") else 3
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert c.get("fork2") == b"child"
+    c.close()
+
+
+def test_cli_tls_and_password_from_environment(ascii_server: MemcachedProcess, tls_server: MemcachedProcess,
+                                               pki: PKI) -> None:
+    import sys
+
+    cli = [sys.executable, "-m", "omcache"]
+    r = subprocess.run(cli + ["--servers", tls_server.address, "--tls", "--tls-ca-file", pki.ca, "set", "cli", "v"],
+                       capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run(cli + ["--servers", tls_server.address, "--tls-ca-file", pki.ca, "get", "cli"],
+                       capture_output=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.strip() == b"v", r.stderr
+    env = {**os.environ, "OMCACHE_PASSWORD": "wonder-land-pw"}
+    args = ["--servers", ascii_server.address, "--protocol", "text", "--username", "alice", "set", "cli", "w"]
+    assert subprocess.run(cli + args, capture_output=True, timeout=60, env=env).returncode == 0
+    env["OMCACHE_PASSWORD"] = "bad-pw-value"
+    r = subprocess.run(cli + args, capture_output=True, timeout=60, env=env)
+    assert r.returncode == 2 and b"alice" in r.stderr and b"bad-pw-value" not in r.stderr + r.stdout
+    del env["OMCACHE_PASSWORD"]
+    r = subprocess.run(cli + args, capture_output=True, timeout=60, env=env)
+    assert r.returncode == 2 and b"OMCACHE_PASSWORD" in r.stderr
 
 
 def test_tls_extension_keywords(tls_server: MemcachedProcess, pki: PKI) -> None:
@@ -381,3 +439,6 @@ def test_tls_extension_keywords(tls_server: MemcachedProcess, pki: PKI) -> None:
     m = memcache.Client([tls_server.address], tls=True, tls_ca_file=pki.ca)
     m.set("pm", "y")
     assert m.get("pm") == "y"
+    o = omcache.OMcache([tls_server.address], tls=True, tls_ca_file=pki.ca)
+    o.set(b"po", b"z")
+    assert o.get(b"po") == b"z"

@@ -219,6 +219,9 @@ def _mapped_class(e: Exception, binary: bool) -> Tuple[Type[Error], int]:
         return ServerDead, 35
     if isinstance(e, oexc.TimeoutError):
         return Error, _RC_TIMEOUT
+    # libmemcached's MEMCACHED_AUTH_FAILURE: pylibmc raises its base Error.
+    if isinstance(e, oexc.AuthenticationError):
+        return Error, 41
     table: List[Tuple[Type[BaseException], Type[Error]]] = [
         (oexc.NotFoundError, NotFound),
         (oexc.KeyExistsError, DataExists),
