@@ -442,3 +442,35 @@ def test_tls_extension_keywords(tls_server: MemcachedProcess, pki: PKI) -> None:
     o = omcache.OMcache([tls_server.address], tls=True, tls_ca_file=pki.ca)
     o.set(b"po", b"z")
     assert o.get(b"po") == b"z"
+
+
+def test_embedded_server_tls(pki: PKI) -> None:
+    from omcache.testing import EmbeddedServer
+
+    with EmbeddedServer(tls_cert_file=pki.server_cert, tls_key_file=pki.server_key) as srv:
+        for protocol in PROTOCOLS:
+            with _client(srv.address, protocol=protocol, tls=True, tls_ca_file=pki.ca) as c:
+                c.set("e", protocol.encode())
+                assert c.get("e") == protocol.encode()
+                assert c.get_multi(["e", "zz"]) == {"e": protocol.encode()}
+        _fails(omcache.TLSError, "unknown authority", srv.address, tls=True, tls_ca_file=pki.other_ca)
+        _fails(omcache.ConnectionError, "tls=True", srv.address)
+    with pytest.raises(omcache.ConfigError, match="both"):
+        EmbeddedServer(tls_cert_file=pki.server_cert)
+
+
+def test_cli_serve_tls(pki: PKI) -> None:
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "omcache", "serve", "--listen", "127.0.0.1:0", "--tls-cert",
+                             pki.server_cert, "--tls-key", pki.server_key], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().decode().split()
+        assert line[0] == "tcp", line
+        with _client(line[1], tls=True, tls_ca_file=pki.ca) as c:
+            c.set("s", b"served")
+            assert c.get("s") == b"served"
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -305,6 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-m", dest="memory_mb", type=_positive_int, default=64, metavar="MB", help="memory for items in megabytes (default 64)")
     s.add_argument("-I", dest="item_size", type=_size, default=1 << 20, metavar="SIZE", help="largest item, e.g. 512k, 2m (default 1m)")
     s.add_argument("--fault", metavar="SPEC", help='start with injected faults, e.g. "delay=200ms" (see omcache.testing)')
+    s.add_argument("--tls-cert", metavar="PEM", help="serve TLS on TCP with this certificate (chain), as memcached -Z")
+    s.add_argument("--tls-key", metavar="PEM", help="the key of --tls-cert")
     s.set_defaults(run=_cmd_serve)
 
     s = sub.add_parser(
@@ -642,7 +644,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
     try:
         server = EmbeddedServer(
-            host=host, port=port, unix_path=args.unix, memory_mb=args.memory_mb, item_size_max=args.item_size
+            host=host,
+            port=port,
+            unix_path=args.unix,
+            memory_mb=args.memory_mb,
+            item_size_max=args.item_size,
+            tls_cert_file=args.tls_cert,
+            tls_key_file=args.tls_key,
         ).start()
         try:
             if args.fault:

@@ -29,6 +29,8 @@ import time
 from types import ModuleType
 from typing import Dict, Iterator, Optional, Sequence, Tuple
 
+from .exceptions import ConfigError
+
 try:
     import pytest
 except ImportError:  # pragma: no cover - pytest is optional
@@ -259,8 +261,11 @@ class EmbeddedServer:
 
     ``host``/``port``: TCP listen address (port 0 picks a free one);
     ``unix_path``: also/instead listen on a unix socket.  ``memory_mb`` and
-    ``item_size_max`` mirror memcached's -m and -I.  Not a replacement for
-    memcached: it is for demos, unit tests and fault injection.
+    ``item_size_max`` mirror memcached's -m and -I.  ``tls_cert_file`` and
+    ``tls_key_file`` (PEM) make the TCP listener speak TLS only, as memcached
+    ``-Z`` does, to try a client's TLS setup without memcached (the unix
+    socket stays plaintext).  Not a replacement for memcached: it is for
+    demos, unit tests and fault injection.
     """
 
     def __init__(
@@ -271,8 +276,17 @@ class EmbeddedServer:
         unix_path: Optional[str] = None,
         memory_mb: int = 64,
         item_size_max: int = 1024 * 1024,
+        tls_cert_file: Optional[str] = None,
+        tls_key_file: Optional[str] = None,
     ) -> None:
         lines = []
+        if (tls_cert_file is None) != (tls_key_file is None):
+            raise ConfigError("serving TLS needs both tls_cert_file and tls_key_file")
+        for name, path in (("tls_cert_file", tls_cert_file), ("tls_key_file", tls_key_file)):
+            if path is not None:
+                if not isinstance(path, str) or "\n" in path or not os.path.isfile(path) or not os.access(path, os.R_OK):
+                    raise ConfigError(f"{name} {path!r} is not a readable file")
+                lines.append(f"{name}={os.path.abspath(path)}")
         if unix_path is None or port:
             h = f"[{host}]" if ":" in host else host
             lines.append(f"addr={h}:{port}")
