@@ -474,3 +474,35 @@ def test_cli_serve_tls(pki: PKI) -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_embedded_server_requires_auth(protocol: str) -> None:
+    from omcache.testing import EmbeddedServer
+
+    with EmbeddedServer(username="eve", password="embedded-pw") as srv:
+        with _client(srv.address, protocol=protocol, username="eve", password="embedded-pw") as c:
+            c.set("x", b"1")
+            assert c.get("x") == b"1"
+            assert c.get_multi(["x", "zz"]) == {"x": b"1"}
+        msg = _fails(omcache.AuthenticationError, "eve", srv.address, protocol=protocol, username="eve",
+                     password="other-pw")
+        assert "other-pw" not in msg
+        _fails(omcache.Error, ".", srv.address, protocol=protocol)
+
+
+def test_cli_serve_requires_auth() -> None:
+    import sys
+
+    env = {**os.environ, "OMCACHE_PASSWORD": "served-pw"}
+    proc = subprocess.Popen([sys.executable, "-m", "omcache", "serve", "--listen", "127.0.0.1:0", "--require-user",
+                             "sam"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        assert proc.stdout is not None
+        addr = proc.stdout.readline().decode().split()[1]
+        with _client(addr, protocol="binary", username="sam", password="served-pw") as c:
+            c.set("s", b"ok")
+            assert c.get("s") == b"ok"
+    finally:
+        proc.terminate()
+        proc.wait(10)

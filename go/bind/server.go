@@ -31,7 +31,8 @@ func lookupServer(h int64) (*memcachedtest.Server, error) {
 // ServerStart starts an embedded memcached-compatible server from
 // "name=value" lines (addr=HOST:PORT, unix=PATH, max_bytes=N,
 // item_size_max=N, version=S, tls_cert_file=PEM and tls_key_file=PEM to
-// serve TLS on TCP). Packed result: StatusOK, the handle (u64 LE),
+// serve TLS on TCP, auth_user=NAME PASSWORD to require authentication).
+// Packed result: StatusOK, the handle (u64 LE),
 // then the TCP address and the unix path as length-prefixed strings.
 func ServerStart(config string) (ret []byte) {
 	defer recoverPacked(&ret)
@@ -52,6 +53,16 @@ func ServerStart(config string) (ret []byte) {
 			cfg.UnixPath = value
 		case "version":
 			cfg.Version = value
+		case "auth_user":
+			// "auth_user=NAME PASSWORD" (never echoed in an error).
+			user, pass, ok := strings.Cut(value, " ")
+			if !ok || user == "" {
+				return packedError(fmt.Errorf("%w: auth_user must be a user name, a space and a password", errBadConfig))
+			}
+			if cfg.Users == nil {
+				cfg.Users = map[string]string{}
+			}
+			cfg.Users[user] = pass
 		case "tls_cert_file":
 			certFile = value
 		case "tls_key_file":

@@ -67,6 +67,11 @@ type Config struct {
 	// as a server for testing clients' TLS setups; the unix socket stays
 	// plaintext.
 	TLS *tls.Config
+	// Users, when not empty, makes every connection authenticate first
+	// (user name -> password): SASL PLAIN in the binary protocol, as
+	// memcached -S; memcached's ASCII authentication in text and meta, as
+	// memcached -Y.
+	Users map[string]string
 }
 
 // Server is a running memcached-compatible server. Its methods are safe

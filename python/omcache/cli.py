@@ -307,6 +307,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--fault", metavar="SPEC", help='start with injected faults, e.g. "delay=200ms" (see omcache.testing)')
     s.add_argument("--tls-cert", metavar="PEM", help="serve TLS on TCP with this certificate (chain), as memcached -Z")
     s.add_argument("--tls-key", metavar="PEM", help="the key of --tls-cert")
+    s.add_argument(
+        "--require-user",
+        metavar="USER",
+        help="require authentication (SASL PLAIN in binary, ASCII auth in text and meta) as USER, "
+        "with the password from $OMCACHE_PASSWORD",
+    )
     s.set_defaults(run=_cmd_serve)
 
     s = sub.add_parser(
@@ -626,6 +632,16 @@ def _cmd_version(args: argparse.Namespace) -> int:
 _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
+def _required_user(args: argparse.Namespace) -> Dict[str, str]:
+    """serve's --require-user, with the password from the environment."""
+    if args.require_user is None:
+        return {}
+    password = os.environ.get(PASSWORD_ENV)
+    if password is None:
+        raise _UsageError(f"--require-user needs the password in ${PASSWORD_ENV}")
+    return {"username": args.require_user, "password": password}
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from .testing import EmbeddedServer
 
@@ -651,6 +667,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             item_size_max=args.item_size,
             tls_cert_file=args.tls_cert,
             tls_key_file=args.tls_key,
+            **_required_user(args),
         ).start()
         try:
             if args.fault:

@@ -264,8 +264,11 @@ class EmbeddedServer:
     ``item_size_max`` mirror memcached's -m and -I.  ``tls_cert_file`` and
     ``tls_key_file`` (PEM) make the TCP listener speak TLS only, as memcached
     ``-Z`` does, to try a client's TLS setup without memcached (the unix
-    socket stays plaintext).  Not a replacement for memcached: it is for
-    demos, unit tests and fault injection.
+    socket stays plaintext).  ``username`` and ``password`` make every
+    connection authenticate first, as memcached ``-S`` (SASL PLAIN, binary
+    protocol) and ``-Y`` (ASCII authentication, text and meta) do.  Not a
+    replacement for memcached: it is for demos, unit tests and fault
+    injection.
     """
 
     def __init__(
@@ -278,8 +281,18 @@ class EmbeddedServer:
         item_size_max: int = 1024 * 1024,
         tls_cert_file: Optional[str] = None,
         tls_key_file: Optional[str] = None,
+        username: Optional[str] = None,
+        password: Optional[str] = None,
     ) -> None:
         lines = []
+        if (username is None) != (password is None):
+            raise ConfigError("requiring authentication needs both username and password")
+        if username is not None and password is not None:
+            if not username or any(ch in username for ch in " \r\n\x00"):
+                raise ConfigError(f"invalid username {username!r}")
+            if any(ch in password for ch in "\r\n\x00"):
+                raise ConfigError("the password holds a line break or NUL")
+            lines.append(f"auth_user={username} {password}")
         if (tls_cert_file is None) != (tls_key_file is None):
             raise ConfigError("serving TLS needs both tls_cert_file and tls_key_file")
         for name, path in (("tls_cert_file", tls_cert_file), ("tls_key_file", tls_key_file)):
