@@ -506,3 +506,33 @@ def test_cli_serve_requires_auth() -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_tls_multi_server_fan_out(pki: PKI, servers: Callable[..., MemcachedProcess], protocol: str) -> None:
+    # Two TLS servers driven from one thread (the engine's PollSet), with
+    # values big enough to span many TLS records, and threads sharing the
+    # client.
+    a, b = servers(*_tls_args(pki)), servers(*_tls_args(pki))
+    with omcache.Client([a.address, b.address], protocol=protocol, tls=True, tls_ca_file=pki.ca,
+                        connect_timeout=CONNECT_TIMEOUT, io_timeout=5.0, max_value_size=8 << 20) as c:
+        values = {f"k{i}": os.urandom(100_000 if i % 50 == 0 else 100) for i in range(600)}
+        assert c.set_multi(values) == []
+        assert c.get_multi(list(values)) == values
+        import threading
+
+        errors: List[BaseException] = []
+
+        def worker() -> None:
+            try:
+                for _ in range(5):
+                    assert c.get_multi(list(values)[:200]) == {k: values[k] for k in list(values)[:200]}
+            except BaseException as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+
+        ts = [threading.Thread(target=worker) for _ in range(3)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(60)
+        assert errors == []

@@ -207,6 +207,9 @@ type Conn struct {
 	tlsErr error
 	// replied: a reply was ever parsed on the connection.
 	replied bool
+	// bounds are the ends of the requests appended to the buffer since
+	// Buffer, on a TLS connection (see tlsEncrypt).
+	bounds []int
 }
 
 // Addr returns the address the connection was dialled with.
@@ -243,6 +246,7 @@ func (c *Conn) Codec() proto.Codec { return c.codec }
 // reusing it keeps a steady state free of allocations.
 func (c *Conn) Buffer() []byte {
 	c.clearExtents()
+	c.bounds = c.bounds[:0]
 	return c.wbuf[:0]
 }
 
@@ -259,9 +263,16 @@ func (c *Conn) AppendRequest(buf []byte, req *proto.Request, value []byte) ([]by
 	store := c.rq.Op.IsStore()
 	c.rq = proto.Request{} // keep no reference to the caller's keys
 	if err != nil || !store {
+		if err == nil && c.tls != nil {
+			c.bounds = append(c.bounds, len(out))
+		}
 		return out, err
 	}
-	return c.codec.AppendValueEnd(c.AppendValue(out, value)), nil
+	out = c.codec.AppendValueEnd(c.AppendValue(out, value))
+	if c.tls != nil {
+		c.bounds = append(c.bounds, len(out))
+	}
+	return out, nil
 }
 
 // AppendValue appends value to buf, the request being built from Buffer
@@ -413,6 +424,9 @@ func (c *Conn) Send(b []byte) error {
 	if blockingRead {
 		c.deadline = now.Add(c.opts.IOTimeout)
 	}
+	if c.tls != nil {
+		b = c.tlsPlaintext(b)
+	}
 	c.begin(b)
 	if c.tls != nil {
 		if err := c.tlsEncrypt(); err != nil {
@@ -449,6 +463,9 @@ func (c *Conn) Start(b []byte) error {
 		return c.err
 	}
 	c.deadline = time.Now().Add(c.opts.IOTimeout)
+	if c.tls != nil {
+		b = c.tlsPlaintext(b)
+	}
 	c.begin(b)
 	if c.tls != nil {
 		if err := c.tlsEncrypt(); err != nil {

@@ -109,6 +109,10 @@ func NewTLSConfig(o TLSOptions) (*TLSConfig, error) {
 // the host part of "host:port" (a unix socket path has none).
 func (t *TLSConfig) config(addr string) *tls.Config {
 	cfg := t.Config.Clone()
+	// Full-size records from the first byte (as OpenSSL writes them):
+	// small ones would split a batch that fits one record (see
+	// tlsWriteRecords).
+	cfg.DynamicRecordSizingDisabled = true
 	if cfg.ServerName == "" {
 		if host, _, err := net.SplitHostPort(addr); err == nil {
 			cfg.ServerName = host
@@ -303,7 +307,7 @@ func (c *Conn) tlsEncrypt() error {
 	t.queue = true
 	defer func() { t.queue = false }()
 	if len(c.rest) > 0 {
-		if _, err := c.tls.Write(c.rest); err != nil {
+		if err := c.tlsWriteRecords(c.rest); err != nil {
 			return err
 		}
 	}
@@ -316,6 +320,75 @@ func (c *Conn) tlsEncrypt() error {
 	clear(c.iov)
 	c.iov, c.iovPos = c.iov[:0], 0
 	c.rest = t.out
+	return nil
+}
+
+// tlsPlaintext returns the request b with its large values (extents) in
+// place, and moves c.bounds to match: under TLS every byte is copied by
+// the cipher anyway, and a request must be contiguous to be cut into
+// records at its end (see tlsWriteRecords).
+func (c *Conn) tlsPlaintext(b []byte) []byte {
+	if len(c.ext) == 0 {
+		return b
+	}
+	total := len(b)
+	for _, e := range c.ext {
+		total += len(e.data)
+	}
+	out := make([]byte, 0, total)
+	pos := 0
+	for _, e := range c.ext {
+		out = append(out, b[pos:e.at]...)
+		out = append(out, e.data...)
+		pos = e.at
+	}
+	out = append(out, b[pos:]...)
+	add, k := 0, 0
+	for i, bd := range c.bounds {
+		for k < len(c.ext) && c.ext[k].at < bd {
+			add += len(c.ext[k].data)
+			k++
+		}
+		c.bounds[i] = bd + add
+	}
+	c.clearExtents()
+	return out
+}
+
+// maxRecord is the most plaintext one TLS record carries.
+const maxRecord = 16 << 10
+
+// tlsWriteRecords encrypts b, a batch of requests whose ends are c.bounds
+// (when they add up to b), in records that each end at the end of a
+// request and hold at most maxRecord bytes unless one request is longer.
+// memcached 1.6 (its TLS read path, with OpenSSL) stalls on a pipeline
+// whose records straddle requests: it reads part of a record into its
+// buffer, leaves the rest decrypted inside OpenSSL, and waits for the
+// socket, which has nothing more to say. Python's ssl (pymemcache) hits
+// the same stall with batches over 16 KiB.
+func (c *Conn) tlsWriteRecords(b []byte) error {
+	bounds := c.bounds
+	c.bounds = c.bounds[:0]
+	if len(bounds) == 0 || bounds[len(bounds)-1] != len(b) || len(b) <= maxRecord {
+		_, err := c.tls.Write(b)
+		return err
+	}
+	// Whole requests, grouped up to maxRecord; a longer request alone (its
+	// records then end at its end).
+	start, end := 0, 0
+	for _, e := range bounds {
+		if e-start > maxRecord && end > start {
+			if _, err := c.tls.Write(b[start:end]); err != nil {
+				return err
+			}
+			start = end
+		}
+		end = e
+	}
+	if end > start {
+		_, err := c.tls.Write(b[start:end])
+		return err
+	}
 	return nil
 }
 
