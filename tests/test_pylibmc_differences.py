@@ -116,11 +116,12 @@ def test_text_mode_keys_never_reach_the_server_malformed(server: MemcachedProces
 # -- configuration ----------------------------------------------------------------
 
 
-def test_sasl_is_refused_clearly(server: MemcachedProcess) -> None:
-    for kw in ({"username": "u"}, {"password": "p"}, {"username": "u", "password": "p", "binary": True}):
-        with pytest.raises(TypeError, match="SASL authentication is not supported"):
+def test_sasl_arguments_checked_as_pylibmc(server: MemcachedProcess) -> None:
+    # SASL itself is tested against memcached -S in test_tls_auth.py.
+    for kw, msg in (({"username": "u"}, "both"), ({"password": "p"}, "both"), ({"username": "u", "password": "p"}, "binary")):
+        with pytest.raises(TypeError, match=msg):
             pylibmc.Client([server.address], **kw)  # type: ignore[arg-type]
-    assert pylibmc.support_sasl is False
+    assert pylibmc.support_sasl is True
 
 
 def test_udp_is_refused_clearly() -> None:

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/omcache/omcache/go/client"
+	"github.com/omcache/omcache/go/conn"
 	"github.com/omcache/omcache/go/dist"
 )
 
@@ -81,6 +82,11 @@ func lookup(h int64) (*client.Client, error) {
 //	protocol=NAME          meta (default), text or binary (client.Options.Protocol)
 //	binary_keys=0|1        keys may hold any bytes (client.Options.BinaryKeys)
 //	text_multiget=0|1      multi-gets in the text protocol (client.Options.TextMultiGet)
+//	tls=0|1                encrypt connections (client.Options.TLS), with
+//	tls_ca_file=PATH, tls_cert_file=PATH, tls_key_file=PATH,
+//	tls_server_name=NAME, tls_verify=0|1 (default 1), tls_min_version=1.2
+//	username=NAME, password=SECRET  authenticate new connections (never
+//	                       echoed in an error)
 //
 // It returns a packed result: StatusOK followed by the handle as 8
 // little-endian bytes, or an error status and message.
@@ -137,7 +143,8 @@ func parseConfig(config string) ([]dist.Server, dist.Config, client.Options, err
 	var cfg dist.Config
 	var opts client.Options
 	behaviors := map[string]string{}
-	var autoEject bool
+	var autoEject, tlsOn bool
+	tlsOpts := conn.TLSOptions{}
 	fail := func(err error) ([]dist.Server, dist.Config, client.Options, error) {
 		return nil, cfg, opts, err
 	}
@@ -178,6 +185,30 @@ func parseConfig(config string) ([]dist.Server, dist.Config, client.Options, err
 			} else {
 				opts.TextMultiGet = b
 			}
+		case "tls", "tls_verify":
+			b, err := parseFlag(name, value)
+			if err != nil {
+				return fail(err)
+			}
+			if name == "tls" {
+				tlsOn = b
+			} else {
+				tlsOpts.NoVerify = !b
+			}
+		case "tls_ca_file":
+			tlsOpts.CAFile = value
+		case "tls_cert_file":
+			tlsOpts.CertFile = value
+		case "tls_key_file":
+			tlsOpts.KeyFile = value
+		case "tls_server_name":
+			tlsOpts.ServerName = value
+		case "tls_min_version":
+			tlsOpts.MinVersion = value
+		case "username":
+			opts.Username = value
+		case "password":
+			opts.Password = value
 		case "weighted", "sort_hosts":
 			b, err := parseFlag(name, value)
 			if err != nil {
@@ -242,6 +273,13 @@ func parseConfig(config string) ([]dist.Server, dist.Config, client.Options, err
 	}
 	if len(specs) == 0 {
 		return fail(badConfig("no servers given"))
+	}
+	if tlsOn {
+		t, err := conn.NewTLSConfig(tlsOpts)
+		if err != nil {
+			return fail(fmt.Errorf("%w: %w", errBadConfig, err))
+		}
+		opts.TLS = t
 	}
 	if weights != nil && len(weights) != len(specs) {
 		return fail(badConfig("%d weights for %d servers", len(weights), len(specs)))

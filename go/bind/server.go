@@ -1,6 +1,7 @@
 package bind
 
 import (
+	"crypto/tls"
 	"encoding/binary"
 	"fmt"
 	"strconv"
@@ -29,11 +30,14 @@ func lookupServer(h int64) (*memcachedtest.Server, error) {
 
 // ServerStart starts an embedded memcached-compatible server from
 // "name=value" lines (addr=HOST:PORT, unix=PATH, max_bytes=N,
-// item_size_max=N, version=S). Packed result: StatusOK, the handle (u64 LE),
+// item_size_max=N, version=S, tls_cert_file=PEM and tls_key_file=PEM to
+// serve TLS on TCP, auth_user=NAME PASSWORD to require authentication).
+// Packed result: StatusOK, the handle (u64 LE),
 // then the TCP address and the unix path as length-prefixed strings.
 func ServerStart(config string) (ret []byte) {
 	defer recoverPacked(&ret)
 	var cfg memcachedtest.Config
+	var certFile, keyFile string
 	for _, line := range strings.Split(config, "\n") {
 		if line == "" {
 			continue
@@ -49,6 +53,20 @@ func ServerStart(config string) (ret []byte) {
 			cfg.UnixPath = value
 		case "version":
 			cfg.Version = value
+		case "auth_user":
+			// "auth_user=NAME PASSWORD" (never echoed in an error).
+			user, pass, ok := strings.Cut(value, " ")
+			if !ok || user == "" {
+				return packedError(fmt.Errorf("%w: auth_user must be a user name, a space and a password", errBadConfig))
+			}
+			if cfg.Users == nil {
+				cfg.Users = map[string]string{}
+			}
+			cfg.Users[user] = pass
+		case "tls_cert_file":
+			certFile = value
+		case "tls_key_file":
+			keyFile = value
 		case "max_bytes", "item_size_max":
 			n, err := strconv.ParseInt(value, 10, 64)
 			if err != nil || n <= 0 || n > 1<<40 {
@@ -62,6 +80,16 @@ func ServerStart(config string) (ret []byte) {
 		default:
 			return packedError(fmt.Errorf("%w: unknown server option %q", errBadConfig, name))
 		}
+	}
+	if (certFile == "") != (keyFile == "") {
+		return packedError(fmt.Errorf("%w: serving TLS needs both a certificate file and a key file", errBadConfig))
+	}
+	if certFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return packedError(fmt.Errorf("%w: TLS certificate %s / key %s: %w", errBadConfig, certFile, keyFile, err))
+		}
+		cfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	s, err := memcachedtest.Start(cfg)
 	if err != nil {

@@ -34,6 +34,8 @@ const (
 	StatusServerDown    = 18
 	StatusServerDead    = 19
 	StatusWrongProtocol = 20
+	StatusAuth          = 21
+	StatusTLS           = 22
 )
 
 // statusTable maps the core's sentinel errors to boundary status codes, in
@@ -51,6 +53,8 @@ var statusTable = []struct {
 	{client.ErrMalformedKey, StatusBadKey},
 	// Before the transport errors: these may wrap the failure they explain.
 	{client.ErrWrongProtocol, StatusWrongProtocol},
+	{client.ErrAuth, StatusAuth},
+	{client.ErrTLS, StatusTLS},
 	{client.ErrNotSupported, StatusNotSupported},
 	{client.ErrServerError, StatusServerError},
 	{client.ErrTimeout, StatusTimeout},

@@ -95,6 +95,16 @@ type Options struct {
 	// one piece. Ignored with BinaryKeys, whose keys the text protocol
 	// cannot carry, and by text clients, which do it anyway.
 	TextMultiGet bool
+	// TLS, if set, encrypts every connection (conn.NewTLSConfig builds
+	// it). A certificate the client does not trust fails with ErrTLS.
+	TLS *conn.TLSConfig
+	// Username and Password, if set, authenticate every new connection
+	// before its first request: SASL PLAIN in the binary protocol
+	// (memcached -S), memcached's ASCII authentication in text and meta
+	// (-Y). A refusal fails with ErrAuth. A binary client then does its
+	// multi-gets in binary too (a SASL memcached takes no text).
+	Username string
+	Password string
 
 	// Failover sends the keys of a dead server to live servers: the
 	// Selector's PickLive (the next live point on a ketama ring, the hash
@@ -143,6 +153,8 @@ type Client struct {
 	multiCodec proto.Codec
 	// binaryKeys is Options.BinaryKeys.
 	binaryKeys bool
+	// username and password are Options.Username and Password.
+	username, password string
 	// oneServer: a single server and a LiveSelector, so keys need no hashing.
 	oneServer bool
 	// scratches are the working memory of multi-key calls, for reuse.
@@ -195,6 +207,9 @@ func New(addrs []string, opts Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidArguments, err)
 	}
+	if err := checkCredentials(opts.Username, opts.Password); err != nil {
+		return nil, err
+	}
 	pol, err := newPolicy(&opts)
 	if err != nil {
 		return nil, err
@@ -203,15 +218,19 @@ func New(addrs []string, opts Options) (*Client, error) {
 		addrs:      append([]string(nil), addrs...),
 		selector:   opts.Selector,
 		binaryKeys: opts.BinaryKeys,
+		username:   opts.Username,
+		password:   opts.Password,
 		codec:      codec,
 		multiCodec: codec,
 		connOpts: conn.Options{
 			ConnectTimeout: opts.ConnectTimeout,
 			IOTimeout:      opts.IOTimeout,
 			MaxValue:       opts.MaxItemSize + valueSlack,
+			TLS:            opts.TLS,
 		},
 	}
-	if opts.TextMultiGet && !opts.BinaryKeys && codec.Pipelined() {
+	saslOnly := opts.Username != "" && codec.Name() == "binary"
+	if opts.TextMultiGet && !opts.BinaryKeys && codec.Pipelined() && !saslOnly {
 		c.multiCodec = codecs.Text()
 	}
 	c.policy = pol
@@ -305,6 +324,12 @@ func (c *Client) dial(s *server, codec proto.Codec) (*conn.Conn, error) {
 	if err != nil {
 		return nil, transportError(err)
 	}
+	if c.username != "" {
+		if err := c.authenticate(cn); err != nil {
+			cn.Close()
+			return nil, err
+		}
+	}
 	return cn, nil
 }
 
@@ -388,9 +413,11 @@ func (c *Client) doOn(si int, req *request, res *result) error {
 // failure returns err if it is a failure of the server for its health
 // record, nil if the server answered (a *ServerError) or was not asked
 // (ErrNotSupported): it is alive. A server of another protocol is a
-// configuration error, not a failure that failover should route around.
+// configuration error, not a failure that failover should route around;
+// so are refused credentials (ErrAuth) and an untrusted certificate (ErrTLS).
 func failure(err error) error {
-	if err == nil || errors.Is(err, ErrServerError) || errors.Is(err, ErrWrongProtocol) || errors.Is(err, ErrNotSupported) {
+	if err == nil || errors.Is(err, ErrServerError) || errors.Is(err, ErrWrongProtocol) || errors.Is(err, ErrNotSupported) ||
+		errors.Is(err, ErrAuth) || errors.Is(err, ErrTLS) {
 		return nil
 	}
 	return err
@@ -402,7 +429,14 @@ func failure(err error) error {
 // with a protocol it does not speak (meta, binary) or a command it does not
 // route (see wrongProtocol).
 func (c *Client) explainClose(s *server, cn *conn.Conn, pooled bool, op proto.Op, err error) error {
-	if err == nil || pooled || cn.Received() || !staleConnError(err) || !c.speaksText(s) {
+	if err == nil || pooled || cn.Received() || !staleConnError(err) {
+		return err
+	}
+	if c.connOpts.TLS == nil && c.speaksTLS(s) {
+		return fmt.Errorf("%w: %s closed a new plaintext connection at its first request: it speaks TLS "+
+			"(memcached -Z): enable TLS (tls=True): %w", ErrConnection, cn.Addr(), err)
+	}
+	if !c.speaksText(s) {
 		return err
 	}
 	return wrongProtocol(cn, op, err)

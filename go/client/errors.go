@@ -150,6 +150,8 @@ func transportError(err error) error {
 	switch {
 	case errors.Is(err, conn.ErrTimeout):
 		return fmt.Errorf("%w: %w", ErrTimeout, err)
+	case errors.Is(err, conn.ErrTLSConfig):
+		return fmt.Errorf("%w: %w", ErrTLS, err)
 	case errors.Is(err, proto.ErrWrongProtocol):
 		return fmt.Errorf("%w (%w): %w", ErrProtocol, ErrWrongProtocol, err)
 	case errors.Is(err, proto.ErrMalformed):

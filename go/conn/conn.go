@@ -33,6 +33,7 @@
 package conn
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -126,6 +127,9 @@ type Options struct {
 	// Codec is the protocol the connection speaks for its whole life
 	// (default: meta).
 	Codec proto.Codec
+	// TLS, if set, encrypts the connection (see tls.go); the handshake
+	// is bounded by ConnectTimeout.
+	TLS *TLSConfig
 }
 
 func (o *Options) fill() {
@@ -195,6 +199,17 @@ type Conn struct {
 	pfd      [1]unix.PollFd
 	ts       unix.Timespec
 	err      error
+
+	// tls and tport are set on an encrypted connection (see tls.go);
+	// tlsErr is the TLS failure behind an errTLS result.
+	tls    *tls.Conn
+	tport  *fdTransport
+	tlsErr error
+	// replied: a reply was ever parsed on the connection.
+	replied bool
+	// bounds are the ends of the requests appended to the buffer since
+	// Buffer, on a TLS connection (see tlsEncrypt).
+	bounds []int
 }
 
 // Addr returns the address the connection was dialled with.
@@ -231,6 +246,7 @@ func (c *Conn) Codec() proto.Codec { return c.codec }
 // reusing it keeps a steady state free of allocations.
 func (c *Conn) Buffer() []byte {
 	c.clearExtents()
+	c.bounds = c.bounds[:0]
 	return c.wbuf[:0]
 }
 
@@ -247,9 +263,16 @@ func (c *Conn) AppendRequest(buf []byte, req *proto.Request, value []byte) ([]by
 	store := c.rq.Op.IsStore()
 	c.rq = proto.Request{} // keep no reference to the caller's keys
 	if err != nil || !store {
+		if err == nil && c.tls != nil {
+			c.bounds = append(c.bounds, len(out))
+		}
 		return out, err
 	}
-	return c.codec.AppendValueEnd(c.AppendValue(out, value)), nil
+	out = c.codec.AppendValueEnd(c.AppendValue(out, value))
+	if c.tls != nil {
+		c.bounds = append(c.bounds, len(out))
+	}
+	return out, nil
 }
 
 // AppendValue appends value to buf, the request being built from Buffer
@@ -286,6 +309,12 @@ func (c *Conn) Close() error {
 
 // fail records the first error, closes the socket and returns the error.
 func (c *Conn) fail(err error) error {
+	if c.tls != nil && !c.replied && !c.received && c.err == nil && len(c.opts.TLS.Config.Certificates) == 0 && !errors.Is(err, ErrTimeout) {
+		// A server that requires a client certificate closes the
+		// connection at the first request (TLS 1.3 checks it after the
+		// client's handshake is done).
+		err = fmt.Errorf("%w (a TLS server requiring a client certificate does this: give tls_cert_file and tls_key_file)", err)
+	}
 	if c.err == nil || c.err == ErrClosed {
 		c.err = err
 	}
@@ -395,7 +424,15 @@ func (c *Conn) Send(b []byte) error {
 	if blockingRead {
 		c.deadline = now.Add(c.opts.IOTimeout)
 	}
+	if c.tls != nil {
+		b = c.tlsPlaintext(b)
+	}
 	c.begin(b)
+	if c.tls != nil {
+		if err := c.tlsEncrypt(); err != nil {
+			return c.fail(fmt.Errorf("write to %s: TLS: %w", c.addr, err))
+		}
+	}
 	for c.unsent() {
 		switch errno := c.writeSome(); errno {
 		case 0, unix.EINTR:
@@ -406,7 +443,7 @@ func (c *Conn) Send(b []byte) error {
 			}
 			if rev&(unix.POLLIN|unix.POLLHUP|unix.POLLERR) != 0 && rev&unix.POLLOUT == 0 {
 				if err := c.readOnce(c.rend-c.rpos+initialReadBuf, unix.MSG_DONTWAIT); err != 0 && err != unix.EAGAIN {
-					return c.fail(fmt.Errorf("read from %s: %w", c.addr, errnoOrEOF(err)))
+					return c.fail(fmt.Errorf("read from %s: %w", c.addr, c.ioErr(err)))
 				}
 			}
 		default:
@@ -426,7 +463,15 @@ func (c *Conn) Start(b []byte) error {
 		return c.err
 	}
 	c.deadline = time.Now().Add(c.opts.IOTimeout)
+	if c.tls != nil {
+		b = c.tlsPlaintext(b)
+	}
 	c.begin(b)
+	if c.tls != nil {
+		if err := c.tlsEncrypt(); err != nil {
+			return c.fail(fmt.Errorf("write to %s: TLS: %w", c.addr, err))
+		}
+	}
 	return c.Flush()
 }
 
@@ -498,6 +543,7 @@ func (c *Conn) Recv() (proto.Reply, error) {
 			return proto.Reply{}, c.fail(fmt.Errorf("from %s: %w", c.addr, err))
 		}
 		if ok {
+			c.replied = true
 			return r, nil
 		}
 		if c.slice > 0 && time.Until(c.deadline) >= c.slice+blockMargin {
@@ -506,7 +552,7 @@ func (c *Conn) Recv() (proto.Reply, error) {
 				// Data, or the slice ran out, or a signal: look again.
 				continue
 			default:
-				return proto.Reply{}, c.fail(fmt.Errorf("read from %s: %w", c.addr, errnoOrEOF(errno)))
+				return proto.Reply{}, c.fail(fmt.Errorf("read from %s: %w", c.addr, c.ioErr(errno)))
 			}
 		}
 		// The end of the wait, or the poll mode of tests: the socket is
@@ -526,7 +572,7 @@ func (c *Conn) Recv() (proto.Reply, error) {
 			errno = c.fill(need, unix.MSG_DONTWAIT)
 		}
 		if errno != 0 {
-			return proto.Reply{}, c.fail(fmt.Errorf("read from %s: %w", c.addr, errnoOrEOF(errno)))
+			return proto.Reply{}, c.fail(fmt.Errorf("read from %s: %w", c.addr, c.ioErr(errno)))
 		}
 	}
 }
@@ -547,6 +593,7 @@ func (c *Conn) TryRecv() (r proto.Reply, ok bool, err error) {
 			return proto.Reply{}, false, c.fail(fmt.Errorf("from %s: %w", c.addr, err))
 		}
 		if ok {
+			c.replied = true
 			return r, true, nil
 		}
 		if read && c.drained {
@@ -559,7 +606,7 @@ func (c *Conn) TryRecv() (r proto.Reply, ok bool, err error) {
 		case unix.EAGAIN:
 			return proto.Reply{}, false, nil
 		default:
-			return proto.Reply{}, false, c.fail(fmt.Errorf("read from %s: %w", c.addr, errnoOrEOF(errno)))
+			return proto.Reply{}, false, c.fail(fmt.Errorf("read from %s: %w", c.addr, c.ioErr(errno)))
 		}
 	}
 }
@@ -624,7 +671,9 @@ func (c *Conn) parse() (r proto.Reply, ok bool, need int, err error) {
 
 // Pending reports whether bytes the caller has not read arrived: after an
 // exchange is complete, they are replies nobody asked for.
-func (c *Conn) Pending() bool { return c.err == nil && (c.rpos != c.rend || c.big != nil) }
+func (c *Conn) Pending() bool {
+	return c.err == nil && (c.rpos != c.rend || c.big != nil || !c.tlsDrained())
+}
 
 // OwnValue returns v, the Value of the response just received, as memory
 // the caller owns: the buffer itself if it was read apart (a large value:
@@ -658,13 +707,13 @@ func (c *Conn) fill(need int, flags int) unix.Errno {
 		return c.readOnce(need, flags)
 	}
 	free := c.big[c.bigGot:]
-	n, e := recv(c.fd, free, flags)
+	n, e := c.recv(free, flags)
 	if e != 0 {
 		return e
 	}
 	c.bigGot += n
 	c.received = true
-	c.drained = n < len(free)
+	c.drained = n < len(free) && c.tlsDrained()
 	return 0
 }
 
@@ -684,15 +733,29 @@ func (c *Conn) readOnce(need int, flags int) unix.Errno {
 	}
 	c.rbuf = c.rbuf[:cap(c.rbuf)]
 	free := c.rbuf[c.rend:]
-	n, e := recv(c.fd, free, flags)
+	n, e := c.recv(free, flags)
 	if e != 0 {
 		return e
 	}
 	c.rend += n
 	c.received = true
-	c.drained = n < len(free)
+	c.drained = n < len(free) && c.tlsDrained()
 	return 0
 }
+
+// recv reads into p with recv(2) flags, through TLS on an encrypted
+// connection.
+func (c *Conn) recv(p []byte, flags int) (int, unix.Errno) {
+	if c.tls != nil {
+		return c.tlsRecv(p, flags)
+	}
+	return recv(c.fd, p, flags)
+}
+
+// tlsDrained reports whether no received byte waits in the TLS transport
+// (always true without TLS): only then may an empty read mean an empty
+// socket.
+func (c *Conn) tlsDrained() bool { return c.tls == nil || c.tport.buffered() == 0 }
 
 // recv reads into p with recv(2) flags; end of stream is errEOF.
 func recv(fd int, p []byte, flags int) (int, unix.Errno) {
@@ -775,6 +838,7 @@ type PollSet struct {
 // Writable then tell which.
 func (p *PollSet) Wait(conns []*Conn, deadline time.Time) (int, error) {
 	p.fds = p.fds[:0]
+	buffered := false
 	for _, c := range conns {
 		fd := int32(-1) // poll(2) ignores negative descriptors
 		var ev int16 = unix.POLLIN
@@ -783,8 +847,16 @@ func (p *PollSet) Wait(conns []*Conn, deadline time.Time) (int, error) {
 			if c.unsent() {
 				ev |= unix.POLLOUT
 			}
+			if !c.tlsDrained() {
+				buffered = true
+			}
 		}
 		p.fds = append(p.fds, unix.PollFd{Fd: fd, Events: ev})
+	}
+	if buffered {
+		// TLS records already read wait in a transport: those connections
+		// are readable now, whatever their sockets say.
+		return p.readyBuffered(conns)
 	}
 	for {
 		left := max(time.Until(deadline), 0)
@@ -819,6 +891,12 @@ func (p *PollSet) Writable(i int) bool {
 func (c *Conn) Alive() bool {
 	if c.err != nil || c.rpos != c.rend {
 		return false
+	}
+	if c.tls != nil {
+		// Records the server sent while the connection was idle (TLS 1.3
+		// session tickets) are not data: a read consumes them, and the
+		// connection is alive if no data and no end of stream came.
+		return c.readOnce(initialReadBuf, unix.MSG_DONTWAIT) == unix.EAGAIN && c.rpos == c.rend
 	}
 	var b [1]byte
 	_, _, e := unix.Syscall6(unix.SYS_RECVFROM, uintptr(c.fd), uintptr(unsafe.Pointer(&b[0])), 1,

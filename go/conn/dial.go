@@ -2,6 +2,7 @@ package conn
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -30,13 +31,26 @@ func Dial(addr string, opts Options) (*Conn, error) {
 	var errs []error
 	for _, sa := range sas {
 		fd, err := connect(sa, deadline)
+		var tc *tls.Conn
+		var tport *fdTransport
+		if err == nil && opts.TLS != nil {
+			// A fresh ConnectTimeout for the handshake: it is a second
+			// round trip, plus the certificate checks.
+			tc, tport, err = handshake(fd, addr, opts.TLS, time.Now().Add(opts.ConnectTimeout))
+			if err != nil {
+				closeSocket(fd)
+				if errors.Is(err, ErrTLSConfig) {
+					return nil, fmt.Errorf("dial %s: %w", addr, err)
+				}
+			}
+		}
 		var slice time.Duration
 		if err == nil && blockingRead {
 			slice = blockSlice(opts.IOTimeout)
 			err = setBlockingWithTimeout(fd, slice)
 		}
 		if err == nil {
-			return &Conn{fd: fd, addr: addr, opts: opts, codec: opts.Codec, slice: slice}, nil
+			return &Conn{fd: fd, addr: addr, opts: opts, codec: opts.Codec, slice: slice, tls: tc, tport: tport}, nil
 		}
 		errs = append(errs, err)
 		if errors.Is(err, ErrTimeout) {

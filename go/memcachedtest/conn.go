@@ -43,6 +43,7 @@ type conn struct {
 
 	binary     bool
 	negotiated bool
+	authed     bool // authenticated, or no authentication required
 	// The pending output is queued, in order, then out: queued holds
 	// finished chunks of out and stored values referred to (not copied) by
 	// replies; queuedLen counts its bytes.
@@ -104,7 +105,9 @@ func (c *conn) serve() {
 		}
 		c.lastCmd.Store(c.srv.now())
 		var err error
-		if c.binary {
+		if !c.authed && len(c.srv.cfg.Users) > 0 {
+			err = c.handleAuth()
+		} else if c.binary {
 			err = c.handleBinary()
 		} else {
 			err = c.handleText()

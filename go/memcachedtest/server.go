@@ -1,6 +1,7 @@
 package memcachedtest
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -62,6 +63,15 @@ type Config struct {
 	// Clock supplies the time; nil means the system clock. Use a
 	// ManualClock (or Server.AdvanceClock) to test expiry without sleeping.
 	Clock Clock
+	// TLS, when set, makes the TCP listener speak TLS only (memcached -Z),
+	// as a server for testing clients' TLS setups; the unix socket stays
+	// plaintext.
+	TLS *tls.Config
+	// Users, when not empty, makes every connection authenticate first
+	// (user name -> password): SASL PLAIN in the binary protocol, as
+	// memcached -S; memcached's ASCII authentication in text and meta, as
+	// memcached -Y.
+	Users map[string]string
 }
 
 // Server is a running memcached-compatible server. Its methods are safe
@@ -291,6 +301,10 @@ func (s *Server) acceptLoop(ln net.Listener) {
 			case <-time.After(5 * time.Millisecond):
 			}
 			continue
+		}
+		if s.cfg.TLS != nil && ln == s.tcp {
+			// The handshake runs on the connection's first read.
+			nc = tls.Server(nc, s.cfg.TLS)
 		}
 		s.startConn(nc)
 	}

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .client import Client, Item, ItemMeta
 from .exceptions import (
+    AuthenticationError,
     ClientClosedError,
     CommandError,
     ConfigError,
@@ -39,6 +40,7 @@ from .exceptions import (
     ServerDownError,
     ServerError,
     TimeoutError,
+    TLSError,
     TooLargeValueError,
 )
 
@@ -97,6 +99,8 @@ __all__ = [
     "NotStoredError",
     "ProtocolError",
     "WrongProtocolError",
+    "AuthenticationError",
+    "TLSError",
     "ServerError",
     "ServerDeadError",
     "ServerDownError",

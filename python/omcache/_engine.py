@@ -64,6 +64,8 @@ NOT_SUPPORTED = 17
 SERVER_DOWN = 18
 SERVER_DEAD = 19
 WRONG_PROTOCOL = 20
+AUTH = 21
+TLS = 22
 
 _EXCEPTIONS: dict[int, type[Exception]] = {
     MISS: exc.NotFoundError,
@@ -86,6 +88,8 @@ _EXCEPTIONS: dict[int, type[Exception]] = {
     SERVER_DOWN: exc.ServerDownError,
     SERVER_DEAD: exc.ServerDeadError,
     WRONG_PROTOCOL: exc.WrongProtocolError,
+    AUTH: exc.AuthenticationError,
+    TLS: exc.TLSError,
 }
 _DEFAULT_MESSAGES = {
     MISS: "not found",
@@ -108,6 +112,8 @@ _DEFAULT_MESSAGES = {
     SERVER_DOWN: "server down after a failure",
     SERVER_DEAD: "server marked dead",
     WRONG_PROTOCOL: "the server does not speak this protocol",
+    AUTH: "authentication failed",
+    TLS: "TLS handshake failed",
 }
 
 # Offset of the character data in a CPython bytes object (PyBytesObject.ob_sval):

@@ -3,7 +3,8 @@
 ::
 
     omcache [--servers H:P,H:P] [--connect-timeout S] [--io-timeout S]
-            [--distribution NAME] [--hash NAME] [-v] COMMAND ...
+            [--distribution NAME] [--hash NAME] [--tls ...] [--username U]
+            [-v] COMMAND ...
 
 Commands: ``serve``, ``get``, ``set``, ``delete``, ``stats``, ``where``,
 ``flush``, ``version``, ``bench`` (``omcache COMMAND --help`` for each).
@@ -270,6 +271,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="what to speak to the servers: meta (memcached >= 1.6, the default), text (proxies such as "
         "twemproxy, older servers) or binary",
     )
+    p.add_argument("--tls", action="store_true", help="encrypt connections (TLS, memcached -Z); docs/tls-auth.md")
+    p.add_argument("--tls-ca-file", metavar="PEM", help="CA bundle to verify servers with (default: the system roots)")
+    p.add_argument("--tls-cert-file", metavar="PEM", help="client certificate (mutual TLS), with --tls-key-file")
+    p.add_argument("--tls-key-file", metavar="PEM", help="key of the client certificate")
+    p.add_argument("--tls-server-name", metavar="NAME", help="name to verify (default: each server's host)")
+    p.add_argument("--tls-no-verify", action="store_true", help="do not verify server certificates")
+    p.add_argument("--tls-min-version", choices=["1.0", "1.1", "1.2", "1.3"], default="1.2", help="default 1.2")
+    p.add_argument(
+        "--username",
+        metavar="USER",
+        help=f"authenticate (SASL with --protocol binary, else ASCII auth); the password is read from ${PASSWORD_ENV}",
+    )
     p.add_argument("-v", "--verbose", action="count", default=0, help="log to stderr (-v info, -vv debug)")
     p.add_argument("--version", action="version", version=f"omcache {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", title="commands")
@@ -292,6 +305,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-m", dest="memory_mb", type=_positive_int, default=64, metavar="MB", help="memory for items in megabytes (default 64)")
     s.add_argument("-I", dest="item_size", type=_size, default=1 << 20, metavar="SIZE", help="largest item, e.g. 512k, 2m (default 1m)")
     s.add_argument("--fault", metavar="SPEC", help='start with injected faults, e.g. "delay=200ms" (see omcache.testing)')
+    s.add_argument("--tls-cert", metavar="PEM", help="serve TLS on TCP with this certificate (chain), as memcached -Z")
+    s.add_argument("--tls-key", metavar="PEM", help="the key of --tls-cert")
+    s.add_argument(
+        "--require-user",
+        metavar="USER",
+        help="require authentication (SASL PLAIN in binary, ASCII auth in text and meta) as USER, "
+        "with the password from $OMCACHE_PASSWORD",
+    )
     s.set_defaults(run=_cmd_serve)
 
     s = sub.add_parser(
@@ -426,9 +447,35 @@ def _servers_spec(args: argparse.Namespace) -> Optional[str]:
     return env or None
 
 
+#: The environment variable holding the password for --username (never argv,
+#: where other users of the machine could read it).
+PASSWORD_ENV = "OMCACHE_PASSWORD"
+
+
+def _security_options(args: argparse.Namespace) -> Dict[str, Any]:
+    """omcache.Client's TLS and authentication keywords from the command line."""
+    opts: Dict[str, Any] = {}
+    if args.tls or args.tls_ca_file or args.tls_cert_file or args.tls_key_file or args.tls_server_name or args.tls_no_verify:
+        opts.update(
+            tls=True,
+            tls_ca_file=args.tls_ca_file,
+            tls_cert_file=args.tls_cert_file,
+            tls_key_file=args.tls_key_file,
+            tls_server_name=args.tls_server_name,
+            tls_verify=not args.tls_no_verify,
+            tls_min_version=args.tls_min_version,
+        )
+    if args.username is not None:
+        password = os.environ.get(PASSWORD_ENV)
+        if password is None:
+            raise _UsageError(f"--username needs the password in ${PASSWORD_ENV}")
+        opts.update(username=args.username, password=password)
+    return opts
+
+
 def _make_client(args: argparse.Namespace, servers: Optional[str] = None) -> Client:
     spec = servers or _servers_spec(args) or DEFAULT_SERVERS
-    placement: Dict[str, Any] = {}
+    placement: Dict[str, Any] = _security_options(args)
     # Only what the user chose is passed: the client's defaults stay its own.
     if args.distribution is not None:
         placement["distribution"] = args.distribution
@@ -456,7 +503,7 @@ def _exit_code(e: BaseException) -> int:
         return EXIT_MISS
     if isinstance(e, (exc.ConnectionError, exc.NoServersError)):
         return EXIT_CONNECTION
-    if isinstance(e, (exc.InvalidKeyError, exc.ConfigError, _UsageError)):
+    if isinstance(e, (exc.InvalidKeyError, exc.ConfigError, exc.AuthenticationError, _UsageError)):
         return EXIT_USAGE
     if isinstance(e, (exc.CommandError, exc.ProtocolError)):
         return EXIT_SERVER
@@ -585,6 +632,16 @@ def _cmd_version(args: argparse.Namespace) -> int:
 _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
+def _required_user(args: argparse.Namespace) -> Dict[str, str]:
+    """serve's --require-user, with the password from the environment."""
+    if args.require_user is None:
+        return {}
+    password = os.environ.get(PASSWORD_ENV)
+    if password is None:
+        raise _UsageError(f"--require-user needs the password in ${PASSWORD_ENV}")
+    return {"username": args.require_user, "password": password}
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from .testing import EmbeddedServer
 
@@ -603,7 +660,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
     try:
         server = EmbeddedServer(
-            host=host, port=port, unix_path=args.unix, memory_mb=args.memory_mb, item_size_max=args.item_size
+            host=host,
+            port=port,
+            unix_path=args.unix,
+            memory_mb=args.memory_mb,
+            item_size_max=args.item_size,
+            tls_cert_file=args.tls_cert,
+            tls_key_file=args.tls_key,
+            **_required_user(args),
         ).start()
         try:
             if args.fault:

@@ -12,7 +12,7 @@ from types import ModuleType
 from typing import Any, Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple, TypeVar, Union
 
 from . import _engine, _green
-from . import _config_check, _messages
+from . import _config_check, _security, _messages
 from . import exceptions as exc
 from . import lease as _lease
 
@@ -267,6 +267,21 @@ class Client:
     walking past the dead one, as libmemcached's auto_eject does.  No call
     waits longer than ``connect_timeout`` + ``io_timeout``.
 
+    ``tls=True`` encrypts every connection (docs/tls-auth.md) with Go's
+    crypto/tls over the engine's own sockets: the server's certificate is
+    verified against the system roots or ``tls_ca_file`` (``tls_verify=False``
+    skips it), for ``tls_server_name`` or else the host of each server spec;
+    ``tls_cert_file`` and ``tls_key_file`` present a client certificate
+    (mutual TLS); ``tls_min_version`` is "1.2" (default) or "1.3" ("1.0",
+    "1.1" for old servers).  The handshake is bounded by ``connect_timeout``;
+    a certificate the client does not trust raises ``omcache.TLSError`` (a
+    ConfigError) naming the server, which failover does not count as a
+    failure.  ``username`` and ``password`` authenticate each new connection
+    before its first request: SASL PLAIN with ``protocol="binary"``
+    (memcached ``-S``), memcached's ASCII authentication with "text" and
+    "meta" (``-Y``); a refusal raises ``omcache.AuthenticationError``, never
+    retried in a loop, and no message shows the password.
+
     ``max_value_size`` caps the size of a value the client accepts from a
     server (default 128 MiB, memcached's largest ``-I``); a larger announced
     body is a ProtocolError, so a broken server cannot make it allocate more.
@@ -301,6 +316,15 @@ class Client:
         dead_timeout: Optional[float] = None,
         auto_eject: bool = False,
         max_value_size: int = 128 * 1024 * 1024,
+        tls: bool = False,
+        tls_ca_file: Optional[str] = None,
+        tls_cert_file: Optional[str] = None,
+        tls_key_file: Optional[str] = None,
+        tls_server_name: Optional[str] = None,
+        tls_verify: bool = True,
+        tls_min_version: str = "1.2",
+        username: Optional[str] = None,
+        password: Optional[str] = None,
     ) -> None:
         self._servers = parse_servers(servers)
         dist = _DISTRIBUTION_ALIASES.get(distribution, distribution)
@@ -351,6 +375,19 @@ class Client:
             raise exc.ConfigError(f"max_value_size must be an int from 1 to 2**31, got {max_value_size!r}")
         lines.append(f"max_item_size={max_value_size}")
         lines += _failover_lines(failover, failure_limit, retry_timeout, reconnect_timeout, dead_timeout, auto_eject)
+        lines += _security.config_lines(
+            tls=tls,
+            tls_ca_file=tls_ca_file,
+            tls_cert_file=tls_cert_file,
+            tls_key_file=tls_key_file,
+            tls_server_name=tls_server_name,
+            tls_verify=tls_verify,
+            tls_min_version=tls_min_version,
+            username=username,
+            password=password,
+        )
+        self._tls = tls
+        # Holds the password: never logged, never in repr.
         self._config = "\n".join(lines)
         self._binary_keys = bool(binary_keys)
         self._max_value_size = max_value_size

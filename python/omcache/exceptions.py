@@ -27,6 +27,8 @@ __all__ = [
     "ServerDeadError",
     "ProtocolError",
     "WrongProtocolError",
+    "AuthenticationError",
+    "TLSError",
     "NoServersError",
     "InvalidKeyError",
     "ConfigError",
@@ -117,6 +119,27 @@ class InvalidKeyError(Error, ValueError):
 
 class ConfigError(Error, ValueError):
     """A server specification or an option is invalid."""
+
+
+class AuthenticationError(Error):
+    """The server refused the client's ``username``/``password``, or did not take them.
+
+    SASL PLAIN (binary protocol, memcached ``-S``) or memcached's ASCII
+    authentication (text and meta, ``-Y``) failed on a new connection.  It is
+    a configuration error: not retried, not counted as a failure of the
+    server.  The message names the server and the user, never the password.
+    """
+
+
+class TLSError(ConfigError):
+    """A TLS handshake failed in a way a retry cannot mend.
+
+    The server's certificate is not trusted (unknown authority, a name that
+    does not match, expired), the server does not speak TLS, or there is no
+    common version.  The message names the server; failover does not count it
+    as a failure of the server.  A handshake that times out is a
+    TimeoutError instead, like a connect timeout.
+    """
 
 
 class ClientClosedError(Error):

@@ -27,7 +27,9 @@ import subprocess
 import tempfile
 import time
 from types import ModuleType
-from typing import Iterator, Optional, Sequence, Tuple
+from typing import Dict, Iterator, Optional, Sequence, Tuple
+
+from .exceptions import ConfigError
 
 try:
     import pytest
@@ -74,6 +76,11 @@ class MemcachedProcess:
     ``unix=True`` listens on a unix socket in a fresh temporary directory
     instead of TCP.  ``extra_args`` are passed to memcached (e.g.
     ``["-I", "2m"]``).  ``address`` is the server spec to give a client.
+    ``env`` adds environment variables for memcached (``SASL_CONF_PATH``).
+    ``plain_probe=False`` is for servers that do not answer a plaintext,
+    unauthenticated ``stats`` (``-Z``, ``-S``, ``-Y``): the server is then
+    ready once it accepts a TCP connection and is still running a moment
+    later (it exits when another process holds the port).
     """
 
     def __init__(
@@ -85,7 +92,11 @@ class MemcachedProcess:
         memory_mb: int = 64,
         extra_args: Sequence[str] = (),
         start_timeout: float = 10.0,
+        env: Optional[Dict[str, str]] = None,
+        plain_probe: bool = True,
     ) -> None:
+        self.env = dict(env or {})
+        self.plain_probe = plain_probe
         self.host = host
         self.port = port
         self.unix = unix
@@ -140,7 +151,8 @@ class MemcachedProcess:
                 self.port = free_port(self.host)
             args += ["-l", self.host, "-p", str(self.port)]
         args += self.extra_args
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        env = {**os.environ, **self.env} if self.env else None
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
         deadline = time.monotonic() + self.start_timeout
         while True:
             if self.proc.poll() is not None:
@@ -148,7 +160,15 @@ class MemcachedProcess:
                 if "Address already in use" in err or "failed to listen" in err:
                     raise _PortTaken(err)
                 raise RuntimeError(f"memcached exited with {self.proc.returncode}: {err.strip()}")
-            pid = self._served_pid()
+            if not self.plain_probe:
+                if self._accepts():
+                    time.sleep(0.05)
+                    if self.proc.poll() is None:
+                        return self
+                    continue
+                pid = None
+            else:
+                pid = self._served_pid()
             if pid is not None:
                 if pid != self.proc.pid:
                     raise _PortTaken(f"pid {pid} answers on {self.address}")
@@ -157,6 +177,23 @@ class MemcachedProcess:
                 self.stop()
                 raise RuntimeError(f"memcached did not accept connections within {self.start_timeout}s")
             time.sleep(0.02)
+
+    def _accepts(self) -> bool:
+        """Whether a TCP connection (or a unix socket one) to the server succeeds."""
+        try:
+            if self.unix:
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                target: object = self.socket_path
+            else:
+                family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+                s = socket.socket(family, socket.SOCK_STREAM)
+                target = (self.host, self.port)
+            with s:
+                s.settimeout(1.0)
+                s.connect(target)  # type: ignore[arg-type]
+            return True
+        except OSError:
+            return False
 
     def _served_pid(self) -> Optional[int]:
         """The pid of the memcached answering at our address, or None if none answers yet."""
@@ -224,8 +261,14 @@ class EmbeddedServer:
 
     ``host``/``port``: TCP listen address (port 0 picks a free one);
     ``unix_path``: also/instead listen on a unix socket.  ``memory_mb`` and
-    ``item_size_max`` mirror memcached's -m and -I.  Not a replacement for
-    memcached: it is for demos, unit tests and fault injection.
+    ``item_size_max`` mirror memcached's -m and -I.  ``tls_cert_file`` and
+    ``tls_key_file`` (PEM) make the TCP listener speak TLS only, as memcached
+    ``-Z`` does, to try a client's TLS setup without memcached (the unix
+    socket stays plaintext).  ``username`` and ``password`` make every
+    connection authenticate first, as memcached ``-S`` (SASL PLAIN, binary
+    protocol) and ``-Y`` (ASCII authentication, text and meta) do.  Not a
+    replacement for memcached: it is for demos, unit tests and fault
+    injection.
     """
 
     def __init__(
@@ -236,8 +279,27 @@ class EmbeddedServer:
         unix_path: Optional[str] = None,
         memory_mb: int = 64,
         item_size_max: int = 1024 * 1024,
+        tls_cert_file: Optional[str] = None,
+        tls_key_file: Optional[str] = None,
+        username: Optional[str] = None,
+        password: Optional[str] = None,
     ) -> None:
         lines = []
+        if (username is None) != (password is None):
+            raise ConfigError("requiring authentication needs both username and password")
+        if username is not None and password is not None:
+            if not username or any(ch in username for ch in " \r\n\x00"):
+                raise ConfigError(f"invalid username {username!r}")
+            if any(ch in password for ch in "\r\n\x00"):
+                raise ConfigError("the password holds a line break or NUL")
+            lines.append(f"auth_user={username} {password}")
+        if (tls_cert_file is None) != (tls_key_file is None):
+            raise ConfigError("serving TLS needs both tls_cert_file and tls_key_file")
+        for name, path in (("tls_cert_file", tls_cert_file), ("tls_key_file", tls_key_file)):
+            if path is not None:
+                if not isinstance(path, str) or "\n" in path or not os.path.isfile(path) or not os.access(path, os.R_OK):
+                    raise ConfigError(f"{name} {path!r} is not a readable file")
+                lines.append(f"{name}={os.path.abspath(path)}")
         if unix_path is None or port:
             h = f"[{host}]" if ":" in host else host
             lines.append(f"addr={h}:{port}")

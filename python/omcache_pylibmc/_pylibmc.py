@@ -35,8 +35,8 @@ __version__ = "1.6.3"
 libmemcached_version = "1.1.4"
 #: ``libmemcached_version`` as pylibmc encodes it (0xMMmmmppp).
 libmemcached_version_hex = 0x01001004
-#: SASL authentication is not implemented yet: ``username``/``password`` raise.
-support_sasl = False
+#: SASL authentication (PLAIN, binary protocol): ``username``/``password``.
+support_sasl = True
 #: zlib compression of values (``min_compress_len``) is always available.
 support_compression = True
 #: The omcache release providing the engine.
@@ -219,6 +219,9 @@ def _mapped_class(e: Exception, binary: bool) -> Tuple[Type[Error], int]:
         return ServerDead, 35
     if isinstance(e, oexc.TimeoutError):
         return Error, _RC_TIMEOUT
+    # libmemcached's MEMCACHED_AUTH_FAILURE: pylibmc raises its base Error.
+    if isinstance(e, oexc.AuthenticationError):
+        return Error, 41
     table: List[Tuple[Type[BaseException], Type[Error]]] = [
         (oexc.NotFoundError, NotFound),
         (oexc.KeyExistsError, DataExists),
@@ -710,17 +713,36 @@ class client:
         *,
         max_value_size: int = DEFAULT_MAX_VALUE_SIZE,
         allow_pickle: bool = True,
+        tls: bool = False,
+        tls_ca_file: Optional[str] = None,
+        tls_cert_file: Optional[str] = None,
+        tls_key_file: Optional[str] = None,
+        tls_server_name: Optional[str] = None,
+        tls_verify: bool = True,
+        tls_min_version: str = "1.2",
     ) -> None:
         it = iter(servers)  # TypeError for non-iterables, as pylibmc
-        if username is not None or password is not None:
-            raise TypeError(
-                "SASL authentication is not supported by omcache_pylibmc yet "
-                "(pylibmc.support_sasl is False); connect without username/password"
-            )
         try:
             is_binary = bool(operator.index(binary))  # type: ignore[arg-type]
         except TypeError:
             raise TypeError(f"'{type(binary).__name__}' object cannot be interpreted as an integer") from None
+        # As pylibmc: SASL needs both halves and the binary protocol.
+        if (username is None) != (password is None):
+            raise TypeError("SASL requires both username and password")
+        if username is not None and not is_binary:
+            raise TypeError("SASL requires the memcached binary protocol")
+        # Documented extensions (docs/tls-auth.md): TLS, as omcache.Client.
+        self._om_security: Dict[str, Any] = dict(
+            tls=tls,
+            tls_ca_file=tls_ca_file,
+            tls_cert_file=tls_cert_file,
+            tls_key_file=tls_key_file,
+            tls_server_name=tls_server_name,
+            tls_verify=tls_verify,
+            tls_min_version=tls_min_version,
+            username=username,
+            password=password,
+        )
         self._om_settings = _Settings(is_binary)
         if isinstance(max_value_size, bool) or not isinstance(max_value_size, int) or not 1 <= max_value_size <= 1 << 31:
             raise ValueError(f"max_value_size must be an int from 1 to 2**31, got {max_value_size!r}")
@@ -746,7 +768,11 @@ class client:
         """Create (and open) the omcache client for the current settings."""
         try:
             weighted = self._om_settings.weighted
-            mc = omcache.Client([_engine_spec(s, weighted) for s in self._om_servers], **self._om_settings.engine_options())
+            mc = omcache.Client(
+                [_engine_spec(s, weighted) for s in self._om_servers],
+                **self._om_settings.engine_options(),
+                **self._om_security,
+            )
             # Opening now (no connection is made) keeps a client's first
             # command from allocating engine state, as libmemcached's
             # memcached_create does everything up front.
@@ -1446,6 +1472,7 @@ class client:
         other._om_codecs()
         other._om_namespace = self._om_namespace
         other._om_servers = list(self._om_servers)
+        other._om_security = dict(self._om_security)
         other._om_mc = other._om_build()
         return other
 

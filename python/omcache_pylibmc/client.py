@@ -166,6 +166,7 @@ class Client(_pylibmc.client):
         *,
         max_value_size: int = DEFAULT_MAX_VALUE_SIZE,
         allow_pickle: bool = True,
+        **tls_options: Any,
     ) -> None:
         if isinstance(servers, (str, bytes)):
             raise TypeError("servers must be a list of server specs, not a single string")
@@ -179,6 +180,7 @@ class Client(_pylibmc.client):
             behaviors=_behaviors_numeric(behaviors),
             max_value_size=max_value_size,
             allow_pickle=allow_pickle,
+            **tls_options,
         )
 
     def __repr__(self) -> str:
