@@ -18,17 +18,9 @@ import pytest
 
 import omcache
 import omcache_pylibmc as pylibmc
-from omcache.testing import MemcachedProcess, find_memcached, free_port
+from omcache.testing import MemcachedProcess, free_port
 
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[MemcachedProcess]:
-    if find_memcached() is None:
-        if os.environ.get("CI"):
-            pytest.fail("memcached is not installed, and CI must run the integration tests")
-        pytest.skip("memcached is not installed (apt-get install memcached)")
-    with MemcachedProcess() as p:
-        yield p
+from references import in_ci
 
 
 @pytest.fixture
@@ -69,7 +61,7 @@ def test_text_mode_space_key_raises_where_pylibmc_aborts(server: MemcachedProces
         "set raises ClientError", "delete raises ClientError", "touch raises ClientError",
     ]
     if not _have_real_pylibmc():
-        if os.environ.get("CI"):
+        if in_ci():
             pytest.fail("the real pylibmc (a test reference) is not installed")
         return
     theirs = subprocess.run(
