@@ -16,7 +16,7 @@ on the wire as the real client whose convention it follows.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterator, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
 
 import pytest
 

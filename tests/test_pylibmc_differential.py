@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime
 import os
 import pickle
-from typing import Any, Callable, Dict, Iterator, List, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 import pytest
 

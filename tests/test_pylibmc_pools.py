@@ -7,12 +7,12 @@ import os
 import queue
 import socket
 import threading
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, List
 
 import pytest
 
 import omcache_pylibmc as pylibmc
-from omcache.testing import MemcachedProcess, find_memcached, free_port
+from omcache.testing import MemcachedProcess, free_port
 from omcache_pylibmc import autoconf
 from omcache_pylibmc.test import NotAliveError, is_alive, make_test_client
 
