@@ -19,8 +19,8 @@ def _require_memcached() -> None:
 
 @pytest.fixture(scope="session")
 def reference_clients() -> References:
-    """pylibmc 1.6.3 on libmemcached 1.1.4, python-memcached 1.62 and pymemcache
-    >= 4, checked once per session: every comparison module uses this fixture,
+    """pylibmc 1.6.3 on libmemcached 1.1.4 and python-memcached 1.62, checked
+    once per session: every comparison module uses this fixture,
     and stops (fails in CI, skips elsewhere) naming what is installed and what
     is needed."""
     return check_references()

@@ -22,7 +22,6 @@ def _stand_ins(**overrides: Any) -> Dict[str, Any]:
         "pylibmc": types.SimpleNamespace(__name__="pylibmc", __file__="/x/pylibmc/__init__.py", __version__="1.6.3"),
         "_pylibmc": types.SimpleNamespace(libmemcached_version="1.1.4", support_compression=True),
         "memcache": types.SimpleNamespace(__version__="1.62"),
-        "pymemcache": types.SimpleNamespace(__version__="4.0.0"),
     }
     mods.update(overrides)
     return mods
@@ -43,11 +42,10 @@ def test_right_versions_pass() -> None:
          ["built on libmemcached 1.0.16", "libmemcached 1.1.4 is needed"]),
         ({"_pylibmc": types.SimpleNamespace(libmemcached_version="1.1.4", support_compression=False)}, ["support_compression"]),
         ({"memcache": types.SimpleNamespace(__version__="1.59")}, ["python-memcached 1.59 is installed", "python-memcached 1.62 is needed"]),
-        ({"pymemcache": types.SimpleNamespace(__version__="3.5.2")}, ["pymemcache 3.5.2 is installed", "pymemcache >= 4 is needed"]),
         ({"memcache": None}, ["python-memcached is not installed", "python-memcached 1.62 is needed"]),
         ({"pylibmc": types.SimpleNamespace(__name__="omcache_pylibmc", __version__="1.6.3")}, ["is omcache_pylibmc"]),
     ],
-    ids=["pylibmc", "libmemcached", "zlib", "python-memcached", "pymemcache", "missing", "aliased"],
+    ids=["pylibmc", "libmemcached", "zlib", "python-memcached", "missing", "aliased"],
 )
 def test_a_wrong_reference_is_named(override: Dict[str, Any], words: Any) -> None:
     problems = reference_problems(_stand_ins(**override))
