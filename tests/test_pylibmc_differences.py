@@ -274,8 +274,7 @@ def test_paused_server_times_out_with_pylibmcs_error(server: MemcachedProcess) -
     # so the default 2 s back-off would make the next call fail fast.)
     mc = pylibmc.Client([server.address], behaviors={"_poll_timeout": 300, "retry_timeout": 0})
     mc.set("p", 1)
-    server.pause()
-    time.sleep(0.1)  # SIGSTOP is asynchronous
+    server.pause()  # returns once the server is stopped
     try:
         t0 = time.monotonic()
         with pytest.raises(pylibmc.Error) as ei:
@@ -295,8 +294,7 @@ def test_receive_timeout_bounds_a_call_even_when_poll_timeout_is_infinite(server
     # receive_timeout on its non-blocking sockets; omcache honours it.
     mc = pylibmc.Client([server.address], behaviors={"_poll_timeout": -1, "receive_timeout": 200_000})
     mc.set("r", 1)
-    server.pause()
-    time.sleep(0.1)  # SIGSTOP is asynchronous
+    server.pause()  # returns once the server is stopped
     try:
         t0 = time.monotonic()
         with pytest.raises(pylibmc.Error):

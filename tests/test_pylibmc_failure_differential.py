@@ -266,9 +266,8 @@ def test_stalled_then_resumed(binary: bool, retry_timeout: int) -> None:
 
         def stop() -> None:
             nonlocal stopped
-            p.pause()
+            p.pause()  # returns once the server is stopped
             stopped = True
-            time.sleep(0.1)  # SIGSTOP is delivered asynchronously; no call may get in before it
 
         def resume() -> None:
             nonlocal stopped
