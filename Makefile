@@ -76,7 +76,8 @@ test-pylibmc-suite: build
 test-types: build
 	$(PY) -m mypy
 
-# Memory growth over a million calls and other long checks.
+# The tests marked slow: RSS growth over many calls (benchmarks/rss_check.py)
+# and the uWSGI negative control. .ci/run runs them after `make test`.
 test-slow: build
 	$(PY) -m pytest -q -m slow tests
 

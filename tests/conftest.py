@@ -1,20 +1,29 @@
-"""Shared fixtures: real memcached servers started on free ports / unix sockets."""
+"""Shared fixtures: real memcached servers started on free ports / unix sockets,
+and the check of the reference clients the comparison tests use."""
 
 from __future__ import annotations
 
-import os
 from typing import Callable, Iterator, List, Union
 
 import pytest
 
 from omcache.testing import EmbeddedServer, MemcachedNotFound, MemcachedProcess, find_memcached
 
+from references import References, check_references, unavailable
+
 
 def _require_memcached() -> None:
     if find_memcached() is None:
-        if os.environ.get("CI"):
-            pytest.fail("memcached is not installed, and CI must run the integration tests")
-        pytest.skip("memcached is not installed (apt-get install memcached)")
+        unavailable("memcached is not installed (apt-get install memcached)")
+
+
+@pytest.fixture(scope="session")
+def reference_clients() -> References:
+    """pylibmc 1.6.3 on libmemcached 1.1.4 and python-memcached 1.62, checked
+    once per session: every comparison module uses this fixture,
+    and stops (fails in CI, skips elsewhere) naming what is installed and what
+    is needed."""
+    return check_references()
 
 
 @pytest.fixture
@@ -34,6 +43,14 @@ def memcached_factory() -> Iterator[Callable[..., MemcachedProcess]]:
     yield start
     for p in started:
         p.stop()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[MemcachedProcess]:
+    """One real memcached on a free TCP port, shared by a test module."""
+    _require_memcached()
+    with MemcachedProcess() as p:
+        yield p
 
 
 @pytest.fixture(scope="module", params=["memcached", "embedded"])

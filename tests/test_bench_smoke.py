@@ -26,6 +26,8 @@ from omcache import cli
 from omcache.benchmark import runner, worker
 from omcache.testing import find_memcached, free_port
 
+from references import in_ci
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "benchmarks" / "bench.py"
 ANALYSIS = ROOT / "benchmarks" / "ANALYSIS.md"
@@ -42,7 +44,7 @@ def _env() -> Dict[str, str]:
 
 def _require_memcached() -> None:
     if find_memcached() is None:
-        if os.environ.get("CI"):
+        if in_ci():
             pytest.fail("memcached is not installed, and CI must run the benchmark smoke test")
         pytest.skip("memcached is not installed (apt-get install memcached)")
 
@@ -50,7 +52,7 @@ def _require_memcached() -> None:
 def _has_matplotlib() -> bool:
     if importlib.util.find_spec("matplotlib") is not None:
         return True
-    if os.environ.get("CI"):
+    if in_ci():
         pytest.fail("matplotlib is not installed, and CI must check the benchmark chart")
     return False
 

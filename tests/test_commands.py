@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Callable, Dict
+from typing import Callable, Dict, Union
 
 import pytest
 
 import omcache
-from omcache.testing import MemcachedProcess, free_port
+from omcache.testing import EmbeddedServer, MemcachedProcess, free_port
 
 
 def unique(prefix: str = "k") -> str:
@@ -128,12 +128,21 @@ def test_zero_byte_and_largest_and_over_limit_values(memcached_factory: Callable
     assert mc.get(k) == b"after"
 
 
-def test_flush_all_with_delay(mc: omcache.Client) -> None:
+def test_flush_all_with_delay(mc: omcache.Client, memcached: Union[MemcachedProcess, EmbeddedServer]) -> None:
     k = unique()
     mc.set(k, b"v")
-    assert mc.flush_all(delay=2) is True
+    # memcached makes a delayed flush due at the second delay - 1 of its own
+    # clock, which ticks once a second at a moment of its own: with a delay
+    # of 2 it may be due a moment later, before the get below. With 3 it is
+    # at least a second away.
+    assert mc.flush_all(delay=3) is True
     assert mc.get(k) == b"v"
-    time.sleep(3.1)
+    if isinstance(memcached, EmbeddedServer):
+        memcached.advance_clock(3)
+    else:
+        # real time: due within 2 s (the next tick plus delay - 2 more);
+        # 3.1 s leaves a second of room for a loaded machine
+        time.sleep(3.1)
     assert mc.get(k) is None
 
 

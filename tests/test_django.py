@@ -22,9 +22,11 @@ import pytest
 
 import omcache
 import omcache_pylibmc
-from omcache.testing import MemcachedProcess, find_memcached
+from omcache.testing import MemcachedProcess
 
-django = pytest.importorskip("django", reason="Django is not installed (pip install django)")
+from references import References, require_module  # noqa: E402
+
+django = require_module("django", "pip install django (a test extra)")
 
 from django.conf import settings  # noqa: E402
 
@@ -35,16 +37,6 @@ if not settings.configured:
 from django.core.cache import caches  # noqa: E402
 from django.core.cache.backends.memcached import PyLibMCCache  # noqa: E402
 from django.test.utils import override_settings  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[MemcachedProcess]:
-    if find_memcached() is None:
-        if os.environ.get("CI"):
-            pytest.fail("memcached is not installed, and CI must run the integration tests")
-        pytest.skip("memcached is not installed (apt-get install memcached)")
-    with MemcachedProcess() as p:
-        yield p
 
 
 _BACKENDS = {
@@ -276,7 +268,7 @@ def test_omcache_backend_get_or_set_across_processes(server: MemcachedProcess) -
     assert omcache.Client([server.address]).get("django-runs") == b"1"
 
 
-def test_shares_the_cache_with_the_real_pylibmc(server: MemcachedProcess) -> None:
+def test_shares_the_cache_with_the_real_pylibmc(server: MemcachedProcess, reference_clients: References) -> None:
     """A project half on pylibmc, half on omcache_pylibmc sees one cache."""
     code = (
         "import sys, django\n"
@@ -301,10 +293,6 @@ def test_shares_the_cache_with_the_real_pylibmc(server: MemcachedProcess) -> Non
         assert r.returncode == 0, r.stderr
         return r.stdout.strip()
 
-    if subprocess.run([sys.executable, "-c", "import pylibmc"], capture_output=True, timeout=60).returncode != 0:
-        if os.environ.get("CI"):
-            pytest.fail("the real pylibmc (a test reference) is not installed")
-        pytest.skip("the real pylibmc is not installed")
     assert run("real", "write") == "written by pylibmc"
     assert run("omcache", "read") == "omcache_pylibmc [('n', 5), ('s', 'txt'), ('shared', {'x': 1})] 6"
     assert run("omcache", "write") == "written by omcache_pylibmc"

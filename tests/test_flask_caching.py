@@ -8,7 +8,6 @@ memcached.
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Any, Iterator, List
 
@@ -16,20 +15,12 @@ import pytest
 
 import omcache
 import omcache_pylibmc
-from omcache.testing import MemcachedProcess, find_memcached
+from omcache.testing import MemcachedProcess
 
-flask = pytest.importorskip("flask", reason="Flask is not installed")
-flask_caching = pytest.importorskip("flask_caching", reason="Flask-Caching is not installed (pip install flask-caching)")
+from references import require_module  # noqa: E402
 
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[MemcachedProcess]:
-    if find_memcached() is None:
-        if os.environ.get("CI"):
-            pytest.fail("memcached is not installed, and CI must run the integration tests")
-        pytest.skip("memcached is not installed (apt-get install memcached)")
-    with MemcachedProcess() as p:
-        yield p
+flask = require_module("flask", "pip install flask-caching (a test extra)")
+flask_caching = require_module("flask_caching", "pip install flask-caching (a test extra)")
 
 
 @pytest.fixture(params=["MemcachedCache", "SASLMemcachedCache"])

@@ -6,7 +6,6 @@ import logging
 import time
 from typing import Any, Callable, Iterator
 
-import pylibmc
 import pytest
 
 import omcache
@@ -14,6 +13,11 @@ from omcache import OMcache
 from omcache.omcache_api import DISTRIBUTION_METHODS, OMCACHE_OK
 from omcache.pyclient import client_supports
 from omcache.testing import free_port
+
+try:
+    import pylibmc
+except ImportError:  # reported by conftest's reference_clients fixture
+    pass
 
 
 @pytest.fixture
@@ -206,16 +210,18 @@ def test_timeout_properties_are_milliseconds_with_omcache_defaults(memcached: An
     oc.free()
 
 
-def test_failover_timeouts_pass_through_or_say_why_not(memcached: Any) -> None:
+def test_failover_timeouts_pass_through(memcached: Any) -> None:
     oc = OMcache([memcached.address])
     for name in ("reconnect_timeout", "dead_timeout"):
-        if client_supports(name):
-            setattr(oc, name, 500)
-            assert getattr(oc, name) == 500
-        else:
-            with pytest.raises(NotImplementedError, match=name):
-                setattr(oc, name, 500)
-            assert getattr(oc, name) == 10000
+        assert getattr(oc, name) == 10000
+        setattr(oc, name, 500)
+        assert getattr(oc, name) == 500
+    # ... and reach omcache.Client, which offers both options
+    assert client_supports("reconnect_timeout") and client_supports("dead_timeout")
+    kw = oc._client_kwargs(1000)
+    assert (kw["reconnect_timeout"], kw["dead_timeout"]) == (0.5, 0.5)
+    oc.set("still", "works")
+    assert oc.get("still") == b"works"
     oc.free()
 
 
@@ -249,6 +255,7 @@ def test_unreachable_server_raises_connection_error() -> None:
     oc.free()
 
 
+@pytest.mark.usefixtures("reference_clients")
 def test_distribution_methods(memcached_factory: Callable[..., Any]) -> None:
     a, b = memcached_factory(), memcached_factory()
     oc = OMcache([a.address, b.address])
@@ -261,11 +268,8 @@ def test_distribution_methods(memcached_factory: Callable[..., Any]) -> None:
         "libmemcached_ketama_weighted": {"ketama_weighted": True},
     }
     keys = [f"dist_{i}" for i in range(60)]
+    assert client_supports("distribution")
     for method, behaviors in pylibmc_behaviors.items():
-        if method != "libmemcached_ketama" and not client_supports("distribution"):
-            with pytest.raises(NotImplementedError, match="distribution"):
-                oc.set_distribution_method(method)
-            continue
         assert oc.set_distribution_method(method) == OMCACHE_OK
         oc.flush_all()
         for k in keys:

@@ -25,7 +25,6 @@ flushed between configurations.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -36,54 +35,26 @@ from omcache.testing import find_memcached
 
 from placement_util import Farm, Server, client_key, flush, make_keys, mismatches, observe
 
+from references import unavailable
+
 try:
-    import _pylibmc
     import memcache
     import pylibmc
-except ImportError as e:  # checked in the reference_clients fixture
-    _import_error: Optional[ImportError] = e
-else:
-    _import_error = None
+except ImportError:  # reported by the session's reference_clients fixture
+    pass
 
-WANT_LIBMEMCACHED = "1.1.4"
-WANT_PYLIBMC = "1.6.3"
-WANT_PYTHON_MEMCACHED = "1.62"
-REINSTALL = (
-    f"pip install --no-binary pylibmc --force-reinstall pylibmc=={WANT_PYLIBMC} "
-    f"python-memcached=={WANT_PYTHON_MEMCACHED} (with Debian's libmemcached-dev {WANT_LIBMEMCACHED} installed; "
-    "the PyPI wheel bundles libmemcached 1.0.16, which places keys differently)"
-)
-
+# The reference versions (pylibmc 1.6.3 on libmemcached 1.1.4,
+# python-memcached 1.62) are checked once per session by conftest's
+# reference_clients fixture, which every test here uses through farm.
 pytestmark = pytest.mark.timeout(60)
 
 KEYS = make_keys()
 
 
-def _unusable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason}; CI must run the placement tests: {REINSTALL}")
-    pytest.skip(f"{reason}: {REINSTALL}")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def reference_clients() -> None:
-    """The reference clients must be the exact versions whose placement omcache matches."""
-    if _import_error is not None:
-        _unusable(f"reference client missing ({_import_error})")
-    if _pylibmc.libmemcached_version != WANT_LIBMEMCACHED:
-        _unusable(f"pylibmc is linked against libmemcached {_pylibmc.libmemcached_version}, not {WANT_LIBMEMCACHED}")
-    if pylibmc.__version__ != WANT_PYLIBMC:
-        _unusable(f"pylibmc {pylibmc.__version__} is installed, not {WANT_PYLIBMC}")
-    if memcache.__version__ != WANT_PYTHON_MEMCACHED:
-        _unusable(f"python-memcached {memcache.__version__} is installed, not {WANT_PYTHON_MEMCACHED}")
-
-
 @pytest.fixture(scope="module")
-def farm(reference_clients: None) -> Iterator[Farm]:
+def farm(reference_clients: object) -> Iterator[Farm]:
     if find_memcached() is None:
-        if os.environ.get("CI"):
-            pytest.fail("memcached is not installed, and CI must run the placement tests")
-        pytest.skip("memcached is not installed (apt-get install memcached)")
+        unavailable("memcached is not installed (apt-get install memcached)")
     f = Farm()
     try:
         f.start_tcp(25)

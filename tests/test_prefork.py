@@ -37,6 +37,8 @@ import pytest
 import omcache
 from omcache.testing import MemcachedProcess, free_port
 
+from references import in_ci
+
 APPS = Path(__file__).resolve().parent / "prefork_apps"
 PACKAGE_ROOT = str(Path(omcache.__file__).resolve().parent.parent)
 START_TIMEOUT = 20.0  # a server must accept connections within this
@@ -50,7 +52,7 @@ def require_module(name: str) -> None:
     try:
         __import__(name)
     except ImportError:
-        if os.environ.get("CI"):
+        if in_ci():
             pytest.fail(f"{name} is not installed, and CI must run the prefork tests (pip install {name})")
         pytest.skip(f"{name} is not installed (pip install {name})")
 
@@ -59,7 +61,7 @@ def uwsgi_binary() -> str:
     path = os.pathsep.join((str(Path(sys.executable).parent), os.environ.get("PATH", "")))
     exe = shutil.which("uwsgi", path=path)
     if exe is None:
-        if os.environ.get("CI"):
+        if in_ci():
             pytest.fail("uwsgi is not installed, and CI must run the prefork tests (pip install uwsgi)")
         pytest.skip("uwsgi is not installed (pip install uwsgi)")
     return exe

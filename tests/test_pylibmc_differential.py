@@ -12,27 +12,23 @@ from __future__ import annotations
 import datetime
 import os
 import pickle
-from typing import Any, Callable, Dict, Iterator, List, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 import pytest
 
 import omcache
 import omcache_pylibmc
-from omcache.testing import MemcachedProcess, find_memcached
+from omcache.testing import MemcachedProcess
 
 
-def _real_pylibmc() -> Any:
-    try:
-        import pylibmc
-    except ImportError:
-        if os.environ.get("CI"):
-            pytest.fail("the real pylibmc (a test reference) is not installed, and CI must compare against it")
-        pytest.skip("the real pylibmc is not installed (pip install pylibmc==1.6.3)")
-    assert pylibmc is not omcache_pylibmc, "pylibmc is aliased to omcache_pylibmc in this process"
-    return pylibmc
+# The references' versions are checked once per session (conftest.py's
+# reference_clients fixture): a wrong or missing one stops this module.
+pytestmark = pytest.mark.usefixtures("reference_clients")
 
-
-real = _real_pylibmc()
+try:
+    import pylibmc as real
+except ImportError:  # reported by the reference_clients fixture
+    real = None
 
 Scenario = Callable[[Any, Any], List[Any]]
 SCENARIOS: Dict[str, Scenario] = {}
@@ -528,16 +524,6 @@ def bad_serializers(mc: Any, lib: Any) -> List[Any]:
     return out
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[MemcachedProcess]:
-    if find_memcached() is None:
-        if os.environ.get("CI"):
-            pytest.fail("memcached is not installed, and CI must run the integration tests")
-        pytest.skip("memcached is not installed (apt-get install memcached)")
-    with MemcachedProcess() as p:
-        yield p
-
-
 def run(lib: Any, name: str, address: str, binary: bool) -> List[Any]:
     omcache.Client([address]).flush_all()
     mc = lib.Client([address], binary=binary)
@@ -584,14 +570,12 @@ def test_pickles_use_the_same_protocol(server: MemcachedProcess) -> None:
         assert a.serialize(v) == b.serialize(v)
 
 
-def test_unix_socket_server() -> None:
-    if find_memcached() is None:
-        pytest.skip("memcached is not installed")
-    with MemcachedProcess(unix=True) as p:
-        for binary in (False, True):
-            got = []
-            for lib in (real, omcache_pylibmc):
-                mc = lib.Client([p.address], binary=binary)
-                got.append([mc.set("u", [1]), mc.get("u"), mc.get_stats()[0][0], mc.hash("u"), mc.delete("u")])
-            assert got[0] == got[1]
-            assert got[1][2] == f"{p.address}:0 (0)".encode()
+def test_unix_socket_server(memcached_unix: MemcachedProcess) -> None:
+    p = memcached_unix
+    for binary in (False, True):
+        got = []
+        for lib in (real, omcache_pylibmc):
+            mc = lib.Client([p.address], binary=binary)
+            got.append([mc.set("u", [1]), mc.get("u"), mc.get_stats()[0][0], mc.hash("u"), mc.delete("u")])
+        assert got[0] == got[1]
+        assert got[1][2] == f"{p.address}:0 (0)".encode()

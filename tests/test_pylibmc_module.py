@@ -18,19 +18,15 @@ import omcache_pylibmc
 from omcache_pylibmc import _pylibmc as ours_c
 
 
-def _real() -> Any:
-    try:
-        import pylibmc
-    except ImportError:
-        if os.environ.get("CI"):
-            pytest.fail("the real pylibmc (a test reference) is not installed, and CI must compare against it")
-        pytest.skip("the real pylibmc is not installed (pip install pylibmc==1.6.3)")
-    assert pylibmc is not omcache_pylibmc
-    return pylibmc
+# The references' versions are checked once per session (conftest.py's
+# reference_clients fixture): a wrong or missing one stops this module.
+pytestmark = pytest.mark.usefixtures("reference_clients")
 
-
-real = _real()
-import _pylibmc as real_c  # noqa: E402 - after the check above
+try:
+    import _pylibmc as real_c
+    import pylibmc as real
+except ImportError:  # reported by the reference_clients fixture
+    real = real_c = None
 
 # Nothing listens there: these clients are only configured, never used.
 DEAD = "127.0.0.1:9"

@@ -8,7 +8,6 @@ servers (and on the very server pylibmc says).
 
 from __future__ import annotations
 
-import os
 from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
@@ -17,19 +16,17 @@ import omcache
 import omcache_pylibmc
 from omcache.testing import MemcachedProcess, find_memcached
 
-
-def _real() -> Any:
-    try:
-        import pylibmc
-    except ImportError:
-        if os.environ.get("CI"):
-            pytest.fail("the real pylibmc (a test reference) is not installed, and CI must compare against it")
-        pytest.skip("the real pylibmc is not installed (pip install pylibmc==1.6.3)")
-    assert pylibmc is not omcache_pylibmc
-    return pylibmc
+from references import unavailable
 
 
-real = _real()
+# The references' versions are checked once per session (conftest.py's
+# reference_clients fixture): a wrong or missing one stops this module.
+pytestmark = pytest.mark.usefixtures("reference_clients")
+
+try:
+    import pylibmc as real
+except ImportError:  # reported by the reference_clients fixture
+    real = None
 
 KEYS = [f"key:{i}" for i in range(300)] + ["", "a", "\u00e9t\u00e9", "\u4e2d\u6587-\u00ff", "k" * 250, "x y", "\x7f\x80"]
 
@@ -59,9 +56,7 @@ CONFIGS: List[Optional[Dict[str, Any]]] = [
 @pytest.fixture(scope="module")
 def servers() -> Iterator[List[MemcachedProcess]]:
     if find_memcached() is None:
-        if os.environ.get("CI"):
-            pytest.fail("memcached is not installed, and CI must run the integration tests")
-        pytest.skip("memcached is not installed (apt-get install memcached)")
+        unavailable("memcached is not installed (apt-get install memcached)")
     procs = [MemcachedProcess().start() for _ in range(3)]
     try:
         yield procs

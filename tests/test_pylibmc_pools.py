@@ -7,24 +7,14 @@ import os
 import queue
 import socket
 import threading
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, List
 
 import pytest
 
 import omcache_pylibmc as pylibmc
-from omcache.testing import MemcachedProcess, find_memcached, free_port
+from omcache.testing import MemcachedProcess, free_port
 from omcache_pylibmc import autoconf
 from omcache_pylibmc.test import NotAliveError, is_alive, make_test_client
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[MemcachedProcess]:
-    if find_memcached() is None:
-        if os.environ.get("CI"):
-            pytest.fail("memcached is not installed, and CI must run the integration tests")
-        pytest.skip("memcached is not installed (apt-get install memcached)")
-    with MemcachedProcess() as p:
-        yield p
 
 
 def test_client_pool_lends_distinct_clones(server: MemcachedProcess) -> None:

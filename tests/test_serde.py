@@ -14,8 +14,6 @@ import random
 import zlib
 from typing import Any, List, Tuple
 
-import memcache  # python-memcached 1.62, a test requirement
-import pylibmc  # pylibmc 1.6.3, a test requirement
 import pytest
 
 import omcache
@@ -32,6 +30,17 @@ from omcache.serde import (
     RawSerde,
     SerdeError,
 )
+
+# The references (python-memcached 1.62, pylibmc 1.6.3 on libmemcached 1.1.4)
+# are checked once per session by conftest's reference_clients fixture: a
+# wrong or missing one stops this module, naming what is installed.
+pytestmark = pytest.mark.usefixtures("reference_clients")
+
+try:
+    import memcache
+    import pylibmc
+except ImportError:  # reported by the reference_clients fixture
+    pass
 from omcache.testing import free_port
 
 

@@ -102,13 +102,24 @@ func TestFlushAllWithDelay(t *testing.T) {
 	w.do("set old 0 0 1\r\nx\r\n", "STORED")
 	w.do("flush_all 10\r\n", "OK")
 	w.do("set mid 0 0 1\r\ny\r\n", "STORED")
-	clock.Advance(9 * time.Second)
+	// memcached's oldest_live is realtime(10) - 1: the flush takes effect
+	// in the ninth second, and drops what is stored during that second too.
+	clock.Advance(8 * time.Second)
 	w.do("get old mid\r\n", "VALUE old 0 1", "x", "VALUE mid 0 1", "y", "END")
 	clock.Advance(time.Second)
 	w.do("get old mid\r\n", "END")
+	w.do("set same 0 0 1\r\nz\r\n", "STORED")
+	w.do("get same\r\n", "END")
+	clock.Advance(time.Second)
 	w.do("set new 0 0 1\r\nz\r\n", "STORED")
 	clock.Advance(time.Hour)
 	w.do("get new\r\n", "VALUE new 0 1", "z", "END")
+
+	// "flush_all 1" is due at once (memcached: oldest_live is now).
+	w.do("set one 0 0 1\r\nx\r\n", "STORED")
+	w.do("flush_all 1\r\n", "OK")
+	w.do("get one\r\n", "END")
+	clock.Advance(time.Second)
 
 	// An absolute time works too, and an immediate flush overrides a
 	// pending one.
@@ -124,7 +135,9 @@ func TestFlushWithDelayBinary(t *testing.T) {
 	w.binDo(binReq{opcode: opSet, key: "k", value: []byte("v"), extras: setExtras(0, 0)}, statusOK)
 	w.binDo(binReq{opcode: opFlush, extras: u32(5)}, statusOK)
 	w.binDo(binReq{opcode: opGet, key: "k"}, statusOK)
-	clock.Advance(5 * time.Second)
+	clock.Advance(3 * time.Second)
+	w.binDo(binReq{opcode: opGet, key: "k"}, statusOK)
+	clock.Advance(time.Second) // due a second early, as in memcached
 	w.binDo(binReq{opcode: opGet, key: "k"}, statusKeyENOENT)
 }
 

@@ -78,16 +78,19 @@ func TestFaultDelay(t *testing.T) {
 	s := startServer(t, Config{})
 	w := dialServer(t, s)
 	w.do("set k 0 0 1\r\nx\r\n", "STORED")
-	setFault(t, s, "delay=200ms")
+	// A delay of a second, so that an answer without it can be told apart
+	// with room: the lower bound is exact under any load, the upper one
+	// leaves 500 ms for a loaded machine under -race.
+	setFault(t, s, "delay=1s")
 	start := time.Now()
 	w.do("get k\r\n", "VALUE k 0 1", "x", "END")
-	if d := time.Since(start); d < 200*time.Millisecond {
-		t.Fatalf("answer came after %v, want at least 200ms", d)
+	if d := time.Since(start); d < time.Second {
+		t.Fatalf("answer came after %v, want at least 1s", d)
 	}
 	clearFaults(t, s)
 	start = time.Now()
 	w.do("get k\r\n", "VALUE k 0 1", "x", "END")
-	if d := time.Since(start); d > 150*time.Millisecond {
+	if d := time.Since(start); d > 500*time.Millisecond {
 		t.Fatalf("answer without fault took %v", d)
 	}
 }

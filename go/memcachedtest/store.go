@@ -172,11 +172,16 @@ func (s *store) nextCas() uint64 {
 }
 
 // prepare runs the bookkeeping every command needs first: a delayed
-// flush_all whose time has come empties the cache. Every item alive at that
-// moment was stored before the deadline, as no command ran since.
+// flush_all whose time has come empties the cache. Like memcached (whose
+// oldest_live is the flush's second), the flush drops every item stored up
+// to and including its second: it stays armed until that second is over.
+// Every item alive when a command runs was stored before it, as no command
+// ran since.
 func (s *store) prepare(now int64) {
 	if s.flushAt != 0 && now >= s.flushAt {
-		s.flushAt = 0
+		if now > s.flushAt {
+			s.flushAt = 0
+		}
 		s.clear()
 	}
 }
@@ -192,7 +197,14 @@ func (s *store) flush(delay int64, now int64) {
 		s.nextCas()
 		return
 	}
-	s.flushAt = absExptime(delay, now)
+	// memcached sets oldest_live = realtime(delay) - 1: "flush_all 1"
+	// drops the items at once, "flush_all 2" within a second (when its
+	// clock next ticks). A flush due now takes a cas id, as an immediate
+	// one does.
+	s.flushAt = absExptime(delay, now) - 1
+	if s.flushAt <= now {
+		s.nextCas()
+	}
 	s.prepare(now)
 }
 

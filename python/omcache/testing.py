@@ -239,10 +239,22 @@ class MemcachedProcess:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
             self._tmpdir = None
 
-    def pause(self) -> None:
-        """SIGSTOP the server: it keeps its connections open but answers nothing."""
+    def pause(self, timeout: float = 5.0) -> None:
+        """SIGSTOP the server: it keeps its connections open but answers nothing.
+
+        Returns once every thread of the server is stopped (SIGSTOP is
+        delivered asynchronously: a request sent right after the signal may
+        otherwise still be answered). Where /proc is not available it returns
+        at once.
+        """
         assert self.proc is not None
         self.proc.send_signal(signal.SIGSTOP)
+        tasks = f"/proc/{self.proc.pid}/task"
+        deadline = time.monotonic() + timeout
+        while not _all_stopped(tasks):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"memcached (pid {self.proc.pid}) did not stop within {timeout}s of SIGSTOP")
+            time.sleep(0.001)
 
     def resume(self) -> None:
         """SIGCONT a paused server."""
@@ -254,6 +266,25 @@ class MemcachedProcess:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def _all_stopped(tasks: str) -> bool:
+    """True if every thread listed under /proc/<pid>/task is stopped (state
+    T), or if there is no such directory to look at."""
+    try:
+        tids = os.listdir(tasks)
+    except FileNotFoundError:
+        return True
+    for tid in tids:
+        try:
+            with open(f"{tasks}/{tid}/stat") as f:
+                stat = f.read()
+        except FileNotFoundError:  # the thread exited
+            continue
+        # "pid (comm) state ...": comm may hold spaces and parentheses
+        if stat[stat.rindex(")") + 2] not in "Tt":
+            return False
+    return True
 
 
 class EmbeddedServer:
