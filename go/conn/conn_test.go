@@ -285,8 +285,10 @@ func TestFailuresCloseTheConnection(t *testing.T) {
 					if !errors.Is(err, tt.want) {
 						t.Fatalf("got %v, want %v", err, tt.want)
 					}
-					// Room for a loaded machine: the bound is what matters.
-					if d := time.Since(start); d > 300*time.Millisecond+150*time.Millisecond {
+					// Room for a loaded machine (seen: 512 ms with a load
+					// average of 6 on 2 cores): the bound is what matters,
+					// not its tightness.
+					if d := time.Since(start); d > 300*time.Millisecond+700*time.Millisecond {
 						t.Errorf("failure took %v with an I/O timeout of 300 ms", d)
 					}
 					if c.Err() == nil || c.fd != -1 || c.Pending() {
