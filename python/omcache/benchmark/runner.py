@@ -745,7 +745,7 @@ def write_chart(path: Path, r: Results, avail: Dict[str, Dict[str, Any]]) -> Non
     n = len(present)
     height = 0.8 / max(1, n)
     fig, ax = plt.subplots(figsize=(10, 1.5 + 0.5 * len(workloads) * max(1.0, n / 4)))
-    cmap = plt.get_cmap("tab10")
+    cmap = plt.get_cmap("tab10" if n <= 10 else "tab20")  # 13 clients: no two share a colour
     for i, c in enumerate(present):
         ys, xs = [], []
         for j, w in enumerate(workloads):
@@ -754,7 +754,7 @@ def write_chart(path: Path, r: Results, avail: Dict[str, Dict[str, Any]]) -> Non
                 ys.append(j + (i - (n - 1) / 2) * height)
                 xs.append(ratio)
         ours = c in OMCACHE_CLIENTS
-        ax.barh(ys, xs, height=height, color=cmap(i % 10), label=c,
+        ax.barh(ys, xs, height=height, color=cmap(i % cmap.N), label=c,
                 edgecolor="black" if ours else "none", linewidth=0.6 if ours else 0)
     ax.axvline(1.0, color="black", linewidth=0.8)
     ax.set_xscale("log")
