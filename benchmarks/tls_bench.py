@@ -6,8 +6,9 @@ Starts memcached with -Z and a self-signed certificate made with openssl,
 then times get 10 B, set 10 B and get_multi of 100 keys through
 omcache.Client(tls=True, tls_ca_file=...) and pymemcache.Client(tls_context=...),
 best of --reps, and the cost of one new connection (TCP connect + TLS
-handshake + one get) for each. It is a standalone script, not part of
-``make bench`` (whose report and targets it does not touch).
+handshake + one get) for each. It is a standalone script; ``make bench``
+has the same rows (``omcache tls`` and ``pymemcache tls``, the ``TLS``
+workloads) with targets, in its report.
 """
 
 from __future__ import annotations

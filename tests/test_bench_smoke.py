@@ -57,6 +57,15 @@ def _has_matplotlib() -> bool:
     return False
 
 
+def _has_tls_peers() -> bool:
+    """Whether the TLS rows can run: cryptography (the run's certificates) and pymemcache (the TLS peer)."""
+    if all(importlib.util.find_spec(m) is not None for m in ("cryptography", "pymemcache")):
+        return True
+    if os.environ.get("CI"):
+        pytest.fail("cryptography and pymemcache (test extras) are needed, and CI must run the TLS rows")
+    return False
+
+
 def _spinners() -> List[int]:
     """PIDs of processes running the benchmark's busy loop."""
     out = []
@@ -73,23 +82,34 @@ def _spinners() -> List[int]:
 def test_tiny_run_writes_report_and_chart(tmp_path: Path) -> None:
     _require_memcached()
     chart = _has_matplotlib()
-    clients = ["omcache", "raw floor"]
+    tls = _has_tls_peers()
+    plain_clients = ["omcache", "raw floor"]
+    tls_clients = ["omcache tls", "pymemcache tls"] if tls else []
+    clients = plain_clients + tls_clients
     cmd = [
         sys.executable, str(BENCH), "--reps", "1", "--scale", "0.005", "--import-runs", "1",
         "--clients", ",".join(clients), "--out-dir", str(tmp_path), "--json", str(tmp_path / "r.json"),
     ]
     if not chart:
         cmd.append("--no-chart")
-    p = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=100)
+    p = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=150)
     assert p.returncode == 0, p.stderr[-3000:]
 
     data = json.loads((tmp_path / "r.json").read_text())
     assert data["errors"] == {}
+    plain = [w for w in runner.OPS if not worker.WORKLOADS[w].tls]
+    tls_rows = [w for w in runner.OPS if worker.WORKLOADS[w].tls]
+    assert tls_rows == ["TLS get 10 B", "TLS set 10 B", "TLS get_multi 100", "TLS new connection + get"]
     for c in clients:
         assert data["available"][c]["available"] is True
-        for w in runner.OPS:
+        mine, others = (tls_rows, plain) if c in tls_clients else (plain, tls_rows)
+        for w in mine:
             samples = data["samples_us"][f"{c} | {w}"]
             assert len(samples) == 1 and samples[0] > 0
+        # A TLS client runs only the TLS rows, the others only the plaintext ones.
+        for w in others:
+            assert f"{c} | {w}" not in data["samples_us"]
+    for c in plain_clients:
         # Workloads of several threads pair each batch with a one-thread one.
         for w in ("get 10 B, 2 threads", "get 10 B, 4 threads"):
             (scaling,) = data["scaling"][f"{c} | {w}"]
@@ -108,17 +128,31 @@ def test_tiny_run_writes_report_and_chart(tmp_path: Path) -> None:
     # benchmarks/bench.py appends the hand-written analysis.
     assert ANALYSIS.read_text().strip().splitlines()[0] in md
     rows = {line.split(" | ")[0].lstrip("| "): line for line in md.splitlines() if line.startswith("| ")}
-    for w in runner.OPS:
+    for w in plain:
         assert w in rows, w
-    # No peer ran, so no ratio: every cell of the two clients holds a bare median.
+    # No plaintext peer ran, so no ratio: every cell of the two clients holds a bare median.
     assert "| get 10 B | 20 |" in md
+    assert "| workload | ops | omcache | raw floor | best peer |" in md  # the TLS clients have their own table
     assert "omcache: import |" in md and "omcache: import + first get |" in md
     targets = data["targets"]
-    assert len(targets) == 23
-    # Only the targets that need no peer could be judged.
+    assert len(targets) == 26
+    # Only the targets whose peers ran could be judged: the TLS ones have pymemcache tls.
     judged = {t["target"].split(":")[0] for t in targets if t["met"] is not None}
     assert judged == {"get 10 B", "get 1 KB", "get miss", "set 10 B", "set 1 KB", "incr",
-                      "4 threads sharing one omcache.Client", "import omcache < 50 ms (`python -c \"import omcache\"` minus `python -c pass`)"}
+                      "4 threads sharing one omcache.Client", "import omcache < 50 ms (`python -c \"import omcache\"` minus `python -c pass`)",
+                      *(["TLS get 10 B", "TLS set 10 B", "TLS get_multi 100"] if tls else [])}
+    if tls:
+        assert "### TLS" in md and "memcached with TLS (`-Z`, `-t 2 -U 0`) on 127.0.0.1:" in md
+        assert "| workload | ops | omcache tls | pymemcache tls | spread omcache tls | spread pymemcache tls |" in md
+        for w in tls_rows:
+            # a median and its ratio to pymemcache tls, for both clients
+            assert re.search(rf"^\| {re.escape(w)} \| \d+ \| [0-9.,]+ \([0-9.]+x\) \| [0-9.,]+ \(1\.00x\) \|", md, re.M), w
+        costs = data["tls_new_connection_us"]
+        assert set(costs) == {"omcache tls", "pymemcache tls"}
+        assert all(isinstance(v, float) for v in costs.values()), costs
+        assert re.search(r"The cost of one new TLS connection .*: omcache tls -?[0-9,]+ us, pymemcache tls -?[0-9,]+ us",
+                         md.replace("\n", " ")), md
+        assert "reported  one new TLS connection, omcache tls:" in p.stderr
     if chart:
         png = (tmp_path / "benchmarks.png").read_bytes()
         assert png[:8] == b"\x89PNG\r\n\x1a\n"
@@ -146,6 +180,9 @@ def test_target_verdicts_follow_the_medians() -> None:
         "raw floor": {"get 10 B": 80},
         "pymemcache": {"set_multi 100": 100, "set+get 1 MB": 900},
         "pymemcache noreply=False": {"set_multi 100": 70, "set+get 1 MB": 1000},
+        "omcache tls": {"TLS get 10 B": 80, "TLS set 10 B": 101, "TLS new connection + get": 2080},
+        "pymemcache tls": {"TLS get 10 B": 100, "TLS set 10 B": 100, "TLS get_multi 100": 500,
+                           "TLS new connection + get": 4100},
     })
     # The thread target follows the paired scaling, not the separate 1-thread row.
     r.scaling[("omcache", "get 10 B, 4 threads")] = [1.5, 2.0, 2.2]
@@ -160,6 +197,15 @@ def test_target_verdicts_follow_the_medians() -> None:
     assert v["set+get 1 MB: omcache <= 1.00x pymemcache (defaults: noreply writes)"] is False  # 1000 / 900
     assert v["set+get 1 MB: omcache <= 1.00x pymemcache with default_noreply=False"] is True  # equal
     assert v["4 threads sharing one omcache.Client: >= 1.6x one thread's throughput"] is True  # median 2.0x
+    tls = "omcache tls <= 1.00x pymemcache tls (an ssl.SSLContext, default_noreply=False)"
+    assert v[f"TLS get 10 B: {tls}"] is True  # 80 / 100
+    assert v[f"TLS set 10 B: {tls}"] is False  # 101 / 100
+    assert v[f"TLS get_multi 100: {tls}"] is None  # omcache tls not measured
+    # The cost of a new connection: the new-client row minus the get alone; no target.
+    assert runner.tls_new_connection(r, "omcache tls") == pytest.approx(2000)
+    assert runner.tls_new_connection(r, "pymemcache tls") == pytest.approx(4000)
+    assert runner.tls_new_connection(r, "omcache") is None
+    assert not any("new connection" in t for t in v)
     r.scaling[("omcache", "get 10 B, 4 threads")] = [1.5, 1.55, 3.0]
     v = _verdicts(runner.evaluate_targets(r, None))
     assert v["4 threads sharing one omcache.Client: >= 1.6x one thread's throughput"] is False  # median 1.55x
@@ -189,6 +235,23 @@ def test_worker_reports_a_failing_client_instead_of_a_time() -> None:
     assert out["ok"] is False and "seconds" not in out
 
 
+def test_worker_keeps_tls_clients_and_workloads_apart() -> None:
+    # A TLS client on a plaintext row (or the reverse) is a usage error, not a measurement.
+    for client, workload in (("omcache tls", "get 10 B"), ("omcache", "TLS get 10 B")):
+        p = subprocess.run(
+            [*WORKER, "--client", client, "--workload", workload, "--servers", "127.0.0.1:1", "--ops", "5"],
+            capture_output=True, text=True, env=_env(), timeout=60,
+        )
+        assert p.returncode == 2 and "runs only the" in p.stderr, p.stderr
+    # A TLS client without the CA of the TLS server is not available.
+    p = subprocess.run(
+        [*WORKER, "--client", "omcache tls", "--probe", "--servers", "127.0.0.1:1"],
+        capture_output=True, text=True, env=_env(), timeout=60,
+    )
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    assert out["available"] is False and "--tls-ca-file" in out["error"]
+
+
 def test_worker_reports_an_unavailable_client() -> None:
     # A client whose module is missing is "not available", not an error of the run.
     env = _env()
@@ -216,16 +279,18 @@ def _omcache(*args: str, cwd: Path, env: Dict[str, str], timeout: float = 100) -
 def test_cli_compare_writes_report_and_chart(tmp_path: Path) -> None:
     _require_memcached()
     chart = _has_matplotlib()
-    # A pymemcache that cannot be imported: the workers inherit PYTHONPATH, so it is "not available".
+    # A pymemcache that cannot be imported: the workers inherit PYTHONPATH, so it is "not available";
+    # without cryptography (the run's certificates) the TLS rows are not available either.
     hidden = tmp_path / "hide"
-    (hidden / "pymemcache").mkdir(parents=True)
-    (hidden / "pymemcache" / "__init__.py").write_text("raise ImportError('hidden by the test')\n")
+    for m in ("pymemcache", "cryptography"):
+        (hidden / m).mkdir(parents=True)
+        (hidden / m / "__init__.py").write_text("raise ImportError('hidden by the test')\n")
     env = _env()
     env["PYTHONPATH"] = os.pathsep.join([str(hidden), env["PYTHONPATH"]])
     env.pop(cli.SERVERS_ENV, None)
     out = tmp_path / "out"
-    args = ["bench", "--compare", "--reps", "1", "--scale", "0.01", "--clients", "omcache,raw floor,pymemcache",
-            "--workloads", "get 10 B,get_multi 100, 1 server", "--import-runs", "0", "--out-dir", str(out)]
+    args = ["bench", "--compare", "--reps", "1", "--scale", "0.01", "--clients", "omcache,raw floor,pymemcache,omcache tls",
+            "--workloads", "get 10 B,get_multi 100, 1 server,TLS get 10 B", "--import-runs", "0", "--out-dir", str(out)]
     if not chart:
         args.append("--no-chart")
     p = _omcache(*args, cwd=tmp_path, env=env)
@@ -233,8 +298,8 @@ def test_cli_compare_writes_report_and_chart(tmp_path: Path) -> None:
 
     md = (out / "benchmarks.md").read_text()
     assert "Generated by `omcache bench --compare`" in md
-    assert ("- Command: `omcache bench --compare --reps 1 --scale 0.01 --clients 'omcache,raw floor,pymemcache' "
-            "--workloads 'get 10 B,get_multi 100, 1 server' --import-runs 0 --out-dir ") in md
+    assert ("- Command: `omcache bench --compare --reps 1 --scale 0.01 --clients 'omcache,raw floor,pymemcache,omcache tls' "
+            "--workloads 'get 10 B,get_multi 100, 1 server,TLS get 10 B' --import-runs 0 --out-dir ") in md
     assert "| workload | ops | omcache | raw floor | best peer |" in md
     rows = [line for line in md.splitlines() if line.startswith(("| get 10 B | ", "| get_multi 100, 1 server | "))]
     assert len(rows) == 4, rows  # results, then spread
@@ -242,6 +307,11 @@ def test_cli_compare_writes_report_and_chart(tmp_path: Path) -> None:
     assert re.fullmatch(r"\| get 10 B \| 40 \| [0-9.,]+ \| [0-9.,]+ \| - \|", rows[0]), rows[0]
     assert re.fullmatch(r"\| get_multi 100, 1 server \| 4 \| [0-9.,]+ \| [0-9.,]+ \| - \|", rows[1]), rows[1]
     assert "  - pymemcache: **not available** (ImportError: hidden by the test)" in md
+    assert ("  - omcache tls: **not available** (the cryptography package (for the run's certificates) is not "
+            "installed: hidden by the test)") in md
+    assert "### TLS\n\nNot available: the cryptography package" in md
+    assert "memcached with TLS" not in md
+    assert "TLS rows not available: the cryptography package" in p.stderr
     assert "Errors" not in md
     assert ANALYSIS.read_text().strip().splitlines()[0] not in md  # only with --analysis
     if chart:

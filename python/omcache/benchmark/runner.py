@@ -6,7 +6,9 @@
     python -m omcache.benchmark.runner [the same options]
 
 Starts three real memcached servers on loopback (memcached, -I 2m so that
-1 MiB values fit), then runs the worker (``python -m
+1 MiB values fit), and one with TLS (-Z, certificates made at run time with
+the ``cryptography`` package; without it the TLS rows are not available)
+for the TLS clients, which run only the TLS workloads; then runs the worker (``python -m
 omcache.benchmark.worker``) once per (repetition, workload, client): every
 measurement is a fresh process, and the clients of one workload run one after
 the other in a shuffled order within each repetition, so slow drifts of a
@@ -47,6 +49,7 @@ from . import worker  # the worker's tables of clients and workloads (standard l
 __all__ = [
     "IMPORTS",
     "ServersNotStarted",
+    "TLSServer",
     "OPS",
     "PEERS",
     "Results",
@@ -59,12 +62,108 @@ __all__ = [
     "memcached_path",
     "run_worker",
     "select",
+    "tls_new_connection",
     "write_chart",
     "write_markdown",
 ]
 
 class ServersNotStarted(RuntimeError):
     """The memcached servers of the benchmark could not be started (the message says why)."""
+
+
+class TLSServer:
+    """One memcached with TLS (``-Z``), its certificates made at run time in a temporary directory.
+
+    A CA and a server certificate for 127.0.0.1 and localhost (ECDSA P-256,
+    valid for a day), made with the ``cryptography`` package.  ``start()``
+    returns None once the server runs, or why the TLS rows are not available
+    (no cryptography, or a memcached that does not start with ``-Z``): never
+    an error of the run.
+    """
+
+    def __init__(self) -> None:
+        self.dir: Optional[str] = None
+        self.proc: Optional[MemcachedProcess] = None
+        #: the CA that signed the server's certificate: what the TLS clients trust
+        self.ca_file = ""
+        self.address = ""
+
+    def start(self) -> Optional[str]:
+        """Make the certificates and start memcached -Z; None on success, else why TLS is not available."""
+        try:
+            ca, cert, key = self._certificates()
+        except ImportError as e:
+            return f"the cryptography package (for the run's certificates) is not installed: {e}"
+        proc = MemcachedProcess(
+            extra_args=["-Z", "-o", f"ssl_chain_cert={cert},ssl_key={key}"], plain_probe=False
+        )
+        try:
+            proc.start()
+        except (MemcachedNotFound, RuntimeError) as e:
+            return f"memcached -Z did not start ({str(e).strip()[:200]})"
+        self.proc, self.ca_file, self.address = proc, ca, proc.address
+        return None
+
+    def _certificates(self) -> Tuple[str, str, str]:
+        import datetime as dt
+        import ipaddress
+        import tempfile
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+        def name(cn: str) -> x509.Name:
+            return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+        now = dt.datetime.now(dt.timezone.utc)
+        ca_key, server_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+        ca = (
+            x509.CertificateBuilder().subject_name(name("omcache benchmark CA")).issuer_name(name("omcache benchmark CA"))
+            .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(ca_key, hashes.SHA256())
+        )
+        server = (
+            x509.CertificateBuilder().subject_name(name("memcached")).issuer_name(ca.subject)
+            .public_key(server_key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(
+                x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                critical=False,
+            )
+            .sign(ca_key, hashes.SHA256())
+        )
+        # memcached drops to nobody when started as root: the directory and
+        # files must be readable by it (a throwaway key for a loopback server).
+        self.dir = tempfile.mkdtemp(prefix="omcache-bench-tls-")
+        os.chmod(self.dir, 0o755)
+        pem = serialization.Encoding.PEM
+        files = {
+            "ca.pem": ca.public_bytes(pem),
+            "server.pem": server.public_bytes(pem),
+            "server.key": server_key.private_bytes(
+                pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            ),
+        }
+        for fname, data in files.items():
+            path = os.path.join(self.dir, fname)
+            with open(path, "wb") as f:
+                f.write(data)
+            os.chmod(path, 0o644)
+        return tuple(os.path.join(self.dir, f) for f in files)  # type: ignore[return-value]
+
+    def stop(self) -> None:
+        """Stop memcached and remove the certificates."""
+        if self.proc is not None:
+            self.proc.stop()
+            self.proc = None
+        if self.dir is not None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir = None
 
 
 #: What runs one measurement: ``python -m WORKER_MODULE ARGS``.
@@ -87,11 +186,22 @@ OPS: Dict[str, int] = {
     "get 10 B, 1 thread": 4000,
     "get 10 B, 2 threads": 4000,
     "get 10 B, 4 threads": 4000,
+    # On the TLS server, by the TLS clients only (fewer ops: these rows must
+    # add little to a run, and a handshake costs milliseconds).
+    "TLS get 10 B": 2000,
+    "TLS set 10 B": 2000,
+    "TLS get_multi 100": 200,
+    "TLS new connection + get": 60,
 }
 
 OMCACHE = "omcache"
-OMCACHE_CLIENTS = ["omcache", "omcache binary", "omcache text", "omcache_pylibmc", "omcache.memcache"]
-PEERS = ["pylibmc", "pylibmc tcp_nodelay", "pymemcache", "pymemcache noreply=False", "python-memcached"]
+OMCACHE_CLIENTS = ["omcache", "omcache binary", "omcache text", "omcache tls", "omcache_pylibmc", "omcache.memcache"]
+#: The peers of a row: the TLS peer runs only the TLS rows, the others only the plaintext ones.
+PEERS = ["pylibmc", "pylibmc tcp_nodelay", "pymemcache", "pymemcache noreply=False", "python-memcached", "pymemcache tls"]
+OMCACHE_TLS = "omcache tls"
+PYMEMCACHE_TLS = "pymemcache tls"
+TLS_ROWS = ["TLS get 10 B", "TLS set 10 B", "TLS get_multi 100"]
+TLS_NEW = "TLS new connection + get"
 FLOOR = "raw floor"
 PYLIBMC = ["pylibmc", "pylibmc tcp_nodelay"]
 SINGLE = ["get 10 B", "get 1 KB", "get miss", "set 10 B", "set 1 KB", "incr"]
@@ -334,6 +444,16 @@ def evaluate_targets(r: Results, imports: Optional[Dict[str, Any]]) -> List[Dict
     vs("set_multi 100", ["pymemcache noreply=False"], 0.50, "pymemcache with default_noreply=False")
     vs("set+get 1 MB", ["pymemcache"], 1.00, "pymemcache (defaults: noreply writes)")
     vs("set+get 1 MB", ["pymemcache noreply=False"], 1.00, "pymemcache with default_noreply=False")
+    # TLS (issue 18), on memcached -Z: pymemcache with an ssl.SSLContext,
+    # waiting for its replies.  The cost of a new connection is reported
+    # in the TLS section (tls_new_connection), with no target.
+    for w in TLS_ROWS:
+        ours, theirs = r.median(OMCACHE_TLS, w), r.median(PYMEMCACHE_TLS, w)
+        target = f"{w}: omcache tls <= 1.00x pymemcache tls (an ssl.SSLContext, default_noreply=False)"
+        if ours is None or theirs is None:
+            add(target, "not measured", None)
+        else:
+            add(target, f"{ours:.1f} us vs {theirs:.1f} us = {ours / theirs:.2f}x", ours / theirs <= 1.00)
 
     four, scaling = r.median(OMCACHE, THREADS[2]), r.median_scaling(OMCACHE, THREADS[2])
     target = "4 threads sharing one omcache.Client: >= 1.6x one thread's throughput"
@@ -350,6 +470,16 @@ def evaluate_targets(r: Results, imports: Optional[Dict[str, Any]]) -> List[Dict
         ms = rows["omcache: import"]
         add(target, f"{ms:.1f} ms (import + first get: {rows.get('omcache: import + first get', float('nan')):.1f} ms)", ms < IMPORT_LIMIT_MS)
     return out
+
+
+def tls_new_connection(r: Results, client: str) -> Optional[float]:
+    """What one new TLS connection costs CLIENT, in us: "TLS new connection + get" minus "TLS get 10 B".
+
+    That is constructing a client, the TCP connect, the full TLS handshake
+    and closing; None if either row is missing.
+    """
+    new, get = r.median(client, TLS_NEW), r.median(client, TLS_ROWS[0])
+    return None if new is None or get is None else new - get
 
 
 # -- report ------------------------------------------------------------------
@@ -380,15 +510,22 @@ def write_markdown(
     command: str = "python -m omcache.benchmark.runner",
     generated_by: str = "python -m omcache.benchmark.runner",
     analysis: Optional[Path] = None,
+    tls_server: str = "",
 ) -> None:
     """Write the report to PATH.
 
     COMMAND is the command line shown under "Run"; GENERATED_BY names what
     writes the report in its first lines; ANALYSIS, a hand-written Markdown
-    file, is appended at the end.
+    file, is appended at the end.  TLS_SERVER is the address of the TLS
+    memcached ("" if none ran).
     """
-    present = [c for c in r.clients if avail[c].get("available")]
+    present_all = [c for c in r.clients if avail[c].get("available")]
     missing = [c for c in r.clients if not avail[c].get("available")]
+    # The main tables hold the plaintext rows and clients; the TLS ones have their own section.
+    present = [c for c in present_all if not worker.CLIENTS[c].tls]
+    plain = [w for w in r.workloads if not worker.WORKLOADS[w].tls]
+    tls_rows = [w for w in r.workloads if worker.WORKLOADS[w].tls]
+    tls_clients = [c for c in r.clients if worker.CLIENTS[c].tls]
     L: List[str] = []
     L.append("# Benchmarks")
     L.append("")
@@ -409,7 +546,8 @@ def write_markdown(
         what = a["version"] if a.get("available") else f"**not available** ({a.get('error', '')})"
         L.append(f"  - {c}: {what}")
     L.append(f"- Servers: {len(servers)} memcached processes on loopback TCP ({', '.join(servers)}), "
-             "`-t 2 -U 0 -I 2m`, started by the benchmark")
+             "`-t 2 -U 0 -I 2m`, started by the benchmark"
+             + (f"; and one memcached with TLS (`-Z`, `-t 2 -U 0`) on {tls_server} for the TLS rows" if tls_server else ""))
     L.append(f"- {args.reps} repetitions; in each, every (client, workload) is measured by {args.slots} fresh "
              f"processes (`python -m {WORKER_MODULE}`), run at different moments with the clients interleaved "
              f"in a shuffled order, each of which connects, stores and checks its keys, warms up, then times "
@@ -441,14 +579,15 @@ def write_markdown(
     L.append("")
     L.append("Median over the repetitions of the microseconds per operation (of each repetition's fastest batch),")
     L.append("and in parentheses the ratio to the")
-    L.append("best peer of that row (the fastest of " + ", ".join(PEERS) + "); below 1.00x is faster than")
+    L.append("best peer of that row (the fastest of " + ", ".join(c for c in PEERS if not worker.CLIENTS[c].tls)
+             + "); below 1.00x is faster than")
     L.append("every peer. For the thread rows the time is wall time divided by all the threads' gets")
     L.append("(the inverse of throughput). The ops column is per client and repetition, split among its")
     L.append(f"{args.slots} worker processes.")
     L.append("")
     L.append("| workload | ops | " + " | ".join(present) + " | best peer |")
     L.append("|---|---:|" + "---:|" * len(present) + "---|")
-    for w in r.workloads:
+    for w in plain:
         bp = r.best_peer(w)
         cells = [fmt_cell(r, c, w) for c in present]
         L.append(f"| {w} | {max(1, int(OPS[w] * args.scale))} | " + " | ".join(cells) + f" | {bp[0] if bp else '-'} |")
@@ -493,12 +632,14 @@ def write_markdown(
     L.append("")
     L.append("| workload | " + " | ".join(present) + " |")
     L.append("|---|" + "---:|" * len(present))
-    for w in r.workloads:
+    for w in plain:
         cells = []
         for c in present:
             s = r.spread(c, w)
             cells.append("-" if s is None else f"{s * 100:.0f}%")
         L.append(f"| {w} | " + " | ".join(cells) + " |")
+    if tls_rows and tls_clients:
+        _tls_section(L, r, avail, args, tls_rows, tls_clients, tls_server)
     if imports:
         L.append("")
         L.append("### Import time")
@@ -541,6 +682,56 @@ def write_markdown(
     path.write_text("\n".join(L))
 
 
+def _tls_section(
+    L: List[str],
+    r: Results,
+    avail: Dict[str, Dict[str, Any]],
+    args: argparse.Namespace,
+    rows: List[str],
+    clients: List[str],
+    tls_server: str,
+) -> None:
+    """The report's TLS section: the TLS rows, their spread, and the cost of a new connection."""
+    L.append("")
+    L.append("### TLS")
+    L.append("")
+    present = [c for c in clients if avail[c].get("available")]
+    if not present:
+        why = "; ".join(sorted({str(avail[c].get("error", "")) for c in clients}))
+        L.append(f"Not available: {why}.")
+        return
+    L.append(f"One more memcached, started with `-Z` on {tls_server}: its certificate (ECDSA P-256, for 127.0.0.1 and")
+    L.append("localhost) is signed by a CA made at run time with the `cryptography` package, in a temporary")
+    L.append("directory removed at the end. The TLS clients run only these rows, the other clients only the")
+    L.append("plaintext ones:")
+    L.append("")
+    L.append("- omcache tls: `omcache.Client([server], tls=True, tls_ca_file=CA)` (the meta protocol, Go's `crypto/tls`).")
+    L.append("- pymemcache tls: `pymemcache.client.base.Client(server, tls_context=ssl.create_default_context(cafile=CA),")
+    L.append("  default_noreply=False)` (Python's `ssl`, OpenSSL): its sets wait for their replies, as omcache's do.")
+    L.append("- TLS new connection + get: each op constructs a new client, gets a 10-byte value through it (a TCP")
+    L.append("  connect, a full TLS handshake, one round trip) and closes it; pymemcache's new clients share one")
+    L.append("  `SSLContext`, as an application's would.")
+    L.append("")
+    L.append("Median us per operation, and in parentheses the ratio to pymemcache tls (the peer of these rows);")
+    L.append("then the spread of the repetitions.")
+    L.append("")
+    L.append("| workload | ops | " + " | ".join(present) + " | " + " | ".join(f"spread {c}" for c in present) + " |")
+    L.append("|---|---:|" + "---:|" * (2 * len(present)))
+    for w in rows:
+        cells = [fmt_cell(r, c, w) for c in present]
+        spreads = ["-" if (sp := r.spread(c, w)) is None else f"{sp * 100:.0f}%" for c in present]
+        L.append(f"| {w} | {max(1, int(OPS[w] * args.scale))} | " + " | ".join(cells + spreads) + " |")
+    if TLS_NEW in rows and TLS_ROWS[0] in rows:
+        costs = []
+        for c in present:
+            cost = tls_new_connection(r, c)
+            costs.append(f"{c} {cost:,.0f} us" if cost is not None else f"{c} not measured")
+        L.append("")
+        L.append(f"The cost of one new TLS connection (`{TLS_NEW}` minus `{TLS_ROWS[0]}`: constructing the client,")
+        L.append("the TCP connect, the handshake, closing): " + ", ".join(costs) + ". No target: a client keeps")
+        L.append("its connections, so this is paid once per connection (and again in a forked child).")
+
+
 def write_chart(path: Path, r: Results, avail: Dict[str, Dict[str, Any]]) -> None:
     """Draw each client's ratio to the best peer, per workload, as a PNG (needs matplotlib)."""
     import matplotlib
@@ -554,7 +745,7 @@ def write_chart(path: Path, r: Results, avail: Dict[str, Dict[str, Any]]) -> Non
     n = len(present)
     height = 0.8 / max(1, n)
     fig, ax = plt.subplots(figsize=(10, 1.5 + 0.5 * len(workloads) * max(1.0, n / 4)))
-    cmap = plt.get_cmap("tab10")
+    cmap = plt.get_cmap("tab10" if n <= 10 else "tab20")  # 13 clients: no two share a colour
     for i, c in enumerate(present):
         ys, xs = [], []
         for j, w in enumerate(workloads):
@@ -563,7 +754,7 @@ def write_chart(path: Path, r: Results, avail: Dict[str, Dict[str, Any]]) -> Non
                 ys.append(j + (i - (n - 1) / 2) * height)
                 xs.append(ratio)
         ours = c in OMCACHE_CLIENTS
-        ax.barh(ys, xs, height=height, color=cmap(i % 10), label=c,
+        ax.barh(ys, xs, height=height, color=cmap(i % cmap.N), label=c,
                 edgecolor="black" if ours else "none", linewidth=0.6 if ours else 0)
     ax.axvline(1.0, color="black", linewidth=0.8)
     ax.set_xscale("log")
@@ -713,6 +904,7 @@ def _compare(args: argparse.Namespace, clients: List[str], workloads: List[str],
     started = time.monotonic()
     info = machine_info()
     procs = [MemcachedProcess(extra_args=["-I", "2m"]) for _ in range(3)]
+    tls = TLSServer()
     spinner = _start_spinner() if args.spin else None
     try:
         for p in procs:
@@ -723,8 +915,23 @@ def _compare(args: argparse.Namespace, clients: List[str], workloads: List[str],
                 raise ServersNotStarted(f"{memcached_path() or 'memcached'} did not start ({why})") from e
         servers = [p.address for p in procs]
         joined = ",".join(servers)
+        tls_clients = [c for c in clients if worker.CLIENTS[c].tls]
+        tls_missing = tls.start() if tls_clients else None
+        if tls_missing is not None:
+            print(f"TLS rows not available: {tls_missing}", file=sys.stderr)
 
-        avail = {c: run_worker(["--client", c, "--probe", "--servers", joined], timeout=60) for c in clients}
+        def where(c: str) -> List[str]:
+            """The --servers (and --tls-ca-file) of client C's workers."""
+            if worker.CLIENTS[c].tls:
+                return ["--servers", tls.address, "--tls-ca-file", tls.ca_file]
+            return ["--servers", joined]
+
+        avail: Dict[str, Dict[str, Any]] = {}
+        for c in clients:
+            if c in tls_clients and tls_missing is not None:
+                avail[c] = {"ok": False, "available": False, "error": tls_missing}
+            else:
+                avail[c] = run_worker(["--client", c, "--probe", *where(c)], timeout=60)
         for c, a in avail.items():
             state = a.get("version") if a.get("available") else f"not available: {a.get('error')}"
             print(f"{c}: {state}", file=sys.stderr)
@@ -749,10 +956,10 @@ def _compare(args: argparse.Namespace, clients: List[str], workloads: List[str],
                     order = list(runnable)
                     random.Random(f"{rep}/{w}/{slot}").shuffle(order)
                     for c in order:
-                        if (c, w) in r.errors:
-                            continue
+                        if (c, w) in r.errors or worker.CLIENTS[c].tls != worker.WORKLOADS[w].tls:
+                            continue  # a TLS client runs only the TLS workloads, the others only the others
                         res = run_worker(
-                            ["--client", c, "--workload", w, "--servers", joined, "--ops", str(ops),
+                            ["--client", c, "--workload", w, *where(c), "--ops", str(ops),
                              "--warmup", str(warmup), "--batches", str(args.batches)],
                             timeout=300,
                         )
@@ -773,8 +980,10 @@ def _compare(args: argparse.Namespace, clients: List[str], workloads: List[str],
                         r.scaling.setdefault((c, w), []).append(alone[c] / min(per_op))
             print(f"repetition {rep + 1}/{args.reps}: {time.monotonic() - t_rep:.0f} s", file=sys.stderr)
     finally:
+        tls_address = tls.address
         for p in procs:
             p.stop()
+        tls.stop()
         if spinner is not None:
             spinner.kill()
             spinner.wait()
@@ -787,7 +996,7 @@ def _compare(args: argparse.Namespace, clients: List[str], workloads: List[str],
         write_chart(chart, r, avail)
     md = args.out_dir / "benchmarks.md"
     write_markdown(md, r, avail, imports, targets, info, args, servers, started, chart,
-                   command=command, generated_by=generated_by, analysis=args.analysis)
+                   command=command, generated_by=generated_by, analysis=args.analysis, tls_server=tls_address)
     if args.json:
         args.json.write_text(json.dumps({
             "samples_us": {f"{c} | {w}": v for (c, w), v in r.us.items()},
@@ -797,11 +1006,17 @@ def _compare(args: argparse.Namespace, clients: List[str], workloads: List[str],
             "available": avail,
             "imports": imports,
             "targets": targets,
+            "tls_new_connection_us": {c: tls_new_connection(r, c) for c in (OMCACHE_TLS, PYMEMCACHE_TLS)},
             "machine": info,
         }, indent=1))
     for t in targets:
         verdict = {True: "met", False: "MISSED", None: "not measured"}[t["met"]]
         print(f"{verdict:>12}  {t['target']}: {t['measured']}", file=sys.stderr)
+    for c in (OMCACHE_TLS, PYMEMCACHE_TLS):
+        cost = tls_new_connection(r, c)
+        if cost is not None:
+            print(f"{'reported':>12}  one new TLS connection, {c}: {cost:,.0f} us ({TLS_NEW} minus {TLS_ROWS[0]})",
+                  file=sys.stderr)
     print(f"wrote {md}" + (f" and {chart}" if chart else "") + f" in {(time.monotonic() - started) / 60:.1f} min", file=sys.stderr)
     return 1 if r.errors else 0
 

@@ -3,6 +3,8 @@
     python -m omcache.benchmark.worker --client omcache --workload "get 10 B" \
         --servers 127.0.0.1:11211[,127.0.0.1:11212,...] --ops 4000 [--warmup 200]
     python -m omcache.benchmark.worker --client pylibmc --probe --servers ...
+    python -m omcache.benchmark.worker --client "omcache tls" --workload "TLS get 10 B" \
+        --servers 127.0.0.1:11213 --tls-ca-file /tmp/.../ca.pem --ops 4000
     python -m omcache.benchmark.worker --list
 
 The runner (omcache.benchmark.runner: ``omcache bench --compare``, ``make
@@ -16,6 +18,10 @@ one JSON line on stdout: {"ok": true, "batches": [[ops, seconds], ...],
 batch run just before each batch) or {"ok": false, "error": ...}.  ``--probe`` only imports and
 constructs the client and prints its version, or why it is not available.
 ``--profile FILE`` writes cProfile statistics of the timed part.
+
+The TLS clients (``Adapter.tls``) talk to a memcached started with ``-Z``
+whose certificate is signed by ``--tls-ca-file``; they run only the TLS
+workloads (``Workload.tls``), and the other clients only the others.
 
 The raw-socket floor (``RawFloor``) is the least a Python client can do for
 the same round trips: a blocking socket, binary-protocol requests encoded per
@@ -206,9 +212,14 @@ class Adapter:
     name = ""
     #: how thread_handles() shares the client, shown in the report (benchmarks.md)
     sharing = "one client object shared by all threads"
+    #: a TLS client: it talks to the TLS server (needs tls_ca_file) and runs only the TLS workloads
+    tls = False
 
-    def __init__(self, servers: Sequence[str]) -> None:
+    def __init__(self, servers: Sequence[str], tls_ca_file: Optional[str] = None) -> None:
         self.servers = list(servers)
+        if self.tls and not tls_ca_file:
+            raise ValueError(f"{self.name}: a TLS client needs --tls-ca-file (the CA of the TLS server)")
+        self.tls_ca_file = tls_ca_file
         self.client: Any = self.make(self.servers)
         self.get: Callable[[str], Optional[bytes]] = self.client.get
         self.set: Callable[[str, bytes], Any] = self.client.set
@@ -230,6 +241,15 @@ class Adapter:
 
     def thread_done(self, handle: Any) -> None:
         """Give back what a thread got from its factory."""
+
+    def new_client_get(self, key: str) -> Optional[bytes]:
+        """Construct a fresh client (a new connection: TCP connect, TLS handshake), get KEY through it, close it."""
+        c = self.make(self.servers)
+        try:
+            value: Optional[bytes] = c.get(key)
+            return value
+        finally:
+            c.close()
 
 
 class OmcacheAdapter(Adapter):
@@ -263,6 +283,16 @@ class OmcacheTextAdapter(OmcacheAdapter):
         import omcache
 
         return omcache.Client(servers, protocol="text")
+
+
+class OmcacheTLSAdapter(OmcacheAdapter):
+    name = "omcache tls"
+    tls = True
+
+    def make(self, servers: List[str]) -> Any:
+        import omcache
+
+        return omcache.Client(servers, tls=True, tls_ca_file=self.tls_ca_file)
 
 
 class OmcachePylibmcAdapter(Adapter):
@@ -346,8 +376,8 @@ class PymemcacheAdapter(Adapter):
             return Client(servers[0], **self.kwargs)
         return HashClient(servers, **self.kwargs)
 
-    def __init__(self, servers: Sequence[str]) -> None:
-        super().__init__(servers)
+    def __init__(self, servers: Sequence[str], tls_ca_file: Optional[str] = None) -> None:
+        super().__init__(servers, tls_ca_file)
         client = self.client
         self.incr = lambda key: client.incr(key, 1)
 
@@ -367,6 +397,39 @@ class PymemcacheAdapter(Adapter):
 class PymemcacheRepliesAdapter(PymemcacheAdapter):
     name = "pymemcache noreply=False"
     kwargs = {"default_noreply": False}
+
+
+class PymemcacheTLSAdapter(PymemcacheAdapter):
+    """pymemcache's Client with an ``ssl.SSLContext`` that trusts the CA, waiting for every reply.
+
+    A TLS comparison is about round trips, so writes wait for their replies
+    (``default_noreply=False``) as omcache's do.
+    """
+
+    name = "pymemcache tls"
+    tls = True
+
+    def make(self, servers: List[str]) -> Any:
+        import ssl
+
+        from pymemcache.client.base import Client
+
+        if len(servers) != 1:
+            raise ValueError(f"{self.name}: one TLS server, not {len(servers)}")
+        ctx = ssl.create_default_context(cafile=self.tls_ca_file)
+        self._ctx = ctx
+        return Client(servers[0], tls_context=ctx, default_noreply=False)
+
+    def new_client_get(self, key: str) -> Optional[bytes]:
+        # The SSLContext is made once and shared by the new clients, as an application would.
+        from pymemcache.client.base import Client
+
+        c = Client(self.servers[0], tls_context=self._ctx, default_noreply=False)
+        try:
+            value: Optional[bytes] = c.get(key)
+            return value
+        finally:
+            c.close()
 
 
 class PythonMemcachedAdapter(Adapter):
@@ -409,12 +472,14 @@ CLIENTS: Dict[str, Type[Adapter]] = {
         OmcacheAdapter,
         OmcacheBinaryAdapter,
         OmcacheTextAdapter,
+        OmcacheTLSAdapter,
         OmcachePylibmcAdapter,
         OmcacheMemcacheAdapter,
         PylibmcAdapter,
         PylibmcNodelayAdapter,
         PymemcacheAdapter,
         PymemcacheRepliesAdapter,
+        PymemcacheTLSAdapter,
         PythonMemcachedAdapter,
         RawFloorAdapter,
     )
@@ -436,6 +501,8 @@ class Workload:
     servers = 1
     #: threads sharing the client (0: the calling thread alone)
     threads = 0
+    #: run against the TLS server, by the TLS clients only
+    tls = False
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -697,6 +764,38 @@ class ThreadedGets(Workload):
         return times[1::2]
 
 
+class TLS(Workload):
+    """Another workload's ops, run by the TLS clients against the TLS server."""
+
+    tls = True
+
+    def __init__(self, inner: Workload) -> None:
+        super().__init__("TLS " + inner.name)
+        self.inner = inner
+        self.servers = inner.servers
+
+    def run(self, a: Adapter, prefix: str, sizes: List[int], warmup: int, profile: Optional[str]) -> List[float]:
+        return self.inner.run(a, prefix, sizes, warmup, profile)
+
+
+class NewConnectionGet(Workload):
+    """One op constructs a fresh client, gets a 10-byte value through it and closes it.
+
+    Each op pays for a TCP connect and, on the TLS server, a full TLS
+    handshake (no session is resumed: every client is new), plus one get;
+    the report subtracts the get alone to show the cost of a new connection.
+    """
+
+    tls = True
+
+    def prepare(self, a: Adapter, prefix: str) -> Callable[[], Any]:
+        key, value = f"{prefix}hit10", _value(10, 10)
+        a.set(key, value)
+        _expect("get through a new client", a.new_client_get(key), value)
+        fresh = a.new_client_get
+        return lambda: fresh(key)
+
+
 WORKLOADS: Dict[str, Workload] = {
     w.name: w
     for w in (
@@ -715,6 +814,10 @@ WORKLOADS: Dict[str, Workload] = {
         ThreadedGets("get 10 B, 1 thread", 1),
         ThreadedGets("get 10 B, 2 threads", 2),
         ThreadedGets("get 10 B, 4 threads", 4),
+        TLS(GetHit("get 10 B", 10)),
+        TLS(SetOne("set 10 B", 10)),
+        TLS(GetMulti("get_multi 100", 100, 1)),
+        NewConnectionGet("TLS new connection + get"),
     )
 }
 
@@ -734,6 +837,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--client", choices=sorted(CLIENTS))
     ap.add_argument("--workload", choices=list(WORKLOADS))
     ap.add_argument("--servers", default="", help="comma-separated host:port list")
+    ap.add_argument("--tls-ca-file", help="the CA that signed the TLS server's certificate (TLS clients)")
     ap.add_argument("--ops", type=int, default=1000)
     ap.add_argument("--batches", type=int, default=10, help="split the timed ops into this many batches")
     ap.add_argument("--warmup", type=int, default=50)
@@ -745,15 +849,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.list:
         print(json.dumps({
             "clients": {n: c.sharing for n, c in CLIENTS.items()},
-            "workloads": {n: {"servers": w.servers, "threads": w.threads} for n, w in WORKLOADS.items()},
+            "clients tls": [n for n, c in CLIENTS.items() if c.tls],
+            "workloads": {n: {"servers": w.servers, "threads": w.threads, "tls": w.tls} for n, w in WORKLOADS.items()},
         }))
         return 0
     if not args.client or not args.servers:
         ap.error("--client and --servers are required")
     servers = args.servers.split(",")
     cls = CLIENTS[args.client]
+    if args.workload and not args.probe and WORKLOADS[args.workload].tls != cls.tls:
+        ap.error(f"{args.client!r} runs only the {'TLS' if cls.tls else 'plaintext'} workloads, not {args.workload!r}")
     try:
-        adapter = cls(servers if args.probe else servers[: WORKLOADS[args.workload].servers])
+        adapter = cls(servers if args.probe else servers[: WORKLOADS[args.workload].servers], args.tls_ca_file)
         version = cls.version()
     except Exception as e:
         # A probe's failure means "not available" (not installed, not constructible);
