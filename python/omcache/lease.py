@@ -11,10 +11,8 @@ recache).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-import random
 import time
 from typing import TYPE_CHECKING, Callable, NamedTuple, Optional, Tuple
 
@@ -91,6 +89,8 @@ class _Backoff:
             raise exc.LeaseTimeoutError(
                 f"get_or_set: no value for {self.key[:64]!r} after waiting {self.timeout:g} s for another caller's load"
             )
+        import random  # here, not at import: `import omcache` stays cheap
+
         time.sleep(min(self.delay * random.uniform(0.75, 1.25), left))
         self.delay = min(self.delay * POLL_FACTOR, POLL_MAX)
 
@@ -143,11 +143,15 @@ def _meta(
 
 def lock_key(key: bytes) -> bytes:
     """The add-lock key of key (text and binary protocols): valid in every protocol."""
+    import hashlib  # here, not at import: `import omcache` stays cheap
+
     return LOCK_PREFIX + hashlib.sha1(key).hexdigest().encode()
 
 
 def _addlock(client: "Client", key: bytes, load: Load, expire: int, lock_ttl: int, wait: float) -> Tuple[bytes, int]:
     lk = lock_key(key)
+    import random
+
     token = f"{os.getpid()}:{random.getrandbits(64):x}".encode()
     backoff: Optional[_Backoff] = None
     while True:
