@@ -468,6 +468,10 @@ def test_bench_ctrl_c_exits_130(server: EmbeddedServer) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=cli_env(),
+        # A shell starting the test run in the background leaves SIGINT
+        # ignored, and an ignored SIGINT is inherited through exec: the CLI
+        # would then never see the Ctrl-C this test sends.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         assert p.stdout is not None
