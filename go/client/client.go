@@ -532,7 +532,7 @@ func (c *Client) readAnswer(cn *conn.Conn, req *request, res *result) error {
 				res.err = ErrCacheMiss
 				return nil
 			case proto.KindValue:
-				if r.Key != nil && !r.KeyIs(req.Key) {
+				if len(r.Key) > 0 && !r.KeyIs(req.Key) {
 					cn.Close()
 					return protocolError(cn.Addr(), "a value for key %q in answer to a get of %q", r.Key, req.Key)
 				}

@@ -660,8 +660,13 @@ func (c *Conn) parse() (r proto.Reply, ok bool, need int, err error) {
 	}
 	// Read the value straight into the buffer that becomes the caller's,
 	// starting with what already arrived.
-	c.bigKey = append(c.bigKey[:0], rp.Key...)
-	rp.Key = c.bigKey
+	if rp.Key != nil {
+		// The key aliases the read buffer, which the value's bytes will
+		// not pass through: keep a copy. A reply without one keeps none
+		// (an empty copy would read as a key that does not match).
+		c.bigKey = append(c.bigKey[:0], rp.Key...)
+		rp.Key = c.bigKey
+	}
 	c.bigReply, c.bigTrailer = *rp, trailer
 	c.big = largeBuffer(vlen + trailer)
 	c.bigGot = copy(c.big, buf[head:])

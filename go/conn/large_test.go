@@ -13,6 +13,7 @@ import (
 	"github.com/omcache/omcache/go/internal/mctest"
 	"github.com/omcache/omcache/go/proto"
 	"github.com/omcache/omcache/go/proto/binprot"
+	"github.com/omcache/omcache/go/proto/meta"
 )
 
 // pattern returns n bytes that differ from their neighbours, so a piece
@@ -392,4 +393,39 @@ func TestDrivingSeveralConnectionsFromOneThread(t *testing.T) {
 			t.Fatalf("gets returned %q/%d bytes, %q, %+v", out[0][0].Key, len(out[0][0].Value), out[0][1].Value, out[0][2])
 		}
 	})
+}
+
+// A large value whose reply names no key (a single get) after one that
+// named its key (a multi-get) keeps no key: an empty copy of the earlier key
+// would read as a key that does not match.
+func TestLargeValueWithoutKeyAfterOneWithKey(t *testing.T) {
+	for _, cd := range []proto.Codec{meta.Codec{}, binprot.Codec{}} {
+		t.Run(cd.Name(), func(t *testing.T) {
+			srv := mctest.Start(t, mctest.Options{})
+			c := dial(t, srv.Addr, Options{IOTimeout: 5 * time.Second, MaxValue: 4 << 20, Codec: cd})
+			big := make([]byte, LargeValue+100)
+			roundTrip := func(req proto.Request, value []byte) proto.Reply {
+				t.Helper()
+				buf, err := c.AppendRequest(c.Buffer(), &req, value)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := c.Send(buf); err != nil {
+					t.Fatal(err)
+				}
+				r, err := c.Recv()
+				if err != nil {
+					t.Fatal(err)
+				}
+				return r
+			}
+			roundTrip(proto.Request{Op: proto.OpSet, Key: []byte("big"), Seq: 1}, big)
+			if r := roundTrip(proto.Request{Op: proto.OpGet, Key: []byte("big"), WithKey: true, Seq: 2}, nil); string(r.Key) != "big" {
+				t.Fatalf("key %q", r.Key)
+			}
+			if r := roundTrip(proto.Request{Op: proto.OpGet, Key: []byte("big"), Seq: 3}, nil); r.Key != nil || len(r.Value) != len(big) {
+				t.Fatalf("a reply without a key came back with key %q (%d-byte value)", r.Key, len(r.Value))
+			}
+		})
+	}
 }
