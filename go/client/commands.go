@@ -10,19 +10,19 @@ import (
 // Get returns the item stored under key, with its flags and CAS, or
 // ErrCacheMiss if there is none.
 func (c *Client) Get(key []byte) (*Item, error) {
-	return c.getItem(proto.OpGet, key, 0, false)
+	return c.getItem(proto.OpGet, key, 0)
 }
 
 // Gets is Get; it exists for symmetry with memcached's "gets". Get already
 // fills Item.CAS in every protocol.
 func (c *Client) Gets(key []byte) (*Item, error) {
-	return c.getItem(proto.OpGet, key, 0, false)
+	return c.getItem(proto.OpGet, key, 0)
 }
 
 // Gat gets the item under key and sets its expiration to exp in the same
 // request (get-and-touch). It returns ErrCacheMiss if there is none.
 func (c *Client) Gat(key []byte, exp uint32) (*Item, error) {
-	return c.getItem(proto.OpGat, key, exp, false)
+	return c.getItem(proto.OpGat, key, exp)
 }
 
 // Meta is what the meta protocol tells about an item besides its value.
@@ -62,9 +62,18 @@ func (c *Client) GetMeta(key []byte, bump bool) (*Item, *Meta, error) {
 		return nil, nil, res.err
 	}
 	if res.meta == nil {
-		return nil, nil, protocolError(c.addrs[0], "a meta get answered without the metadata asked for")
+		return nil, nil, protocolError(c.addrFor(key), "a meta get answered without the metadata asked for")
 	}
 	return &Item{Key: key, Value: res.value, Flags: res.flags, CAS: res.cas}, res.meta, nil
+}
+
+// addrFor names the server a command for key went to, for an error
+// message about its answer.
+func (c *Client) addrFor(key []byte) string {
+	if si, err := c.route(key); err == nil {
+		return c.addrs[si]
+	}
+	return "the key's server"
 }
 
 // newRequest starts a request for op on key, checking the key.
@@ -76,7 +85,7 @@ func (c *Client) newRequest(op proto.Op, key []byte) (request, error) {
 	return request{Request: proto.Request{Op: op, Key: key, Base64Key: b64}}, nil
 }
 
-func (c *Client) getItem(op proto.Op, key []byte, exp uint32, _ bool) (*Item, error) {
+func (c *Client) getItem(op proto.Op, key []byte, exp uint32) (*Item, error) {
 	req, err := c.newRequest(op, key)
 	if err != nil {
 		return nil, err

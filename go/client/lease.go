@@ -91,7 +91,7 @@ func (c *Client) GetLease(key []byte, lockTTL, recacheBefore uint32) (*Lease, er
 		// memcached vivifies every miss: a miss here means a server that
 		// ignored N.
 		if errors.Is(res.err, ErrCacheMiss) {
-			return nil, protocolError(c.addrs[0], "a get with a lease (N) answered by a miss")
+			return nil, protocolError(c.addrFor(key), "a get with a lease (N) answered by a miss")
 		}
 		return nil, res.err
 	}
