@@ -154,16 +154,18 @@ class GopyBuildExt(build_ext):
         progress(f"engine built: {target.name} ({target.stat().st_size // 1024} KiB) in {time.monotonic() - started:.0f} s")
 
     def copy_extensions_to_source(self) -> None:
-        """For --inplace builds: copy the engine and its wrappers into python/omcache/_gopy."""
+        """For --inplace builds: copy the engine and its wrappers into python/omcache/_gopy,
+        and the fast path next to them."""
         build_py = self.get_finalized_command("build_py")
         for ext in self.extensions:
             inplace_file, regular_file = self._get_inplace_equivalent(build_py, ext)
             src_dir, dst_dir = Path(regular_file).parent, Path(inplace_file).parent
             dst_dir.mkdir(parents=True, exist_ok=True)
+            wrappers = ("bind.py", "go.py", "__init__.py") if ext.name == "omcache._gopy._core" else ()
             # Replace, never overwrite in place: a running process has the
             # old library mapped, and rewriting its pages crashes it.
             for src, dst in [(Path(regular_file), Path(inplace_file))] + [
-                (src_dir / n, dst_dir / n) for n in ("bind.py", "go.py", "__init__.py")
+                (src_dir / n, dst_dir / n) for n in wrappers
             ]:
                 tmp = dst.with_name(dst.name + ".tmp")
                 shutil.copyfile(src, tmp)
@@ -171,6 +173,15 @@ class GopyBuildExt(build_ext):
 
 
 setup(
-    ext_modules=[Extension("omcache._gopy._core", sources=[])],
+    ext_modules=[
+        Extension("omcache._gopy._core", sources=[]),
+        # The single-key hot path in C over the engine's C table (go/bind/fastpath.h).
+        Extension(
+            "omcache._fastpath",
+            sources=["python/omcache/_fastpath.c"],
+            include_dirs=["go/bind"],
+            depends=["go/bind/fastpath.h"],
+        ),
+    ],
     cmdclass={"build_ext": GopyBuildExt},
 )

@@ -57,19 +57,7 @@ func Delta(h, keyAddr, keyLen int64, decr bool, delta, initial int64, create boo
 // deltaKey is Delta on a key in Go memory (omcache.aio runs it later, on a copy).
 func deltaKey(h int64, key []byte, decr bool, delta, initial int64, create bool, exptime int64) (ret []byte) {
 	defer recoverPacked(&ret)
-	c, err := lookup(h)
-	if err != nil {
-		return packedError(err)
-	}
-	if !isU32(exptime) {
-		return packedError(client.ErrInvalidArguments)
-	}
-	var v uint64
-	if decr {
-		v, err = c.Decr(key, uint64(delta), uint64(initial), uint32(exptime), create)
-	} else {
-		v, err = c.Incr(key, uint64(delta), uint64(initial), uint32(exptime), create)
-	}
+	v, err := runDelta(h, key, decr, delta, initial, create, exptime)
 	if err != nil {
 		if statusOf(err) == StatusMiss {
 			return []byte{StatusMiss}
@@ -79,6 +67,21 @@ func deltaKey(h int64, key []byte, decr bool, delta, initial int64, create bool,
 	p := newPacker(StatusOK, 8)
 	p.u64(v)
 	return p.buf
+}
+
+// runDelta runs incr (or decr) on client h.
+func runDelta(h int64, key []byte, decr bool, delta, initial int64, create bool, exptime int64) (uint64, error) {
+	c, err := lookup(h)
+	if err != nil {
+		return 0, err
+	}
+	if !isU32(exptime) {
+		return 0, client.ErrInvalidArguments
+	}
+	if decr {
+		return c.Decr(key, uint64(delta), uint64(initial), uint32(exptime), create)
+	}
+	return c.Incr(key, uint64(delta), uint64(initial), uint32(exptime), create)
 }
 
 // packServerErrs encodes per-server results: u32 count, then an error record

@@ -16,6 +16,13 @@ from . import _config_check, _security, _messages
 from . import exceptions as exc
 from . import lease as _lease
 
+try:  # the single-key hot path in C (setup.py builds it with the engine)
+    if os.environ.get("OMCACHE_NO_FASTPATH"):
+        raise ImportError("disabled by OMCACHE_NO_FASTPATH")
+    from . import _fastpath
+except ImportError:  # a build without it runs the Python path
+    _fastpath = None  # type: ignore[assignment]
+
 log = logging.getLogger("omcache")
 
 Key = Union[str, bytes]
@@ -394,6 +401,9 @@ class Client:
         self._pid = 0
         self._h = 0
         self._core: Optional[ModuleType] = None
+        # The hot path in C (omcache._fastpath) for this process's engine
+        # client; None until opened, after close, and under gevent.
+        self._fe: Any = None
         self._closed = False
 
     @property
@@ -426,6 +436,9 @@ class Client:
             # Under gevent the I/O calls wait by yielding to the hub (_green).
             self._core, self._h = _green.wrap(c), int.from_bytes(r[1:9], "little")
             self._pid = pid
+            self._fe = None
+            if _fastpath is not None and self._core is c:
+                self._fe = _fastpath.Engine(c.bind_FastPathTable(), self._h, pid)
         log.debug("omcache: client %d opened in pid %d for %s", self._h, pid, self._servers)
         return self._core, self._h
 
@@ -438,6 +451,14 @@ class Client:
 
     def get(self, key: Key) -> Optional[bytes]:
         """Return the value stored under key, or None on a miss."""
+        fe = self._fe
+        if fe is not None:
+            r = fe.get(key)
+            if r is None or type(r) is bytes:
+                return r  # type: ignore[no-any-return]
+            if r is not NotImplemented:
+                item = self._fast_item(r, key)
+                return item.value if item is not None else None
         k = key.encode() if type(key) is str else key_bytes(key)
         if self._pid == _getpid() and self._core is not None:
             c, h = self._core, self._h
@@ -455,10 +476,19 @@ class Client:
                 raise self._failure(_engine.packed_error(c, bytes(buf.view[:n])), key)
         finally:
             _tls.buf = buf
-        big = self._take_large(c, buf, n)
+        big = self._take_large(c, buf.data, n)
         return big.value if big is not None else None
 
     def _get_item(self, key: Key, gat: bool, expire: int) -> Optional[Item]:
+        fe = self._fe
+        if fe is not None:
+            r = fe.get_item(key, gat, expire)
+            if r is None:
+                return None
+            if r is not NotImplemented:
+                if len(r) == 3:
+                    return _new_item(Item, r)  # type: ignore[no-any-return]
+                return self._fast_item(r, key)
         k = key.encode() if type(key) is str else key_bytes(key)
         c, h = self._engine()
         buf = _tls.__dict__.pop("buf", None) or _ResultBuffer()
@@ -471,18 +501,32 @@ class Client:
                     raise self._failure(e, key) from None
         finally:
             _tls.buf = buf
-        return self._take_large(c, buf, n)
+        return self._take_large(c, buf.data, n)
+
+    def _fast_item(self, r: Tuple[int, bytes], key: Key) -> Optional[Item]:
+        """Finish a fast-path get that was not a plain hit or miss: r is
+        (n, head) from omcache._fastpath (an error, or a large value)."""
+        n, head = r
+        c = self._core
+        assert c is not None
+        if n > 0:
+            try:
+                return _item(c, head)
+            except exc.InvalidKeyError as e:
+                raise self._failure(e, key) from None
+        return self._take_large(c, head, n)
 
     @staticmethod
-    def _take_large(c: ModuleType, buf: "_ResultBuffer", n: int) -> Optional[Item]:
+    def _take_large(c: ModuleType, head: Union[bytes, bytearray], n: int) -> Optional[Item]:
         """Fetch a GetInto result that did not fit the buffer (n = -token).
 
+        head is the start of the buffer the result was to be written to.
         A large value is copied by the engine straight into the bytes object
         returned (allocated here at its length, not yet seen by anyone); any
         other result comes back packed.
         """
-        if buf.data[0] == _OK:
-            _, flags, cas, size = _LARGE_HEADER.unpack_from(buf.data)
+        if head[0] == _OK:
+            _, flags, cas, size = _LARGE_HEADER.unpack_from(head)
             try:
                 value = _uninitialized_bytes(None, size)  # fresh (size > the buffer: never a cached one)
             except MemoryError:
@@ -642,6 +686,14 @@ class Client:
             _check_u32("expire", expire)
         if type(flags) is not int or not 0 <= flags <= 0xFFFFFFFF:
             _check_u32("flags", flags)
+        fe = self._fe
+        if fe is not None:
+            r = fe.store(op, key, value, flags, expire, cas)
+            if r is not NotImplemented:
+                if r & 0xFF in _STORE_OUTCOMES:
+                    return r & 0xFF  # type: ignore[no-any-return]
+                assert self._core is not None
+                raise self._failure(_engine.error_for(self._core, r), key, value)
         k = key.encode() if type(key) is str else key_bytes(key)
         v = value if type(value) is bytes else value_bytes(value)
         if self._pid == _getpid() and self._core is not None:
@@ -706,10 +758,24 @@ class Client:
         raise self._failure(_engine.error_for(c, r), key)
 
     def _delta(self, decr: bool, key: Key, delta: int, initial: Optional[int], expire: int) -> Optional[int]:
-        _check_u64("delta", delta)
+        if type(delta) is not int or not 0 <= delta <= 0xFFFFFFFFFFFFFFFF:
+            _check_u64("delta", delta)
         if initial is not None:
             _check_u64("initial", initial)
-        _check_u32("expire", expire)
+        if type(expire) is not int or not 0 <= expire <= 0xFFFFFFFF:
+            _check_u32("expire", expire)
+        fe = self._fe
+        if fe is not None:
+            r = fe.delta(decr, key, delta, initial or 0, initial is not None, expire)
+            if r is None or type(r) is int:
+                return r  # type: ignore[no-any-return]
+            if r is not NotImplemented:
+                c = self._core
+                assert c is not None
+                n, packed = r
+                if n <= 0:
+                    packed = _engine.take_bytes(c, c.bind_TakeResult(-n))
+                raise self._failure(_engine.packed_error(c, packed), key)
         k = key_bytes(key)
         c, h = self._engine()
         r = _engine.take_bytes(
@@ -1096,6 +1162,7 @@ class Client:
         self._release()
 
     def _release(self) -> None:
+        self._fe = None
         c, h = self._core, self._h
         self._core, self._h = None, 0
         if c is not None and self._pid == os.getpid() and _engine.loaded():
@@ -1139,7 +1206,10 @@ _tls = threading.local()
 _uninitialized_bytes = ctypes.pythonapi.PyBytes_FromStringAndSize
 _uninitialized_bytes.restype = ctypes.py_object
 _uninitialized_bytes.argtypes = (ctypes.c_void_p, ctypes.c_ssize_t)
-_getpid = os.getpid
+# The pid, for the fork check of every call: without a system call where
+# omcache._fastpath can notice forks (a MADV_WIPEONFORK page).
+_getpid = _fastpath.getpid if _fastpath is not None and _fastpath.wipe_on_fork() else os.getpid
+_new_item = tuple.__new__
 _open_lock = threading.Lock()
 if hasattr(os, "register_at_fork"):
     # A thread of the parent may hold the lock at fork(): the child's copy

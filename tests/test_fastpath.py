@@ -1,0 +1,195 @@
+"""omcache._fastpath: the single-key hot path in C over the engine's C table.
+
+The C path must give exactly what the Python path gives (values, misses,
+errors, large values, odd key and value types), must not be used in a
+process other than the one that opened the engine, and must refuse a table
+it does not know.  The Python path stays reachable with OMCACHE_NO_FASTPATH=1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import omcache
+from omcache import _engine
+from omcache import client as client_mod
+from omcache.testing import MemcachedProcess
+
+fastpath = pytest.importorskip("omcache._fastpath", reason="built without the C fast path")
+
+
+def test_constants_match_the_engine_and_the_python_layer() -> None:
+    assert fastpath.STATUS_OK == _engine.OK
+    assert fastpath.STATUS_MISS == _engine.MISS
+    assert fastpath.GET_HEADER_LEN == client_mod._GET_HEADER_LEN
+    core = _engine.core()
+    assert core.bind_FastPathVersion() == fastpath.VERSION
+    assert core.bind_FastPathTable() != 0
+
+
+def test_a_default_client_uses_the_fast_path(server: MemcachedProcess) -> None:
+    c = omcache.Client([server.address])
+    try:
+        assert c._fe is None  # opened lazily
+        c.set("fp-k", b"v")
+        assert c._fe is not None
+        assert c._fe.get("fp-k") == b"v"
+        assert c._fe.get(b"fp-k") == b"v"
+        assert c._fe.get("fp-missing") is None
+        # Types the fast path leaves to the Python layer.
+        assert c._fe.get(bytearray(b"fp-k")) is NotImplemented
+        assert c._fe.store(client_mod._OP_SET, "fp-k", bytearray(b"x"), 0, 0, 0) is NotImplemented
+        assert c.get(bytearray(b"fp-k")) == b"v"
+    finally:
+        c.close()
+    assert c._fe is None
+
+
+def test_a_table_of_another_version_is_refused() -> None:
+    fake = (0).to_bytes(8, "little") * 4  # version 0, no entry points
+    with pytest.raises(ValueError, match="version 0"):
+        fastpath.Engine(id(fake) + _engine.BYTES_DATA_OFFSET, 1, os.getpid())
+    with pytest.raises(ValueError):
+        fastpath.Engine(0, 1, os.getpid())
+
+
+def test_getpid_without_a_system_call_follows_fork() -> None:
+    assert fastpath.getpid() == os.getpid()
+    if sys.platform.startswith("linux"):
+        assert fastpath.wipe_on_fork()  # Linux >= 4.14
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.close(r)
+        os.write(w, json.dumps([fastpath.getpid(), os.getpid()]).encode())
+        os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        seen, real = json.loads(f.read())
+    os.waitpid(pid, 0)
+    assert seen == real == pid
+    assert fastpath.getpid() == os.getpid()
+
+
+def test_an_engine_of_another_process_is_not_used(server: MemcachedProcess) -> None:
+    c = omcache.Client([server.address])
+    c.set("fp-fork", b"parent")
+    fe = fastpath.Engine(_engine.core().bind_FastPathTable(), c._h, os.getpid() + 1)
+    assert fe.get("fp-fork") is NotImplemented
+    assert fe.store(client_mod._OP_SET, "fp-fork", b"x", 0, 0, 0) is NotImplemented
+    assert fe.delta(False, "fp-fork", 1, 0, False, 0) is NotImplemented
+    assert c.get("fp-fork") == b"parent"  # untouched
+    c.close()
+
+
+# Every outcome through both paths, compared: the C path is an optimisation,
+# never a behaviour change.
+_DIFFERENTIAL = """
+import json, sys, omcache
+addr, prefix = sys.argv[1], sys.argv[2]
+c = omcache.Client([addr], max_value_size=4 << 20)
+out = []
+def run(name, f):
+    try:
+        r = f()
+        if isinstance(r, bytes):
+            r = ["bytes", len(r), r[:40].hex()]
+        elif isinstance(r, tuple):
+            r = [x if not isinstance(x, bytes) else ["bytes", len(x), x[:40].hex()] for x in r]
+            r[-1] = "cas" if name.startswith(("get_item", "gets", "gat")) and r[-1] else r[-1]
+        out.append([name, r])
+    except Exception as e:
+        out.append([name, type(e).__name__, str(e)])
+k = prefix + "-"
+sizes = [0, 1, 10, 16370, 16371, 16372, 16384, 16400, 100000, 1 << 20]
+for n in sizes:
+    v = bytes(i % 251 for i in range(n))
+    run(f"set {n}", lambda: c.set(k + str(n), v, flags=n & 0xFFFF))
+    run(f"get {n}", lambda: c.get(k + str(n)))
+    run(f"get_item {n}", lambda: c.get_item(k + str(n)))
+    run(f"gat {n}", lambda: c.gat(k + str(n), 100))
+run("get miss", lambda: c.get(k + "nothing"))
+run("get_item miss", lambda: c.get_item(k + "nothing"))
+run("set too large", lambda: c.set(k + "big", b"x" * (2 << 20)))
+run("get after too large", lambda: c.get(k + "big"))
+run("bytes key", lambda: c.set((k + "b").encode(), b"bv"))
+run("get bytes key", lambda: c.get((k + "b").encode()))
+run("bytearray value", lambda: c.set(k + "ba", bytearray(b"bav")))
+run("memoryview key", lambda: c.get(memoryview((k + "b").encode())))
+run("unicode key", lambda: c.set(k + "\\u00e9\\u4e2d", b"u"))
+run("get unicode key", lambda: c.get(k + "\\u00e9\\u4e2d"))
+run("surrogate key", lambda: c.get(k + "\\udcff"))
+run("space key", lambda: c.get(k + " x"))
+run("long key", lambda: c.get("x" * 251))
+run("int key", lambda: c.get(12))
+run("add existing", lambda: c.add(k + "10", b"x"))
+run("replace missing", lambda: c.replace(k + "nothing", b"x"))
+run("append", lambda: c.append(k + "10", b"-tail"))
+run("prepend missing", lambda: c.prepend(k + "nothing", b"x"))
+run("get appended", lambda: c.get(k + "10"))
+run("cas wrong", lambda: c.cas(k + "10", b"x", 1))
+run("expire negative", lambda: c.set(k + "e", b"x", expire=-1))
+run("flags too big", lambda: c.set(k + "e", b"x", flags=1 << 32))
+run("set counter", lambda: c.set(k + "n", b"41"))
+run("incr", lambda: c.incr(k + "n"))
+run("incr 2**63", lambda: c.incr(k + "n", 1 << 63))
+run("incr wraps", lambda: c.incr(k + "n", (1 << 64) - 1))
+run("decr", lambda: c.decr(k + "n", 5))
+run("decr clamps", lambda: c.decr(k + "n", 1 << 62))
+run("incr missing", lambda: c.incr(k + "nothing"))
+run("incr initial", lambda: c.incr(k + "init", initial=7))
+run("incr non-numeric", lambda: c.incr(k + "10"))
+run("incr negative", lambda: c.incr(k + "n", -1))
+run("incr bool", lambda: c.incr(k + "n", True))
+run("incr bad key", lambda: c.incr(k + " x"))
+c.close()
+run("get closed", lambda: c.get(k + "10"))
+run("set closed", lambda: c.set(k + "10", b"x"))
+run("incr closed", lambda: c.incr(k + "n"))
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("protocol", ["meta", "text", "binary"])
+def test_fast_and_python_paths_agree(server: MemcachedProcess, protocol: str) -> None:
+    src = _DIFFERENTIAL.replace("omcache.Client([addr]", f"omcache.Client([addr], protocol={protocol!r}")
+    results = {}
+    for mode in ("fast", "slow"):  # names of one length: messages hold positions
+        env = dict(os.environ)
+        env.pop("OMCACHE_NO_FASTPATH", None)
+        if mode == "slow":
+            env["OMCACHE_NO_FASTPATH"] = "1"
+        r = subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(src), server.address, f"fp-{protocol}-{mode}"],
+            capture_output=True, text=True, timeout=60, env=env,
+        )
+        assert r.returncode == 0, r.stderr
+        results[mode] = [
+            [step[0]] + [str(x).replace(f"fp-{protocol}-{mode}", "P") for x in step[1:]] for step in json.loads(r.stdout)
+        ]
+    assert results["fast"] == results["slow"]
+    outcomes = dict((step[0], step[1:]) for step in results["fast"])
+    assert outcomes["get miss"] == ["None"]
+    assert outcomes["incr"] == ["42"]
+    assert outcomes["incr wraps"] == [str((42 + (1 << 63) + (1 << 64) - 1) % (1 << 64))]
+    assert outcomes["get 100000"][0].startswith("['bytes', 100000")
+    assert outcomes["incr non-numeric"][0] == "DeltaBadValueError"
+    assert outcomes["set too large"][0] == "TooLargeValueError"
+    assert outcomes["get closed"][0] == "ClientClosedError"
+
+
+def test_the_python_path_is_used_when_disabled(server: MemcachedProcess) -> None:
+    code = (
+        "import omcache, sys; c = omcache.Client([sys.argv[1]]); c.set('fp-off', b'1'); "
+        "assert c.get('fp-off') == b'1'; print(c._fe is None)"
+    )
+    env = dict(os.environ, OMCACHE_NO_FASTPATH="1")
+    r = subprocess.run([sys.executable, "-c", code, server.address], capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "True"
