@@ -29,6 +29,19 @@ def test_get_item_returns_flags_and_cas(mc: omcache.Client) -> None:
     assert mc.get_item(unique()) is None
 
 
+def test_a_store_without_flags_or_expiration_resets_both(mc: omcache.Client) -> None:
+    # Meta leaves F and T out when they are 0 (memcached's defaults): a plain
+    # set over an item stored with flags and an expiration must clear them.
+    k = unique()
+    for op in (mc.set, mc.replace):
+        mc.set(k, b"old", expire=1, flags=7)
+        assert op(k, b"new")
+        it = mc.get_item(k)
+        assert it is not None and it.value == b"new" and it.flags == 0
+        time.sleep(1.5)  # an expiration left behind would have dropped it by now
+        assert mc.get(k) == b"new"
+
+
 def test_gets_and_cas_success_mismatch_and_missing(mc: omcache.Client) -> None:
     k = unique()
     mc.set(k, b"one")

@@ -132,9 +132,15 @@ func (c Codec) AppendRequest(buf []byte, req *proto.Request) ([]byte, error) {
 	case proto.OpSet, proto.OpAdd, proto.OpReplace, proto.OpAppend, proto.OpPrepend:
 		buf = proto.AppendUint(append(buf, ' '), uint64(req.ValueLen))
 		if req.Op != proto.OpAppend && req.Op != proto.OpPrepend {
-			// Appends keep the item's flags and expiration.
-			buf = proto.AppendUint(append(buf, " F"...), uint64(req.Flags))
-			buf = proto.AppendUint(append(buf, " T"...), uint64(req.Exp))
+			// Appends keep the item's flags and expiration. Zero is what
+			// memcached takes for a missing F or T: the common request
+			// stays shorter to send and to tokenize.
+			if req.Flags != 0 {
+				buf = proto.AppendUint(append(buf, " F"...), uint64(req.Flags))
+			}
+			if req.Exp != 0 {
+				buf = proto.AppendUint(append(buf, " T"...), uint64(req.Exp))
+			}
 		}
 		buf = append(buf, storeModes[req.Op]...)
 		if req.CAS != 0 {
