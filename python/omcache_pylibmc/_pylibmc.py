@@ -24,6 +24,7 @@ import omcache
 from omcache import exceptions as oexc
 from omcache import _messages
 from omcache import serde as _serde
+from omcache import client as _omclient
 from omcache.client import plain_text_keys
 
 log = logging.getLogger("omcache")
@@ -896,8 +897,10 @@ class client:
 
     def get(self, key: Union[str, bytes], default: Any = None, /) -> Any:
         """Return the value of key, or default (None) on a miss."""
-        kb = _normalized(key)
+        kb = key.encode() if type(key) is str else _key_arg(key)  # _normalized, inline: every read's path
         del key
+        if len(kb) > _MAX_KEY:
+            raise ValueError(f"key length {len(kb)} too long, max is {_MAX_KEY}")
         if not kb:
             return default
         wire = self._om_read_key(kb, "memcached_get")
@@ -910,6 +913,8 @@ class client:
         del kb, wire
         if item is None:
             return default
+        if not item.flags and self._om_native_de:
+            return item.value  # bytes stored as they are (what _om_decode does, inline)
         try:
             return self._om_decode(item.value, item.flags)
         except CacheMiss:
@@ -1026,22 +1031,37 @@ class client:
     # -- writes ---------------------------------------------------------------
 
     def _om_store(self, op: str, key: object, val: Any, time: object, min_compress_len: object, compress_level: object) -> bool:
-        exptime = self._om_exptime(_c_uint("time", time))
-        min_compress = _c_uint("min_compress_len", min_compress_len)
-        level = _compress_level(compress_level)
-        kb = _normalized(key)
-        data, flags = self._om_encode(val)
+        # Every write's path: the common argument types are taken inline,
+        # anything else through the checks that convert or refuse it.
+        if type(time) is int and 0 <= time < (1 << 31):
+            exptime = time
+        else:
+            exptime = self._om_exptime(_c_uint("time", time))
+        if type(min_compress_len) is int and 0 <= min_compress_len <= _U32:
+            min_compress = min_compress_len
+        else:
+            min_compress = _c_uint("min_compress_len", min_compress_len)
+        level = -1 if type(compress_level) is int and compress_level == -1 else _compress_level(compress_level)
+        kb = key.encode() if type(key) is str else _key_arg(key)
+        if len(kb) > _MAX_KEY:
+            raise ValueError(f"key length {len(kb)} too long, max is {_MAX_KEY}")
+        if type(val) is bytes and self._om_native_ser:
+            data, flags = val, 0
+        else:
+            data, flags = self._om_encode(val)
         if not kb:
             return False
         what = "memcached_" + op
         wire = self._om_wire(kb, what)
         if wire is None:
             return False
-        data, flags = _deflate(data, flags, min_compress, level)
+        if min_compress:
+            data, flags = _deflate(data, flags, min_compress, level)
         mc = self._om_mc
         try:
             if op == "set":
-                ok = mc.set(wire, data, exptime, flags=flags)
+                mc._store(_omclient._OP_SET, wire, data, exptime, flags, 0)  # Client.set, one frame less
+                ok = True
             elif op == "add":
                 ok = mc.add(wire, data, exptime, flags=flags)
             elif op == "replace":
@@ -1185,7 +1205,7 @@ class client:
         return result
 
     def _om_delta_key(self, key: object, what: str) -> Tuple[bytes, bytes]:
-        kb = _normalized(key)
+        kb = key if type(key) is bytes and len(key) <= _MAX_KEY else _normalized(key)
         if not kb:
             return kb, b""
         wire = self._om_wire(kb, what)
@@ -1196,8 +1216,8 @@ class client:
     def incr(self, key: Union[str, bytes], delta: int = 1, /) -> int:
         """Add delta (>= 0) to key's decimal value and return the new value
         (wrapping at 2**64); NotFound if key is missing."""
-        d = _c_int("delta", delta)
-        kb = _key_arg(key)
+        d = delta if type(delta) is int and 0 <= delta < (1 << 31) else _c_int("delta", delta)
+        kb = key.encode() if type(key) is str else _key_arg(key)
         if d < 0:
             raise ValueError("delta must be positive")
         r = self._om_delta(False, [self._om_delta_key(kb, "memcached_increment")], d)
@@ -1207,8 +1227,8 @@ class client:
     def decr(self, key: Union[str, bytes], delta: int = 1, /) -> int:
         """Subtract delta (>= 0) from key's value, stopping at 0; return it.
         NotFound if key is missing."""
-        d = _c_int("delta", delta)
-        kb = _key_arg(key)
+        d = delta if type(delta) is int and 0 <= delta < (1 << 31) else _c_int("delta", delta)
+        kb = key.encode() if type(key) is str else _key_arg(key)
         if d < 0:
             raise ValueError("delta must be positive")
         r = self._om_delta(True, [self._om_delta_key(kb, "memcached_decrement")], d)
