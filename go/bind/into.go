@@ -142,14 +142,15 @@ func GetInto(h, keyAddr, keyLen, bufAddr, bufCap int64, gat bool, exptime int64)
 	if err != nil {
 		return writeItem(buf, nil, err)
 	}
-	key := bytesAt(keyAddr, keyLen)
-	if gat {
-		if !isU32(exptime) {
-			return writeItem(buf, nil, client.ErrInvalidArguments)
-		}
-		it, err := c.Gat(key, uint32(exptime))
-		return writeItem(buf, it, err)
+	if gat && !isU32(exptime) {
+		return writeItem(buf, nil, client.ErrInvalidArguments)
 	}
-	it, err := c.Get(key)
-	return writeItem(buf, it, err)
+	// A value that fits lands in the buffer where writeItem puts it (its
+	// copy is then a no-op): no allocation for the common get.
+	var dst []byte
+	if len(buf) > getHeaderLen {
+		dst = buf[getHeaderLen:]
+	}
+	it, err := c.GetTo(dst, bytesAt(keyAddr, keyLen), gat, uint32(exptime))
+	return writeItem(buf, &it, err)
 }

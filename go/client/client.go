@@ -383,6 +383,7 @@ func (r *request) idempotent() bool {
 type result struct {
 	err     error // the server's answer, mapped by statusError
 	value   []byte
+	dst     []byte // where a get copies a value that fits (GetTo), instead of allocating
 	flags   uint32
 	cas     uint64
 	counter uint64
@@ -542,7 +543,11 @@ func (c *Client) readAnswer(cn *conn.Conn, req *request, res *result) error {
 					res.err = ErrCacheMiss
 					return nil
 				}
-				res.value = cn.OwnValue(r.Value)
+				if res.dst != nil && len(r.Value) <= len(res.dst) {
+					res.value = res.dst[:copy(res.dst, r.Value)]
+				} else {
+					res.value = cn.OwnValue(r.Value)
+				}
 				res.flags, res.cas = r.Flags, r.CAS
 				res.win, res.alreadyWon, res.stale = r.Win, r.AlreadyWon, r.Stale
 				if r.HasMeta {

@@ -85,6 +85,33 @@ func (c *Client) newRequest(op proto.Op, key []byte) (request, error) {
 	return request{Request: proto.Request{Op: op, Key: key, Base64Key: b64}}, nil
 }
 
+// GetTo is Get (Gat with expiration exp when gat is set) that copies a
+// value of up to len(dst) bytes into dst instead of allocating it: the
+// returned Item's Value then aliases dst. A larger value comes in memory
+// of its own. Nothing is allocated for a hit that fits, a miss or a
+// server's error answer.
+func (c *Client) GetTo(dst, key []byte, gat bool, exp uint32) (Item, error) {
+	op := proto.OpGet
+	if gat {
+		op = proto.OpGat
+	} else {
+		exp = 0
+	}
+	req, err := c.newRequest(op, key)
+	if err != nil {
+		return Item{}, err
+	}
+	req.Exp = exp
+	res := result{dst: dst}
+	if err := c.do(&req, &res); err != nil {
+		return Item{}, err
+	}
+	if res.err != nil {
+		return Item{}, res.err
+	}
+	return Item{Key: key, Value: res.value, Flags: res.flags, CAS: res.cas}, nil
+}
+
 func (c *Client) getItem(op proto.Op, key []byte, exp uint32) (*Item, error) {
 	req, err := c.newRequest(op, key)
 	if err != nil {

@@ -326,15 +326,26 @@ func ParseUint(b []byte, bits uint) (uint64, bool) {
 		return 0, false
 	}
 	var v uint64
-	for _, ch := range b {
-		if ch < '0' || ch > '9' {
-			return 0, false
+	if len(b) < 20 {
+		// Up to 19 digits cannot overflow: no check (and no division) per digit.
+		for _, ch := range b {
+			d := ch - '0'
+			if d > 9 {
+				return 0, false
+			}
+			v = v*10 + uint64(d)
 		}
-		d := uint64(ch - '0')
-		if v > (1<<64-1-d)/10 {
-			return 0, false
+	} else {
+		for _, ch := range b {
+			if ch < '0' || ch > '9' {
+				return 0, false
+			}
+			d := uint64(ch - '0')
+			if v > (1<<64-1-d)/10 {
+				return 0, false
+			}
+			v = v*10 + d
 		}
-		v = v*10 + d
 	}
 	if bits < 64 && v >= 1<<bits {
 		return 0, false

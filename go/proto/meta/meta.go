@@ -279,12 +279,17 @@ func token(b []byte) (tok, rest []byte, found bool) {
 // parseFlags reads a reply's return flags into r. Unknown flags are skipped
 // (newer servers may add some); known ones must parse.
 func parseFlags(b []byte, r *proto.Reply) error {
-	for {
-		tok, rest, found := token(b)
-		if !found {
-			return nil
+	for i := 0; i < len(b); {
+		if b[i] == ' ' {
+			i++
+			continue
 		}
-		b = rest
+		j := i + 1
+		for j < len(b) && b[j] != ' ' {
+			j++
+		}
+		tok := b[i:j]
+		i = j
 		arg := tok[1:]
 		var ok = true
 		switch tok[0] {
@@ -324,6 +329,7 @@ func parseFlags(b []byte, r *proto.Reply) error {
 			return proto.Malformed("bad return flag %.64q", tok)
 		}
 	}
+	return nil
 }
 
 // Complete has nothing to finish: a counter arrives as a decimal value,
