@@ -180,6 +180,57 @@ Engine_get(Engine *self, PyObject *key)
     return slow_result(n, buf);
 }
 
+PyDoc_STRVAR(get_plain_doc,
+"get_plain(key, check) -> bytes | (value, flags, cas) | None | (n, head) | NotImplemented\n\n"
+"get for a drop-in that decodes by flags: the value itself when its flags\n"
+"are 0, else the item as get_item gives it. Before any I/O, a key that is\n"
+"not an exact str or bytes of 1 to 250 bytes, or that check refuses, gives\n"
+"NotImplemented: check 0 takes any byte (binary protocol), 1 refuses what\n"
+"the text protocol cannot carry (space, control characters, DEL), 2 takes\n"
+"only printable ASCII (libmemcached's verify_keys).");
+
+static PyObject *
+Engine_get_plain(Engine *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    const char *k;
+    Py_ssize_t kn;
+    unsigned char buf[BUF_SIZE];
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "get_plain(key, check)");
+        return NULL;
+    }
+    long check = PyLong_AsLong(args[1]);
+    if (check == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (!usable(self) || !key_of(args[0], &k, &kn) || kn < 1 || kn > 250) {
+        Py_RETURN_NOTIMPLEMENTED;
+    }
+    if (check != 0) {
+        for (Py_ssize_t i = 0; i < kn; i++) {
+            unsigned char c = (unsigned char)k[i];
+            if (c <= 0x20 || c == 0x7f || (check == 2 && c >= 0x80)) {
+                Py_RETURN_NOTIMPLEMENTED;
+            }
+        }
+    }
+    long long n = do_get(self, k, kn, buf, 0, 0);
+    if (n > 0) {
+        if (buf[0] == STATUS_OK && n >= GET_HEADER_LEN) {
+            PyObject *v = PyBytes_FromStringAndSize((const char *)buf + GET_HEADER_LEN, (Py_ssize_t)(n - GET_HEADER_LEN));
+            uint32_t flags = le32(buf + 1);
+            if (v == NULL || flags == 0) {
+                return v;
+            }
+            return Py_BuildValue("(NkK)", v, (unsigned long)flags, (unsigned long long)le64(buf + 5));
+        }
+        if (buf[0] == STATUS_MISS) {
+            Py_RETURN_NONE;
+        }
+    }
+    return slow_result(n, buf);
+}
+
 PyDoc_STRVAR(get_item_doc,
 "get_item(key, gat, exptime) -> (value, flags, cas) | None | (n, head) | NotImplemented\n\n"
 "get with the item's flags and CAS; with gat true a get-and-touch setting\n"
@@ -326,6 +377,7 @@ Engine_init(Engine *self, PyObject *args, PyObject *kwds)
 static PyMethodDef Engine_methods[] = {
     {"get", (PyCFunction)Engine_get, METH_O, get_doc},
     {"get_item", (PyCFunction)(void (*)(void))Engine_get_item, METH_FASTCALL, get_item_doc},
+    {"get_plain", (PyCFunction)(void (*)(void))Engine_get_plain, METH_FASTCALL, get_plain_doc},
     {"store", (PyCFunction)(void (*)(void))Engine_store, METH_FASTCALL, store_doc},
     {"delta", (PyCFunction)(void (*)(void))Engine_delta, METH_FASTCALL, delta_doc},
     {NULL, NULL, 0, NULL},

@@ -765,6 +765,7 @@ class client:
         self._om_check_namespace()
         self._om_settings.add_servers(tuples)
         self._om_mc: omcache.Client = self._om_build()
+        self._om_key_check()
 
     # -- engine -------------------------------------------------------------
 
@@ -897,6 +898,17 @@ class client:
 
     def get(self, key: Union[str, bytes], default: Any = None, /) -> Any:
         """Return the value of key, or default (None) on a miss."""
+        fe = self._om_mc._fe
+        if fe is not None and self._om_native_de and not self._om_namespace:
+            # The C read path: a key it takes is what the checks below
+            # would pass unchanged; it leaves the others to them.
+            r = fe.get_plain(key, self._om_check)
+            if type(r) is bytes:
+                return r
+            if r is None:
+                return default
+            if r is not NotImplemented:
+                return self._om_got(r, key, default)
         kb = key.encode() if type(key) is str else _key_arg(key)  # _normalized, inline: every read's path
         del key
         if len(kb) > _MAX_KEY:
@@ -917,6 +929,26 @@ class client:
             return item.value  # bytes stored as they are (what _om_decode does, inline)
         try:
             return self._om_decode(item.value, item.flags)
+        except CacheMiss:
+            return default
+
+    def _om_got(self, r: Tuple[Any, ...], key: Union[str, bytes], default: Any) -> Any:
+        """Finish a get_plain result that is not plain bytes or a miss: an
+        item with flags to decode, an error, or a large value."""
+        if len(r) == 3:
+            value, flags = r[0], r[1]
+        else:
+            mc = self._om_mc
+            kb = key.encode() if type(key) is str else _key_arg(key)
+            try:
+                item = mc._fast_item(r, kb)  # type: ignore[arg-type]
+            except oexc.Error as e:
+                raise _translate(e, self._om_binary, "memcached_get", kb) from e
+            if item is None:
+                return default
+            value, flags = item.value, item.flags
+        try:
+            return self._om_decode(value, flags)
         except CacheMiss:
             return default
 
@@ -1477,6 +1509,13 @@ class client:
                 self._om_rebuild()
         if rebuild:
             self._om_check_namespace()
+        self._om_key_check()
+
+    def _om_key_check(self) -> None:
+        """Note the key check of the C read path (omcache._fastpath
+        get_plain): 0 binary, 1 text, 2 text with verify_keys."""
+        st = self._om_settings
+        self._om_check = 0 if st.binary else 1 + bool(st.values["verify_keys"])
 
     def _om_check_namespace(self) -> None:
         if self._om_namespace and not self._om_settings.values["_hash_with_prefix_key"] and len(self._om_servers) > 1:
@@ -1505,6 +1544,7 @@ class client:
         other._om_servers = list(self._om_servers)
         other._om_security = dict(self._om_security)
         other._om_mc = other._om_build()
+        other._om_key_check()
         return other
 
 
