@@ -1,9 +1,10 @@
 """omcache against the other Python memcached clients: ``omcache bench --compare`` and ``make bench``.
 
-    omcache bench --compare [--reps 5] [--scale 1.0] [--clients a,b] [--workloads a,b]
+    omcache bench --compare [--reps 3] [--scale 1.0] [--clients a,b] [--workloads a,b]
                             [--out-dir DIR] [--json FILE] [--no-chart] [--analysis FILE]
+                            [--no-spin]
+    python -m omcache.benchmark.runner [the options above] [--states warm,idle]
     python benchmarks/bench.py [the same options]    # a checkout: writes docs/ by default
-    python -m omcache.benchmark.runner [the same options]
 
 Starts three real memcached servers on loopback (memcached, -I 2m so that
 1 MiB values fit), and one with TLS (-Z, certificates made at run time with
@@ -15,9 +16,19 @@ the other in a shuffled order within each repetition, so slow drifts of a
 shared machine hit all of them alike.  It also times ``python -c "import X"``
 (and import plus a first get) against ``python -c pass``.
 
-Writes benchmarks.md (machine, versions, command, the full table of medians
-and ratios to the best peer, and each speed target as met or missed)
-and benchmarks.png (a chart of the ratios) into --out-dir.  Clients that are
+Every repetition measures two machine states, one after the other: "warm",
+beside a nice-19 busy loop that keeps a CPU from going idle, and "idle",
+without it (a round trip that has to wake an idle CPU is slower on a VM).
+Each worker also reports the CPU time and context switches of its timed
+batches (getrusage over all its threads).  Two rows (1 and 4 threads doing
+gets, omcache and pylibmc only) go through ``omcache.benchmark.relay``, a
+process that holds back every reply 1 ms: thread scaling where threads
+matter.
+
+Writes benchmarks.md (machine, versions, command; per state each speed
+target as met or missed, the full table of medians and ratios to the best
+peer, the CPU table and the latency table) and benchmarks.png (a chart of
+the ratios, a panel per state) into --out-dir.  Clients that are
 not installed are reported as not available.  Compare ratios within one run
 only: absolute times depend on the machine and its load.
 
