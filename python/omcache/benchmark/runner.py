@@ -58,7 +58,11 @@ from ..testing import MemcachedNotFound, MemcachedProcess, find_memcached
 from . import worker  # the worker's tables of clients and workloads (standard library only)
 
 __all__ = [
+    "DEFAULT_REPS",
     "IMPORTS",
+    "LATENCY",
+    "LATENCY_CLIENTS",
+    "STATES",
     "ServersNotStarted",
     "TLSServer",
     "OPS",
