@@ -72,24 +72,29 @@ def test_replies_in_flight_together_wait_together(relay: DelayRelay) -> None:
     assert total < 0.7, total
 
 
-def test_a_pipelined_connection_is_not_held_back_per_reply(relay: DelayRelay) -> None:
-    # Two requests on one connection, the second 0.1 s after the first: its
-    # reply comes ~0.3 s after the first request, where a server that holds
-    # back one reply batch after another would answer at 0.4 s or later.
-    host, port = relay.address.rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=10) as s:
-        t0 = time.monotonic()
-        s.sendall(b"version\r\n")
-        time.sleep(0.1)
-        s.sendall(b"version\r\n")
-        got, arrivals = b"", []
-        while got.count(b"\r\n") < 2:
-            chunk = s.recv(100)
-            assert chunk
-            got += chunk
-            arrivals += [time.monotonic() - t0] * chunk.count(b"\r\n")
-    assert arrivals[0] >= 0.2 and arrivals[-1] >= 0.3
-    assert arrivals[-1] < 0.39, arrivals  # 90 ms of room for the relay's threads
+def test_a_pipelined_connection_is_not_held_back_per_reply(server: MemcachedProcess) -> None:
+    # Two requests on one connection, the second 0.25 s after the first,
+    # each reply held back 0.5 s: the second comes ~0.75 s after the first
+    # request, where a server that holds back one reply batch after another
+    # would answer at 1.0 s or later.  The bound leaves 0.2 s of room.
+    relay = DelayRelay(server.address, 0.5).start()
+    try:
+        host, port = relay.address.rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=10) as s:
+            t0 = time.monotonic()
+            s.sendall(b"version\r\n")
+            time.sleep(0.25)
+            s.sendall(b"version\r\n")
+            got, arrivals = b"", []
+            while got.count(b"\r\n") < 2:
+                chunk = s.recv(100)
+                assert chunk
+                got += chunk
+                arrivals += [time.monotonic() - t0] * chunk.count(b"\r\n")
+    finally:
+        relay.stop()
+    assert arrivals[0] >= 0.5 and arrivals[-1] >= 0.75
+    assert arrivals[-1] < 0.95, arrivals
 
 
 def test_values_pass_intact_both_ways(server: MemcachedProcess) -> None:

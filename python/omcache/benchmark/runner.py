@@ -52,7 +52,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..testing import MemcachedNotFound, MemcachedProcess, find_memcached
 from . import worker  # the worker's tables of clients and workloads (standard library only)
@@ -1280,8 +1280,8 @@ def _measure(
     runnable: List[str],
     workloads: List[str],
     args: argparse.Namespace,
-    where: Any,
-    runs: Any,
+    where: Callable[[str, Optional[str]], List[str]],
+    runs: Callable[[str, str], bool],
 ) -> None:
     """One repetition of every workload in one machine state, into R."""
     for w in workloads:
