@@ -557,3 +557,49 @@ def test_runner_states_option(args: List[str], states: List[str], monkeypatch: p
     monkeypatch.setattr(runner, "_compare", fake_compare)
     assert runner.main([*args, "--no-chart"]) == 0
     assert seen == [states]
+
+
+class _SlowClient:
+    """A client whose get takes 5 ms (a sleep): what a batch of threaded gets must at least last."""
+
+    def __init__(self) -> None:
+        self.data: Dict[str, bytes] = {}
+
+    def get(self, key: str) -> object:
+        time.sleep(0.005)
+        return self.data.get(key)
+
+    def set(self, key: str, value: bytes) -> bool:
+        self.data[key] = value
+        return True
+
+    def incr(self, key: str) -> int:
+        raise NotImplementedError("not used by the thread workloads")
+
+    get_multi = set_multi = delete_multi = incr
+
+
+class _SlowAdapter(worker.Adapter):
+    name = "slow"
+
+    def make(self, servers: List[str]) -> object:
+        return _SlowClient()
+
+
+@pytest.mark.parametrize("pair", [True, False])
+def test_threaded_batches_last_as_long_as_their_threads_gets(pair: bool) -> None:
+    # 4 threads share batches of 8 gets of 5 ms: each thread's 2 gets take at
+    # least 10 ms, and a batch lasts at least that long however late the main
+    # thread runs after the start barrier; the paired one-thread batch (8 gets)
+    # at least 40 ms.  The meter sees one batch per timed batch, not the paired ones.
+    w = worker.ThreadedGets("slow gets, 4 threads", 4, pair=pair)
+    meter = worker.Meter()
+    times = w.run(_SlowAdapter(["unused:1"]), "p:", [8, 8, 8], 4, None, meter)
+    assert len(times) == 3 and min(times) >= 0.010, times
+    if pair:
+        assert len(w.paired) == 3 and min(w.paired) >= 0.040, w.paired
+    else:
+        assert w.paired == []
+    assert len(meter.batches) == 3
+    assert all(cs >= 8 for _, cs in meter.batches), meter.batches  # every sleep gives up the CPU
+    assert meter.threads >= 5  # the main thread and the 4
