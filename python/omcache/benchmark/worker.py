@@ -778,6 +778,9 @@ class ThreadedGets(Workload):
     ) -> List[float]:
         key, value = f"{prefix}shared", _value(10, 7)
         a.set(key, value)
+        # Read back on the same connection: a noreply set (pymemcache's default)
+        # may otherwise still be on its way when a thread's own connection asks.
+        _expect("get after set", a.get(key), value)
         factories = a.thread_handles(self.threads)
         n = self.threads
         shares = [[size // n + (1 if i < size % n else 0) for size in sizes] for i in range(n)]
