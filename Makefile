@@ -88,8 +88,13 @@ FUZZFLAGS ?=
 fuzz:
 	GO="$(GO)" FUZZTIME="$(FUZZTIME)" FUZZFLAGS="$(FUZZFLAGS)" bash scripts/fuzz.sh
 
+# omcache against the other Python clients, in both machine states (warm: a
+# nice-19 busy loop keeps a CPU awake; idle: none), with CPU time per call
+# and 1 ms-latency thread scaling: docs/benchmarks.md and docs/benchmarks.png,
+# about 20 minutes on 2 cores. BENCHFLAGS passes options (--states idle, --reps N).
+BENCHFLAGS ?=
 bench: build
-	$(PY) benchmarks/bench.py
+	$(PY) benchmarks/bench.py $(BENCHFLAGS)
 
 # omcache.aio against aiomcache and emcache, on asyncio and uvloop (docs/asyncio.md).
 bench-async: build

@@ -1,7 +1,11 @@
 """omcache against the other Python memcached clients, for a checkout: `make bench`.
 
-    python benchmarks/bench.py [--reps 5] [--scale 1.0] [--clients a,b] [--workloads a,b]
-                               [--out-dir docs] [--json FILE] [--no-chart] [--analysis FILE]
+    python benchmarks/bench.py [--reps 3] [--scale 1.0] [--clients a,b] [--workloads a,b]
+                               [--states warm,idle] [--out-dir docs] [--json FILE] [--no-chart]
+                               [--analysis FILE]
+
+One run measures both machine states (warm: beside a nice-19 busy loop;
+idle: without it), about 20 minutes on a 2-core machine at the defaults.
 
 The harness is omcache.benchmark.runner (installed with the package, also run
 as ``omcache bench --compare``); this launcher only gives it the checkout's

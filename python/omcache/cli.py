@@ -395,7 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="compare omcache with the other Python memcached clients instead (needs memcached installed)",
     )
     g = s.add_argument_group("options of --compare")
-    g.add_argument("--reps", type=_positive_int, metavar="N", help="repetitions (default 5)")
+    g.add_argument("--reps", type=_positive_int, metavar="N", help="repetitions, each measuring both states (default 3)")
     g.add_argument("--scale", type=_scale, metavar="X", help="multiply every workload's op count (default 1)")
     g.add_argument(
         "--slots",
@@ -426,7 +426,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--no-spin",
         action="store_true",
-        help="no lowest-priority busy loop keeping a CPU out of idle during the run",
+        help="measure only the idle machine: no lowest-priority busy loop keeping a CPU out of idle "
+        "(by default a run measures both the warm and the idle machine)",
     )
     g.add_argument("--analysis", metavar="FILE", help="a Markdown file to append to the report")
     s.set_defaults(run=_cmd_bench)

@@ -14,8 +14,13 @@ worker connects, fills the server with the workload's keys, checks that the
 client really returns what was stored (a broken client must not look fast),
 warms up, then times ``--ops`` operations in ``--batches`` batches and prints
 one JSON line on stdout: {"ok": true, "batches": [[ops, seconds], ...],
-"ops": ...} (workloads of several threads add "paired": the one-thread
-batch run just before each batch) or {"ok": false, "error": ...}.  ``--probe`` only imports and
+"ops": ..., "usage": [[ops, cpu seconds, context switches], ...], "cpu_s": ...,
+"context_switches": ..., "threads": ...} (workloads of several threads add
+"paired": the one-thread batch run just before each batch) or {"ok": false,
+"error": ...}.  The usage is ``getrusage(RUSAGE_SELF)`` over the timed
+batches only (user + system CPU and voluntary + involuntary context
+switches, summed over every thread of the process); "threads" is the most
+OS threads the process had (``/proc/self/task``) at the end of a batch.  ``--probe`` only imports and
 constructs the client and prints its version, or why it is not available.
 ``--profile FILE`` writes cProfile statistics of the timed part.
 
@@ -36,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import socket
 import struct
@@ -45,7 +51,7 @@ import time
 import zlib
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Type
 
-__all__ = ["CLIENTS", "WORKLOADS", "Adapter", "RawFloor", "Workload", "main"]
+__all__ = ["CLIENTS", "WORKLOADS", "Adapter", "Meter", "RawFloor", "Workload", "main"]
 
 # -- the raw-socket floor -----------------------------------------------------
 
@@ -511,8 +517,10 @@ class Workload:
         """Store what the workload reads, check the client's answers, return one op."""
         raise NotImplementedError
 
-    def run(self, a: Adapter, prefix: str, sizes: List[int], warmup: int, profile: Optional[str]) -> List[float]:
-        """Time batches of sizes[i] ops; return each batch's seconds."""
+    def run(
+        self, a: Adapter, prefix: str, sizes: List[int], warmup: int, profile: Optional[str], meter: "Meter"
+    ) -> List[float]:
+        """Time batches of sizes[i] ops; return each batch's seconds; METER records each batch's CPU time."""
         op = self.prepare(a, prefix)
         for _ in range(warmup):
             op()
@@ -520,16 +528,65 @@ class Workload:
         out = []
         prof = _profiler(profile)
         for size in sizes:
+            meter.batch()
+            meter.begin()
             t0 = clock()
             for _ in range(size):
                 op()
             out.append(clock() - t0)
+            meter.end()
         _dump(prof, profile)
         self.check_after(a, prefix)
         return out
 
     def check_after(self, a: Adapter, prefix: str) -> None:
         """Recheck the client once the timed ops are done."""
+
+
+class Meter:
+    """CPU time and context switches of the whole worker process over the timed parts only.
+
+    ``getrusage(RUSAGE_SELF)`` sums every thread of the process (the Go
+    runtime's threads included, and those that already exited): user plus
+    system CPU seconds, and voluntary plus involuntary context switches.
+    Each timed batch calls ``batch()`` once, then brackets its timed work
+    with ``begin()``/``end()`` (several times when untimed work is
+    interleaved, as delete_multi's set_multi).  ``end()`` also counts the
+    process's threads (``/proc/self/task``), keeping the largest count seen.
+    """
+
+    def __init__(self) -> None:
+        #: per batch: [CPU seconds, context switches]
+        self.batches: List[List[float]] = []
+        #: the most OS threads the process had at the end of a timed part (0: not known, no /proc)
+        self.threads = 0
+        self._start: Tuple[float, int] = (0.0, 0)
+
+    @staticmethod
+    def _now() -> Tuple[float, int]:
+        import resource
+
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        return ru.ru_utime + ru.ru_stime, ru.ru_nvcsw + ru.ru_nivcsw
+
+    def batch(self) -> None:
+        """Start the next batch's totals."""
+        self.batches.append([0.0, 0])
+
+    def begin(self) -> None:
+        """A timed part of the current batch starts."""
+        self._start = self._now()
+
+    def end(self) -> None:
+        """The timed part started by begin() ends: add its CPU time and context switches to the batch."""
+        cpu, cs = self._now()
+        cur = self.batches[-1]
+        cur[0] += cpu - self._start[0]
+        cur[1] += cs - self._start[1]
+        try:
+            self.threads = max(self.threads, len(os.listdir("/proc/self/task")))
+        except OSError:
+            pass
 
 
 def _profiler(path: Optional[str]) -> Any:
@@ -635,10 +692,14 @@ class SetMulti(MultiWorkload):
 class DeleteMulti(MultiWorkload):
     """delete_multi of keys that exist: each timed call follows an untimed set_multi."""
 
-    def run(self, a: Adapter, prefix: str, sizes: List[int], warmup: int, profile: Optional[str]) -> List[float]:
+    def run(
+        self, a: Adapter, prefix: str, sizes: List[int], warmup: int, profile: Optional[str], meter: Meter
+    ) -> List[float]:
         items = self.items(prefix)
         keys = list(items)
         set_multi, delete_multi, clock = a.set_multi, a.delete_multi, time.perf_counter
+        set_multi(items)
+        _expect("get_multi after set_multi", a.get_multi(keys), items)  # a client that stores nothing must not look fast
         for _ in range(warmup):
             set_multi(items)
             delete_multi(keys)
@@ -647,15 +708,18 @@ class DeleteMulti(MultiWorkload):
         out = []
         for size in sizes:
             elapsed = 0.0
+            meter.batch()
             for _ in range(size):
                 if prof is not None:
                     prof.disable()
                 set_multi(items)
                 if prof is not None:
                     prof.enable()
+                meter.begin()
                 t0 = clock()
                 delete_multi(keys)
                 elapsed += clock() - t0
+                meter.end()
             out.append(elapsed)
         _dump(prof, profile)
         _expect("get_multi after the timed delete_multi", a.get_multi(keys), {})
@@ -690,22 +754,37 @@ class ThreadedGets(Workload):
     batch is preceded by a paired batch of the same size that the first
     thread runs alone (the others wait): ``paired`` holds those times, so
     that the scaling over one thread compares batches run moments apart,
-    under the same load of a shared machine.
+    under the same load of a shared machine.  The CPU time and context
+    switches (``Meter``) cover the batches of all the threads, not the
+    paired ones.
+
+    ``pair=False`` runs no paired batches (the scaling is then the ratio of
+    two workloads' medians).  A ``latency`` workload is meant for servers
+    behind a relay that delays every reply (the runner's
+    ``omcache.benchmark.relay``): the worker does not know, only the
+    runner's --servers differ.
     """
 
-    def __init__(self, name: str, threads: int) -> None:
+    def __init__(self, name: str, threads: int, pair: bool = True, latency: bool = False) -> None:
         super().__init__(name)
         self.threads = threads
+        self.pair = pair
+        self.latency = latency
         #: seconds of the one-thread batch paired with each batch (several threads only)
         self.paired: List[float] = []
 
-    def run(self, a: Adapter, prefix: str, sizes: List[int], warmup: int, profile: Optional[str]) -> List[float]:
+    def run(
+        self, a: Adapter, prefix: str, sizes: List[int], warmup: int, profile: Optional[str], meter: Meter
+    ) -> List[float]:
         key, value = f"{prefix}shared", _value(10, 7)
         a.set(key, value)
+        # Read back on the same connection: a noreply set (pymemcache's default)
+        # may otherwise still be on its way when a thread's own connection asks.
+        _expect("get after set", a.get(key), value)
         factories = a.thread_handles(self.threads)
         n = self.threads
         shares = [[size // n + (1 if i < size % n else 0) for size in sizes] for i in range(n)]
-        paired = n > 1
+        paired = n > 1 and self.pair
         # Per thread, what it does in each round: with pairing, the first
         # thread's whole batch alone, then its share.
         rounds = [
@@ -715,6 +794,12 @@ class ThreadedGets(Workload):
         start = threading.Barrier(n + 1)
         done = threading.Barrier(n + 1)
         failures: List[BaseException] = []
+        clock = time.perf_counter
+        # Per thread and round, when its gets began and ended (None: it had none).
+        # A batch lasts from the first thread's start to the last one's end: the
+        # main thread's own clock would miss gets done before it ran again after
+        # the start barrier (on a loaded machine, most of a short batch).
+        marks: List[List[Optional[Tuple[float, float]]]] = [[None] * len(r) for r in rounds]
 
         def worker(i: int) -> None:
             handle = None
@@ -723,10 +808,13 @@ class ThreadedGets(Workload):
                 get = handle.get
                 for _ in range(max(1, warmup // n)):
                     _expect("get in a thread", get(key), value)
-                for count in rounds[i]:
+                for k, count in enumerate(rounds[i]):
                     start.wait()
-                    for _ in range(count):
-                        get(key)
+                    if count:
+                        t0 = clock()
+                        for _ in range(count):
+                            get(key)
+                        marks[i][k] = (t0, clock())
                     done.wait()
                 _expect("get in a thread after the timed gets", get(key), value)
             except BaseException as e:  # reported by the main thread
@@ -740,15 +828,22 @@ class ThreadedGets(Workload):
         threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(n)]
         for t in threads:
             t.start()
-        clock = time.perf_counter
         times = []
         prof = _profiler(profile)
         try:
-            for _ in rounds[0]:
+            for k in range(len(rounds[0])):
+                # With pairing, the even rounds are the first thread's alone: not metered.
+                metered = not paired or k % 2 == 1
+                if metered:
+                    meter.batch()
+                    meter.begin()
                 start.wait(timeout=60)
-                t0 = clock()
                 done.wait(timeout=600)
-                times.append(clock() - t0)
+                if metered:
+                    meter.end()
+                spans = [span for span in (m[k] for m in marks) if span is not None]
+                if spans:
+                    times.append(max(e for _, e in spans) - min(b for b, _ in spans))
         except threading.BrokenBarrierError:
             pass
         _dump(prof, profile)
@@ -774,8 +869,10 @@ class TLS(Workload):
         self.inner = inner
         self.servers = inner.servers
 
-    def run(self, a: Adapter, prefix: str, sizes: List[int], warmup: int, profile: Optional[str]) -> List[float]:
-        return self.inner.run(a, prefix, sizes, warmup, profile)
+    def run(
+        self, a: Adapter, prefix: str, sizes: List[int], warmup: int, profile: Optional[str], meter: Meter
+    ) -> List[float]:
+        return self.inner.run(a, prefix, sizes, warmup, profile, meter)
 
 
 class NewConnectionGet(Workload):
@@ -814,12 +911,19 @@ WORKLOADS: Dict[str, Workload] = {
         ThreadedGets("get 10 B, 1 thread", 1),
         ThreadedGets("get 10 B, 2 threads", 2),
         ThreadedGets("get 10 B, 4 threads", 4),
+        ThreadedGets("get 10 B, 1 ms latency, 1 thread", 1, pair=False, latency=True),
+        ThreadedGets("get 10 B, 1 ms latency, 4 threads", 4, pair=False, latency=True),
         TLS(GetHit("get 10 B", 10)),
         TLS(SetOne("set 10 B", 10)),
         TLS(GetMulti("get_multi 100", 100, 1)),
         NewConnectionGet("TLS new connection + get"),
     )
 }
+
+
+def _latency(w: Workload) -> bool:
+    """Whether W is meant for servers behind the runner's delaying relay."""
+    return bool(getattr(w, "latency", False))
 
 
 def _prefix(client: str) -> str:
@@ -850,7 +954,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(json.dumps({
             "clients": {n: c.sharing for n, c in CLIENTS.items()},
             "clients tls": [n for n, c in CLIENTS.items() if c.tls],
-            "workloads": {n: {"servers": w.servers, "threads": w.threads, "tls": w.tls} for n, w in WORKLOADS.items()},
+            "workloads": {n: {"servers": w.servers, "threads": w.threads, "tls": w.tls, "latency": _latency(w)}
+                          for n, w in WORKLOADS.items()},
         }))
         return 0
     if not args.client or not args.servers:
@@ -874,12 +979,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         ap.error("--workload is required")
     nb = max(1, min(args.batches, args.ops))
     sizes = [args.ops // nb + (1 if i < args.ops % nb else 0) for i in range(nb)]
+    meter = Meter()
     try:
-        seconds = WORKLOADS[args.workload].run(adapter, _prefix(args.client), sizes, args.warmup, args.profile)
+        seconds = WORKLOADS[args.workload].run(adapter, _prefix(args.client), sizes, args.warmup, args.profile, meter)
     except Exception as e:
         print(json.dumps({"ok": False, "available": True, "error": f"{type(e).__name__}: {e}"}))
         return 1
-    out: Dict[str, Any] = {"ok": True, "batches": [[n, t] for n, t in zip(sizes, seconds)], "ops": args.ops}
+    if len(meter.batches) != len(sizes):
+        print(json.dumps({"ok": False, "available": True,
+                          "error": f"the meter saw {len(meter.batches)} batches, not {len(sizes)}"}))
+        return 1
+    out: Dict[str, Any] = {
+        "ok": True,
+        "batches": [[n, t] for n, t in zip(sizes, seconds)],
+        "ops": args.ops,
+        # per batch: [ops, CPU seconds (user + system, all threads), context switches (voluntary + involuntary)]
+        "usage": [[n, cpu, int(cs)] for n, (cpu, cs) in zip(sizes, meter.batches)],
+        "cpu_s": sum(cpu for cpu, _ in meter.batches),
+        "context_switches": int(sum(cs for _, cs in meter.batches)),
+        "threads": meter.threads,
+    }
     paired = getattr(WORKLOADS[args.workload], "paired", None)
     if paired:
         out["paired"] = [[n, t] for n, t in zip(sizes, paired)]
