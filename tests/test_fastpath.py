@@ -193,3 +193,71 @@ def test_the_python_path_is_used_when_disabled(server: MemcachedProcess) -> None
     r = subprocess.run([sys.executable, "-c", code, server.address], capture_output=True, text=True, timeout=60, env=env)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "True"
+
+
+# The same comparison for omcache_pylibmc, whose get, set, incr and decr
+# take the C path for the keys and values it accepts.
+_PYLIBMC_DIFFERENTIAL = """
+import json, sys, omcache_pylibmc as pylibmc
+addr, prefix, binary, verify = sys.argv[1], sys.argv[2], sys.argv[3] == "1", sys.argv[4] == "1"
+behaviors = {"verify_keys": 1} if verify else {}
+c = pylibmc.Client([addr], binary=binary, behaviors=behaviors)
+out = []
+def run(name, f):
+    try:
+        r = f()
+        out.append([name, repr(r)[:80]])
+    except Exception as e:
+        out.append([name, type(e).__name__, str(e)])
+k = prefix + "-"
+for n in (0, 1, 16370, 16400, 100000):
+    run(f"set {n}", lambda: c.set(k + str(n), bytes(n)))
+    run(f"get {n}", lambda: c.get(k + str(n)))
+run("set str", lambda: c.set(k + "s", "text"))
+run("get str", lambda: c.get(k + "s"))
+run("set int", lambda: c.set(k + "i", 41))
+run("incr", lambda: c.incr(k + "i"))
+run("decr", lambda: c.decr(k + "i", 50))
+run("incr missing", lambda: c.incr(k + "missing"))
+run("incr text", lambda: c.incr(k + "s"))
+run("incr 2**31", lambda: c.incr(k + "i", 1 << 31))
+run("get missing", lambda: c.get(k + "missing", "dflt"))
+run("get space", lambda: c.get(k + " x"))
+run("set space", lambda: c.set(k + " x", b"v"))
+run("get high byte", lambda: c.get((k + "\\u00e9")))
+run("set high byte", lambda: c.set((k + "\\u00e9"), b"v"))
+run("get empty", lambda: c.get(""))
+run("set empty", lambda: c.set("", b"v"))
+run("get long", lambda: c.get("x" * 251))
+run("set long", lambda: c.set("x" * 251, b"v"))
+run("set too large", lambda: c.set(k + "big", bytes(2 << 20)))
+run("set time", lambda: c.set(k + "t", b"v", time=(1 << 31) + 5))
+run("get time", lambda: c.get(k + "t"))
+run("set float time", lambda: c.set(k + "t", b"v", time=1.5))
+run("set bytes key", lambda: c.set((k + "b").encode(), b"bv"))
+run("get bytes key", lambda: c.get((k + "b").encode()))
+run("set compress level", lambda: c.set(k + "c", b"v", compress_level=10))
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("binary,verify", [(False, False), (False, True), (True, False)])
+def test_pylibmc_fast_and_python_paths_agree(server: MemcachedProcess, binary: bool, verify: bool) -> None:
+    results = {}
+    for mode in ("fast", "slow"):
+        env = dict(os.environ)
+        env.pop("OMCACHE_NO_FASTPATH", None)
+        if mode == "slow":
+            env["OMCACHE_NO_FASTPATH"] = "1"
+        r = subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(_PYLIBMC_DIFFERENTIAL), server.address, f"pl-{int(binary)}{int(verify)}-{mode}",
+             str(int(binary)), str(int(verify))],
+            capture_output=True, text=True, timeout=60, env=env,
+        )
+        assert r.returncode == 0, r.stderr
+        results[mode] = [[str(x).replace(f"pl-{int(binary)}{int(verify)}-{mode}", "P") for x in step] for step in json.loads(r.stdout)]
+    assert results["fast"] == results["slow"]
+    outcomes = {step[0]: step[1:] for step in results["fast"]}
+    assert outcomes["incr"] == ["42"]
+    assert outcomes["incr missing"][0] == "NotFound"
+    assert outcomes["get missing"] == ["'dflt'"]

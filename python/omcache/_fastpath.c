@@ -109,6 +109,30 @@ key_of(PyObject *key, const char **p, Py_ssize_t *n)
     return 0;
 }
 
+/* A key get_plain/store/delta may send as it is under check: 0 any byte
+ * (binary protocol), 1 none the text protocol cannot carry (space, control
+ * characters, DEL), 2 printable ASCII only (libmemcached's verify_keys);
+ * -1 no check at all (the engine checks keys itself). */
+static int
+plain_key(const char *k, Py_ssize_t kn, long check)
+{
+    if (check < 0) {
+        return 1;
+    }
+    if (kn < 1 || kn > 250) {
+        return 0;
+    }
+    if (check != 0) {
+        for (Py_ssize_t i = 0; i < kn; i++) {
+            unsigned char c = (unsigned char)k[i];
+            if (c <= 0x20 || c == 0x7f || (check == 2 && c >= 0x80)) {
+                return 0;
+            }
+        }
+    }
+    return 1;
+}
+
 static inline int
 usable(Engine *self)
 {
@@ -203,16 +227,11 @@ Engine_get_plain(Engine *self, PyObject *const *args, Py_ssize_t nargs)
     if (check == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    if (!usable(self) || !key_of(args[0], &k, &kn) || kn < 1 || kn > 250) {
-        Py_RETURN_NOTIMPLEMENTED;
+    if (check < 0) {
+        check = 0;
     }
-    if (check != 0) {
-        for (Py_ssize_t i = 0; i < kn; i++) {
-            unsigned char c = (unsigned char)k[i];
-            if (c <= 0x20 || c == 0x7f || (check == 2 && c >= 0x80)) {
-                Py_RETURN_NOTIMPLEMENTED;
-            }
-        }
+    if (!usable(self) || !key_of(args[0], &k, &kn) || !plain_key(k, kn, check)) {
+        Py_RETURN_NOTIMPLEMENTED;
     }
     long long n = do_get(self, k, kn, buf, 0, 0);
     if (n > 0) {
@@ -274,18 +293,23 @@ Engine_get_item(Engine *self, PyObject *const *args, Py_ssize_t nargs)
 }
 
 PyDoc_STRVAR(store_doc,
-"store(op, key, value, flags, exptime, cas) -> int | NotImplemented\n\n"
+"store(op, key, value, flags, exptime, cas[, check]) -> int | NotImplemented\n\n"
 "bind.Store's result code; NotImplemented when the fast path does not apply\n"
-"(the key's or value's type, or another process than the engine's).\n"
-"flags and exptime must already be checked to be u32, cas u64.");
+"(the key's or value's type, a key check refuses (see get_plain), or\n"
+"another process than the engine's). flags and exptime must already be\n"
+"checked to be u32, cas u64.");
 
 static PyObject *
 Engine_store(Engine *self, PyObject *const *args, Py_ssize_t nargs)
 {
     const char *k;
     Py_ssize_t kn;
-    if (nargs != 6) {
-        PyErr_SetString(PyExc_TypeError, "store(op, key, value, flags, exptime, cas)");
+    if (nargs != 6 && nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "store(op, key, value, flags, exptime, cas[, check])");
+        return NULL;
+    }
+    long check = nargs == 7 ? PyLong_AsLong(args[6]) : -1;
+    if (check == -1 && PyErr_Occurred()) {
         return NULL;
     }
     long long op = PyLong_AsLongLong(args[0]);
@@ -296,7 +320,7 @@ Engine_store(Engine *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyObject *value = args[2];
-    if (!usable(self) || !PyBytes_CheckExact(value) || !key_of(args[1], &k, &kn)) {
+    if (!usable(self) || !PyBytes_CheckExact(value) || !key_of(args[1], &k, &kn) || !plain_key(k, kn, check)) {
         Py_RETURN_NOTIMPLEMENTED;
     }
     long long r;
@@ -309,10 +333,10 @@ Engine_store(Engine *self, PyObject *const *args, Py_ssize_t nargs)
 }
 
 PyDoc_STRVAR(delta_doc,
-"delta(decr, key, delta, initial, create, exptime) -> int | None | (n, head) | NotImplemented\n\n"
+"delta(decr, key, delta, initial, create, exptime[, check]) -> int | None | (n, head) | NotImplemented\n\n"
 "incr (or decr with decr true): the new value, None on a miss, (n, head) for\n"
 "the Python layer to finish (an error), NotImplemented when the fast path\n"
-"does not apply. delta and initial must already be checked to be u64,\n"
+"does not apply (as for store). delta and initial must already be checked to be u64,\n"
 "exptime u32.");
 
 static PyObject *
@@ -321,8 +345,12 @@ Engine_delta(Engine *self, PyObject *const *args, Py_ssize_t nargs)
     const char *k;
     Py_ssize_t kn;
     unsigned char buf[BUF_SIZE];
-    if (nargs != 6) {
-        PyErr_SetString(PyExc_TypeError, "delta(decr, key, delta, initial, create, exptime)");
+    if (nargs != 6 && nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "delta(decr, key, delta, initial, create, exptime[, check])");
+        return NULL;
+    }
+    long check = nargs == 7 ? PyLong_AsLong(args[6]) : -1;
+    if (check == -1 && PyErr_Occurred()) {
         return NULL;
     }
     int decr = PyObject_IsTrue(args[0]);
@@ -336,7 +364,7 @@ Engine_delta(Engine *self, PyObject *const *args, Py_ssize_t nargs)
     if (PyErr_Occurred()) {
         return NULL;
     }
-    if (!usable(self) || !key_of(args[1], &k, &kn)) {
+    if (!usable(self) || !key_of(args[1], &k, &kn) || !plain_key(k, kn, check)) {
         Py_RETURN_NOTIMPLEMENTED;
     }
     long long n;

@@ -503,6 +503,20 @@ class Client:
             _tls.buf = buf
         return self._take_large(c, buf.data, n)
 
+    def _store_error(self, r: int, key: Key, value: bytes) -> Exception:
+        """The exception for a fast-path store's result code r (not an outcome)."""
+        assert self._core is not None
+        return self._failure(_engine.error_for(self._core, r), key, value)
+
+    def _delta_error(self, r: Tuple[int, bytes], key: Key) -> Exception:
+        """The exception for a fast-path incr/decr that failed: r is (n, head)."""
+        c = self._core
+        assert c is not None
+        n, packed = r
+        if n <= 0:
+            packed = _engine.take_bytes(c, c.bind_TakeResult(-n))
+        return self._failure(_engine.packed_error(c, packed), key)
+
     def _fast_item(self, r: Tuple[int, bytes], key: Key) -> Optional[Item]:
         """Finish a fast-path get that was not a plain hit or miss: r is
         (n, head) from omcache._fastpath (an error, or a large value)."""
@@ -692,8 +706,7 @@ class Client:
             if r is not NotImplemented:
                 if r & 0xFF in _STORE_OUTCOMES:
                     return r & 0xFF  # type: ignore[no-any-return]
-                assert self._core is not None
-                raise self._failure(_engine.error_for(self._core, r), key, value)
+                raise self._store_error(r, key, value)
         k = key.encode() if type(key) is str else key_bytes(key)
         v = value if type(value) is bytes else value_bytes(value)
         if self._pid == _getpid() and self._core is not None:
@@ -770,12 +783,7 @@ class Client:
             if r is None or type(r) is int:
                 return r  # type: ignore[no-any-return]
             if r is not NotImplemented:
-                c = self._core
-                assert c is not None
-                n, packed = r
-                if n <= 0:
-                    packed = _engine.take_bytes(c, c.bind_TakeResult(-n))
-                raise self._failure(_engine.packed_error(c, packed), key)
+                raise self._delta_error(r, key)
         k = key_bytes(key)
         c, h = self._engine()
         r = _engine.take_bytes(

@@ -1114,6 +1114,21 @@ class client:
     def set(self, key: Union[str, bytes], val: Any, time: int = 0, min_compress_len: int = 0, compress_level: int = -1) -> bool:
         """Store val under key; True. ``time`` is memcached's expiration;
         values of at least ``min_compress_len`` bytes are zlib-compressed."""
+        fe = self._om_mc._fe
+        if (
+            fe is not None and type(val) is bytes and type(time) is int and 0 <= time < (1 << 31)
+            and type(min_compress_len) is int and min_compress_len == 0
+            and type(compress_level) is int and -1 <= compress_level <= 9
+            and self._om_native_ser and not self._om_namespace
+        ):
+            # The C write path: bytes stored as they are (flags 0), under a
+            # key it takes as _om_wire would; the others go the long way.
+            r = fe.store(_omclient._OP_SET, key, val, 0, time, 0, self._om_check)
+            if r is not NotImplemented:
+                if r & 0xFF not in _omclient._STORE_OUTCOMES:
+                    e = self._om_mc._store_error(r, key.encode() if type(key) is str else key, val)
+                    raise _translate(e, self._om_binary, "memcached_set") from e
+                return True
         return self._om_store("set", key, val, time, min_compress_len, compress_level)
 
     def add(self, key: Union[str, bytes], val: Any, time: int = 0, min_compress_len: int = 0, compress_level: int = -1) -> bool:
@@ -1236,6 +1251,17 @@ class client:
             raise cls2(f"{n} keys failed") from cause
         return result
 
+    def _om_delta_done(self, v: Any, key: Union[str, bytes]) -> int:
+        """A C-path incr/decr's result as _om_delta gives it for one key:
+        the value, NotFound for a miss, the mapped error for a failure."""
+        if type(v) is int:
+            return v  # type: ignore[no-any-return]
+        if v is None:
+            raise NotFound("1 keys not found")
+        e = self._om_mc._delta_error(v, key.encode() if type(key) is str else key)
+        cls, _ = _mapped_class(e, self._om_binary)
+        raise cls("1 keys failed") from e
+
     def _om_delta_key(self, key: object, what: str) -> Tuple[bytes, bytes]:
         kb = key if type(key) is bytes and len(key) <= _MAX_KEY else _normalized(key)
         if not kb:
@@ -1248,6 +1274,12 @@ class client:
     def incr(self, key: Union[str, bytes], delta: int = 1, /) -> int:
         """Add delta (>= 0) to key's decimal value and return the new value
         (wrapping at 2**64); NotFound if key is missing."""
+        if type(delta) is int and 0 <= delta < (1 << 31) and not self._om_namespace and not self._om_noreply:
+            fe = self._om_mc._fe
+            if fe is not None:  # the C path, for a key _om_wire would send unchanged
+                v = fe.delta(False, key, delta, 0, False, 0, self._om_check)
+                if v is not NotImplemented:
+                    return self._om_delta_done(v, key)
         d = delta if type(delta) is int and 0 <= delta < (1 << 31) else _c_int("delta", delta)
         kb = key.encode() if type(key) is str else _key_arg(key)
         if d < 0:
@@ -1259,6 +1291,12 @@ class client:
     def decr(self, key: Union[str, bytes], delta: int = 1, /) -> int:
         """Subtract delta (>= 0) from key's value, stopping at 0; return it.
         NotFound if key is missing."""
+        if type(delta) is int and 0 <= delta < (1 << 31) and not self._om_namespace and not self._om_noreply:
+            fe = self._om_mc._fe
+            if fe is not None:  # the C path, for a key _om_wire would send unchanged
+                v = fe.delta(True, key, delta, 0, False, 0, self._om_check)
+                if v is not NotImplemented:
+                    return self._om_delta_done(v, key)
         d = delta if type(delta) is int and 0 <= delta < (1 << 31) else _c_int("delta", delta)
         kb = key.encode() if type(key) is str else _key_arg(key)
         if d < 0:
