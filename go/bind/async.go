@@ -69,6 +69,9 @@ type cqueue struct {
 	next    int64
 	pending map[int64]bool // in flight; true once cancelled
 	closed  bool
+	// inline are the requests of pending written by the caller's thread
+	// (AsyncStart) whose answers the caller reads (AsyncInlinePoll).
+	inline map[int64]*inlineReq
 }
 
 type areq struct {
@@ -89,6 +92,11 @@ type lane struct {
 	pending []*areq
 	workers int
 	wake    chan struct{}
+	// busy counts the requests workers took and have not finished, inline
+	// those started by AsyncStart and not finished: a request is started
+	// inline only when all three are zero.
+	busy   int
+	inline int
 }
 
 type laneKey struct {
@@ -119,7 +127,7 @@ func AsyncQueueNew() (ret []byte) {
 	}
 	async.nextQ++
 	id := async.nextQ
-	async.queues[id] = &cqueue{fd: fd, pending: make(map[int64]bool)}
+	async.queues[id] = &cqueue{fd: fd, pending: make(map[int64]bool), inline: make(map[int64]*inlineReq)}
 	async.Unlock()
 	p := newPacker(StatusOK, 12)
 	p.u64(uint64(id))
@@ -143,8 +151,13 @@ func AsyncQueueClose(q int64) (ret int64) {
 	cq.closed = true
 	cq.done = nil
 	clear(cq.pending)
+	inline := cq.inline
+	cq.inline = nil
 	unix.Close(cq.fd)
 	cq.mu.Unlock()
+	for _, ir := range inline {
+		go ir.abandon()
+	}
 	return 0
 }
 
@@ -195,20 +208,25 @@ func AsyncSubmit(q, h, op, aAddr, aLen, bAddr, bLen, cAddr, cLen, i1, i2, i3, i4
 	}
 	r := &areq{q: cq, h: h, c: e.c, op: op, i: [4]int64{i1, i2, i3, i4}}
 	r.a, r.b, r.cbuf = copyAt(aAddr, aLen), copyAt(bAddr, bLen), copyAt(cAddr, cLen)
+	return submit(cq, e, r)
+}
+
+// submit gives r an id on its queue and queues it on its server's lane.
+func submit(cq *cqueue, e *entry, r *areq) int64 {
 	server := -1
-	if op <= AsyncInvalidate && len(r.a) > 0 {
+	if r.op <= AsyncInvalidate && len(r.a) > 0 {
 		server = e.sel.Pick(r.a)
 	}
 	cq.mu.Lock()
 	if cq.closed {
 		cq.mu.Unlock()
-		return -result(fmt.Errorf("%w: completion queue %d is closed", errBadHandle, q))
+		return -result(fmt.Errorf("%w: completion queue is closed", errBadHandle))
 	}
 	cq.next++
 	r.id = cq.next
 	cq.pending[r.id] = false
 	cq.mu.Unlock()
-	if err := enqueue(laneKey{h, server}, r); err != nil {
+	if err := enqueue(laneKey{r.h, server}, r); err != nil {
 		cq.mu.Lock()
 		delete(cq.pending, r.id)
 		cq.mu.Unlock()
@@ -217,7 +235,7 @@ func AsyncSubmit(q, h, op, aAddr, aLen, bAddr, bLen, cAddr, cLen, i1, i2, i3, i4
 	return r.id
 }
 
-func enqueue(k laneKey, r *areq) error {
+func laneFor(k laneKey) *lane {
 	async.Lock()
 	l := async.lanes[k]
 	if l == nil {
@@ -225,6 +243,11 @@ func enqueue(k laneKey, r *areq) error {
 		async.lanes[k] = l
 	}
 	async.Unlock()
+	return l
+}
+
+func enqueue(k laneKey, r *areq) error {
+	l := laneFor(k)
 	l.mu.Lock()
 	if len(l.pending) >= asyncMaxPending {
 		l.mu.Unlock()
@@ -272,6 +295,7 @@ func (l *lane) work() {
 		rest := copy(l.pending, l.pending[n:])
 		clear(l.pending[rest:])
 		l.pending = l.pending[:rest]
+		l.busy += n
 		more := rest > 0
 		l.mu.Unlock()
 		if more {
@@ -281,6 +305,9 @@ func (l *lane) work() {
 			}
 		}
 		runBatch(batch)
+		l.mu.Lock()
+		l.busy -= n
+		l.mu.Unlock()
 	}
 }
 
@@ -530,6 +557,15 @@ func AsyncCancel(q, id int64) (ret int64) {
 	defer cq.mu.Unlock()
 	if _, ok := cq.pending[id]; !ok {
 		return StatusMiss
+	}
+	if ir := cq.inline[id]; ir != nil {
+		// Its answer is on the way on its own connection: a worker reads
+		// it (the connection is never left in the middle of a reply) and
+		// drops it.
+		delete(cq.inline, id)
+		delete(cq.pending, id)
+		go ir.abandon()
+		return 0
 	}
 	cq.pending[id] = true
 	return 0
