@@ -64,14 +64,19 @@ const (
 type cqueue struct {
 	mu      sync.Mutex
 	fd      int
+	// ep is an epoll instance holding fd and the sockets of the inline
+	// requests (async_inline.go): the one descriptor an event loop watches.
+	ep int
 	done    []byte // records: u64 id, u32 length, packed result
 	count   int
 	next    int64
 	pending map[int64]bool // in flight; true once cancelled
 	closed  bool
 	// inline are the requests of pending written by the caller's thread
-	// (AsyncStart) whose answers the caller reads (AsyncInlinePoll).
+	// (AsyncStart), whose answers AsyncCollect reads; byFd maps their
+	// sockets to them.
 	inline map[int64]*inlineReq
+	byFd   map[int]*inlineReq
 }
 
 type areq struct {
@@ -112,13 +117,26 @@ var async struct {
 }
 
 // AsyncQueueNew creates a completion queue. It returns a packed result:
-// StatusOK, the queue id (u64 LE) and the eventfd (u32 LE) that becomes
-// readable when results are waiting; or an error status and message.
+// StatusOK, the queue id (u64 LE), the eventfd (u32 LE) that becomes
+// readable when results are waiting, and an epoll descriptor (u32 LE) that
+// is readable when the eventfd is or when the answer of a request started
+// inline (AsyncStart) arrived; or an error status and message. A caller
+// watches one of the two and then calls AsyncCollect.
 func AsyncQueueNew() (ret []byte) {
 	defer recoverPacked(&ret)
 	fd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
 	if err != nil {
 		return packedError(fmt.Errorf("%w: eventfd: %w", errInternal, err))
+	}
+	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		unix.Close(fd)
+		return packedError(fmt.Errorf("%w: epoll: %w", errInternal, err))
+	}
+	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}); err != nil {
+		unix.Close(fd)
+		unix.Close(ep)
+		return packedError(fmt.Errorf("%w: epoll: %w", errInternal, err))
 	}
 	async.Lock()
 	if async.queues == nil {
@@ -127,11 +145,13 @@ func AsyncQueueNew() (ret []byte) {
 	}
 	async.nextQ++
 	id := async.nextQ
-	async.queues[id] = &cqueue{fd: fd, pending: make(map[int64]bool), inline: make(map[int64]*inlineReq)}
+	async.queues[id] = &cqueue{fd: fd, ep: ep, pending: make(map[int64]bool),
+		inline: make(map[int64]*inlineReq), byFd: make(map[int]*inlineReq)}
 	async.Unlock()
-	p := newPacker(StatusOK, 12)
+	p := newPacker(StatusOK, 16)
 	p.u64(uint64(id))
 	p.u32(uint32(fd))
+	p.u32(uint32(ep))
 	return p.buf
 }
 
@@ -152,7 +172,8 @@ func AsyncQueueClose(q int64) (ret int64) {
 	cq.done = nil
 	clear(cq.pending)
 	inline := cq.inline
-	cq.inline = nil
+	cq.inline, cq.byFd = nil, nil
+	unix.Close(cq.ep)
 	unix.Close(cq.fd)
 	cq.mu.Unlock()
 	for _, ir := range inline {
@@ -509,10 +530,7 @@ func (q *cqueue) finish(id int64, res []byte) {
 		return
 	}
 	wasEmpty := q.count == 0
-	q.done = binary.LittleEndian.AppendUint64(q.done, uint64(id))
-	q.done = binary.LittleEndian.AppendUint32(q.done, uint32(len(res)))
-	q.done = append(q.done, res...)
-	q.count++
+	q.appendLocked(id, res)
 	if wasEmpty {
 		var one [8]byte
 		binary.NativeEndian.PutUint64(one[:], 1)
@@ -520,9 +538,19 @@ func (q *cqueue) finish(id int64, res []byte) {
 	}
 }
 
+// appendLocked records request id's result for the next AsyncCollect.
+func (q *cqueue) appendLocked(id int64, res []byte) {
+	q.done = binary.LittleEndian.AppendUint64(q.done, uint64(id))
+	q.done = binary.LittleEndian.AppendUint32(q.done, uint32(len(res)))
+	q.done = append(q.done, res...)
+	q.count++
+}
+
 // AsyncCollect returns every result completed on queue q since the last
 // call, packed: StatusOK, u32 count, then per result u64 id, u32 length and
-// the packed result. Call it when the eventfd is readable, after reading it.
+// the packed result. Call it when the eventfd or the epoll descriptor is
+// readable. It reads the eventfd itself, and the answers of the inline
+// requests (AsyncStart) that arrived, without waiting.
 func AsyncCollect(q int64) (ret []byte) {
 	defer recoverPacked(&ret)
 	async.Lock()
@@ -531,6 +559,9 @@ func AsyncCollect(q int64) (ret []byte) {
 	if cq == nil {
 		return packedError(fmt.Errorf("%w: completion queue %d", errBadHandle, q))
 	}
+	var b [8]byte
+	unix.Read(cq.fd, b[:])
+	cq.collectInline()
 	cq.mu.Lock()
 	done, count := cq.done, cq.count
 	cq.done, cq.count = nil, 0
@@ -562,7 +593,7 @@ func AsyncCancel(q, id int64) (ret int64) {
 		// Its answer is on the way on its own connection: a worker reads
 		// it (the connection is never left in the middle of a reply) and
 		// drops it.
-		delete(cq.inline, id)
+		cq.takeLocked(ir)
 		delete(cq.pending, id)
 		go ir.abandon()
 		return 0

@@ -2,29 +2,24 @@ package bind
 
 // The inline path of omcache.aio: a lone request (its server has nothing
 // else in flight from this client) is written by the calling thread, and
-// the event loop watches the connection's socket; when it is readable,
-// AsyncInlinePoll reads the answer without waiting. A request that goes
-// through a lane costs two thread wake-ups (a worker, then the event loop
-// through the eventfd); this one costs the wake-up of the event loop by
-// the socket, as a pure-Python client's does. The engine still owns the
-// connection, the parsing, the matching and the deadline.
+// its socket joins the queue's epoll instance, which the event loop
+// watches; when the answer arrives, AsyncCollect reads it without waiting.
+// A request that goes through a lane costs two thread wake-ups (a worker,
+// then the event loop through the eventfd); this one costs the wake-up of
+// the event loop by the socket, as a pure-Python client's does. The engine
+// still owns the connection, the parsing, the matching and the deadline
+// (AsyncInlineExpire).
 
 import (
+	"encoding/binary"
 	"fmt"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/omcache/omcache/go/client"
 	"github.com/omcache/omcache/go/proto"
 )
-
-// AsyncInlinePoll's answers (first byte), apart from a packed error.
-const (
-	inlineWait   = 'w' // not complete: keep watching the descriptor
-	inlineDone   = 'd' // complete: the packed result follows
-	inlineQueued = 'q' // handed to a worker: the result comes through the queue
-)
-
-// inlineFdLimit bounds the descriptors AsyncStart's result can carry.
-const inlineFdLimit = 1<<22 - 1
 
 // inlineReq is a request AsyncStart wrote on the caller's thread.
 type inlineReq struct {
@@ -32,16 +27,17 @@ type inlineReq struct {
 	k  laneKey
 	l  *lane
 	st *client.Started
+	fd int
 }
 
 // AsyncStart is AsyncSubmit, except that a plain get, a set, add or
 // replace, a touch or a delete whose server has nothing else in flight
 // from this client on any queue is written at once by the calling thread,
-// without waiting. Its answer is then read by AsyncInlinePoll when the
-// returned descriptor is readable (the caller watches it); it never
-// reaches the queue, unless AsyncInlinePoll says so. It returns
-// id<<22 | (fd+1) for a request started inline, id<<22 for one queued as
-// AsyncSubmit queues it, or a negative status result as AsyncSubmit does.
+// without waiting; its socket joins the queue's epoll descriptor and its
+// result comes through AsyncCollect like any other. It returns id<<1 | 1
+// for a request started so (the caller then makes sure AsyncInlineExpire
+// runs at its deadline), id<<1 for one queued as AsyncSubmit queues it, or
+// a negative status result as AsyncSubmit does.
 func AsyncStart(q, h, op, aAddr, aLen, bAddr, bLen, cAddr, cLen, i1, i2, i3, i4 int64) (ret int64) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -95,6 +91,7 @@ func AsyncStart(q, h, op, aAddr, aLen, bAddr, bLen, cAddr, cLen, i1, i2, i3, i4 
 		ir.release()
 		return queued(submit(cq, e, r))
 	}
+	ir.fd = ir.st.Fd()
 	cq.mu.Lock()
 	if cq.closed {
 		cq.mu.Unlock()
@@ -104,16 +101,18 @@ func AsyncStart(q, h, op, aAddr, aLen, bAddr, bLen, cAddr, cLen, i1, i2, i3, i4 
 	cq.next++
 	r.id = cq.next
 	cq.pending[r.id] = false
-	fd := ir.st.Fd()
-	if fd < 0 || fd >= inlineFdLimit {
-		// Not a descriptor the result can name: a worker finishes it.
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLONESHOT, Fd: int32(ir.fd)}
+	if cq.byFd[ir.fd] != nil || unix.EpollCtl(cq.ep, unix.EPOLL_CTL_ADD, ir.fd, &ev) != nil {
+		// Not watchable (cannot happen with a connection of its own): a
+		// worker finishes it.
 		cq.mu.Unlock()
 		go ir.complete()
-		return r.id << 22
+		return r.id << 1
 	}
 	cq.inline[r.id] = ir
+	cq.byFd[ir.fd] = ir
 	cq.mu.Unlock()
-	return r.id<<22 | int64(fd+1)
+	return r.id<<1 | 1
 }
 
 // queued turns AsyncSubmit's result into AsyncStart's.
@@ -121,64 +120,158 @@ func queued(id int64) int64 {
 	if id < 0 {
 		return id
 	}
-	return id << 22
+	return id << 1
 }
 
-// AsyncInlinePoll reads the answer of request id of queue q, started
-// inline by AsyncStart, without waiting, once its descriptor was readable
-// (or when its timeout is due: expire nonzero). It returns one byte:
-// 'w' (not complete yet: keep watching), 'q' (handed to a worker, or no
-// longer inline: its result, if any, comes through the queue), or 'd'
-// followed by the request's packed result; or a packed error. The caller
-// must stop watching the descriptor before the call: a completed request
-// may close it.
-func AsyncInlinePoll(q, id, expire int64) (ret []byte) {
-	defer recoverPacked(&ret)
-	async.Lock()
-	cq := async.queues[q]
-	async.Unlock()
-	if cq == nil {
-		return packedError(fmt.Errorf("%w: completion queue %d", errBadHandle, q))
+// takeLocked removes ir from the requests the epoll instance watches;
+// cq.mu is held.
+func (cq *cqueue) takeLocked(ir *inlineReq) {
+	delete(cq.inline, ir.r.id)
+	delete(cq.byFd, ir.fd)
+	unix.EpollCtl(cq.ep, unix.EPOLL_CTL_DEL, ir.fd, nil)
+}
+
+// collectInline reads, without waiting, the answers that arrived for
+// inline requests and records their results.
+func (cq *cqueue) collectInline() {
+	var evs [64]unix.EpollEvent
+	for {
+		n, err := unix.EpollWait(cq.ep, evs[:], 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || n <= 0 {
+			return
+		}
+		for _, ev := range evs[:n] {
+			if int(ev.Fd) == cq.fd {
+				continue
+			}
+			cq.mu.Lock()
+			ir := cq.byFd[int(ev.Fd)]
+			if ir != nil {
+				cq.takeLocked(ir)
+			}
+			cq.mu.Unlock()
+			if ir != nil {
+				cq.advance(ir, false)
+			}
+		}
+		if n < len(evs) {
+			return
+		}
 	}
-	// Take the request, so that a close or cancel from another thread
-	// cannot use its connection meanwhile.
-	cq.mu.Lock()
-	ir := cq.inline[id]
-	delete(cq.inline, id)
-	cq.mu.Unlock()
-	if ir == nil {
-		return []byte{inlineQueued}
-	}
+}
+
+// advance completes ir if its answer arrived (or, with expire, once its
+// deadline passed) and records the result; otherwise it watches ir again.
+// ir has been taken (takeLocked).
+func (cq *cqueue) advance(ir *inlineReq, expire bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			ir.release()
+			cq.deliver(ir.r.id, packedError(fmt.Errorf("%w: panic: %v", errInternal, p)))
+		}
+	}()
 	ready, large := ir.st.Ready()
-	if !ready && !large && expire != 0 && ir.st.Expired() {
+	if !ready && !large && expire && ir.st.Expired() {
 		ir.st.Expire()
 		ready = true
 	}
 	if !ready {
 		if large {
 			go ir.complete()
-			return []byte{inlineQueued}
+			return
 		}
 		cq.mu.Lock()
-		if cq.closed {
+		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLONESHOT, Fd: int32(ir.fd)}
+		if cq.closed || unix.EpollCtl(cq.ep, unix.EPOLL_CTL_ADD, ir.fd, &ev) != nil {
 			cq.mu.Unlock()
-			go ir.abandon()
-			return []byte{inlineQueued}
+			go ir.complete()
+			return
 		}
-		cq.inline[id] = ir
+		cq.inline[ir.r.id] = ir
+		cq.byFd[ir.fd] = ir
 		cq.mu.Unlock()
-		return []byte{inlineWait}
+		return
 	}
 	ir.st.Finish()
 	ir.release()
 	if ir.st.Retry {
-		return ir.retry()
+		ir.retry()
+		return
 	}
-	res := ir.result()
+	cq.deliver(ir.r.id, ir.result())
+}
+
+// deliver records a result for the AsyncCollect under way (no eventfd
+// write: the caller is collecting).
+func (cq *cqueue) deliver(id int64, res []byte) {
 	cq.mu.Lock()
+	defer cq.mu.Unlock()
+	cancelled, ok := cq.pending[id]
 	delete(cq.pending, id)
+	if cq.closed || !ok || cancelled {
+		return
+	}
+	cq.appendLocked(id, res)
+}
+
+// AsyncInlineExpire fails the inline requests of queue q whose I/O
+// deadline passed (their server did not answer in time) and records their
+// results, writing the eventfd if there are any. It returns how many
+// milliseconds remain until the next inline request's deadline (at least
+// 1), -1 when none is in flight, or a negative status result below -1 for
+// a bad queue. Call it again then: the epoll descriptor alone never fires
+// for a server that stays silent.
+func AsyncInlineExpire(q int64) (ret int64) {
+	defer func() {
+		if r := recover(); r != nil {
+			ret = -2 - result(fmt.Errorf("%w: panic: %v", errInternal, r))
+		}
+	}()
+	async.Lock()
+	cq := async.queues[q]
+	async.Unlock()
+	if cq == nil {
+		return -2 - result(fmt.Errorf("%w: completion queue %d", errBadHandle, q))
+	}
+	now := time.Now()
+	var due []*inlineReq
+	next := time.Duration(-1)
+	cq.mu.Lock()
+	for _, ir := range cq.inline {
+		left := ir.st.Deadline().Sub(now)
+		if left <= 0 {
+			due = append(due, ir)
+		} else if next < 0 || left < next {
+			next = left
+		}
+	}
+	for _, ir := range due {
+		cq.takeLocked(ir)
+	}
+	before := cq.count
 	cq.mu.Unlock()
-	return append([]byte{inlineDone}, res...)
+	for _, ir := range due {
+		cq.advance(ir, true)
+	}
+	cq.mu.Lock()
+	if before == 0 && cq.count > 0 && !cq.closed {
+		var one [8]byte
+		binary.NativeEndian.PutUint64(one[:], 1)
+		unix.Write(cq.fd, one[:])
+	}
+	for _, ir := range cq.inline {
+		if left := ir.st.Deadline().Sub(now); next < 0 || left < next {
+			next = left
+		}
+	}
+	cq.mu.Unlock()
+	if next < 0 {
+		return -1
+	}
+	return max(int64((next+time.Millisecond-1)/time.Millisecond), 1)
 }
 
 // result is the packed result of a finished request, as the lanes pack it.
@@ -194,11 +287,10 @@ func (ir *inlineReq) result() []byte {
 
 // retry queues a request whose pooled connection had been closed by the
 // server (Started.Retry) on its lane, which runs it the usual way.
-func (ir *inlineReq) retry() []byte {
+func (ir *inlineReq) retry() {
 	if err := enqueue(ir.k, ir.r); err != nil {
 		ir.r.q.finish(ir.r.id, packedError(err))
 	}
-	return []byte{inlineQueued}
 }
 
 func (ir *inlineReq) release() {

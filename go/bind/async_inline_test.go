@@ -5,15 +5,13 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/omcache/omcache/go/internal/mctest"
 	"github.com/omcache/omcache/go/memcachedtest"
 )
 
 // start calls AsyncStart for op on key (and value) and returns the id and
-// the descriptor to watch (-1: the request was queued).
-func start(t *testing.T, q, h, op int64, key, value string, i1 int64) (id int64, fd int) {
+// whether the request was started inline.
+func start(t *testing.T, q, h, op int64, key, value string, i1 int64) (id int64, inline bool) {
 	t.Helper()
 	k, kn := pyMem(t, []byte(key))
 	v, vn := pyMem(t, []byte(value))
@@ -21,25 +19,30 @@ func start(t *testing.T, q, h, op int64, key, value string, i1 int64) (id int64,
 	if r <= 0 {
 		t.Fatalf("AsyncStart(%d, %q): %d", op, key, r)
 	}
-	return r >> 22, int(r&inlineFdLimit) - 1
+	return r >> 1, r&1 == 1
 }
 
-// pollInline waits (up to 5 s) for fd to be readable and polls request id
-// until it is no longer waiting.
-func pollInline(t *testing.T, q, id int64, fd int) []byte {
+// newQueueEp is newQueue returning the epoll descriptor too.
+func newQueueEp(t *testing.T) (q int64, ep int) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		if _, err := unix.Poll(pfd, 100); err != nil && err != unix.EINTR {
-			t.Fatal(err)
-		}
-		if r := AsyncInlinePoll(q, id, 0); r[0] != inlineWait {
-			return r
-		}
+	r := AsyncQueueNew()
+	if r[0] != StatusOK || len(r) != 17 {
+		t.Fatalf("AsyncQueueNew: %q", r)
 	}
-	t.Fatalf("request %d still waiting after 5 s", id)
-	return nil
+	q = int64(binary.LittleEndian.Uint64(r[1:]))
+	t.Cleanup(func() { AsyncQueueClose(q) })
+	return q, int(binary.LittleEndian.Uint32(r[13:]))
+}
+
+// result waits (up to 5 s) on the epoll descriptor for request id's result.
+func resultOf(t *testing.T, q int64, ep int, id int64) []byte {
+	t.Helper()
+	got := collectAll(t, q, ep, 1)
+	res, ok := got[id]
+	if len(got) != 1 || !ok {
+		t.Fatalf("want the result of request %d alone, got %v", id, got)
+	}
+	return res
 }
 
 func newAsyncClient(t *testing.T, addr, extra string) int64 {
@@ -59,41 +62,44 @@ func newAsyncClient(t *testing.T, addr, extra string) int64 {
 func TestAsyncStartInlineAndQueued(t *testing.T) {
 	addr := mctest.Start(t, mctest.Options{}).Addr
 	h := newAsyncClient(t, addr, "io_timeout_ms=2000")
-	q, qfd := newQueue(t)
+	q, ep := newQueueEp(t)
 	// No idle connection yet: the first request is queued (and dials).
-	id, fd := start(t, q, h, AsyncStore, "ik1", "iv1", OpSet)
-	if fd != -1 {
-		t.Fatalf("first request started inline on fd %d without an idle connection", fd)
+	id, inline := start(t, q, h, AsyncStore, "ik1", "iv1", OpSet)
+	if inline {
+		t.Fatal("first request started inline without an idle connection")
 	}
-	if res := collectAll(t, q, qfd, 1)[id]; len(res) != 1 || res[0] != StatusOK {
+	if res := resultOf(t, q, ep, id); len(res) != 1 || res[0] != StatusOK {
 		t.Fatalf("queued set: %q", res)
 	}
-	id, fd = start(t, q, h, AsyncStore, "ik2", "iv2", OpSet)
-	if fd < 0 {
+	id, inline = start(t, q, h, AsyncStore, "ik2", "iv2", OpSet)
+	if !inline {
 		t.Fatal("a lone set with an idle connection was queued")
 	}
-	if r := pollInline(t, q, id, fd); string(r) != string([]byte{inlineDone, StatusOK}) {
-		t.Fatalf("inline set: %q", r)
+	if res := resultOf(t, q, ep, id); string(res) != string([]byte{StatusOK}) {
+		t.Fatalf("inline set: %q", res)
 	}
-	id1, fd1 := start(t, q, h, AsyncGet, "ik1", "", 0)
-	id2, fd2 := start(t, q, h, AsyncGet, "ik2", "", 0)
-	if fd1 < 0 || fd2 != -1 {
-		t.Fatalf("fds %d, %d: want the first get inline, the second queued", fd1, fd2)
+	id1, inline1 := start(t, q, h, AsyncGet, "ik1", "", 0)
+	id2, inline2 := start(t, q, h, AsyncGet, "ik2", "", 0)
+	if !inline1 || inline2 {
+		t.Fatalf("inline %v, %v: want the first get inline, the second queued", inline1, inline2)
 	}
-	r := pollInline(t, q, id1, fd1)
-	if r[0] != inlineDone || r[1] != StatusOK || string(r[1+getHeaderLen:]) != "iv1" {
+	got := collectAll(t, q, ep, 2)
+	if r := got[id1]; r[0] != StatusOK || string(r[getHeaderLen:]) != "iv1" {
 		t.Fatalf("inline get: %q", r)
 	}
-	if res := collectAll(t, q, qfd, 1)[id2]; res[0] != StatusOK || string(res[getHeaderLen:]) != "iv2" {
-		t.Fatalf("queued get: %q", res)
+	if r := got[id2]; r[0] != StatusOK || string(r[getHeaderLen:]) != "iv2" {
+		t.Fatalf("queued get: %q", r)
 	}
-	id, fd = start(t, q, h, AsyncDelete, "ik1", "", 0)
-	if r := pollInline(t, q, id, fd); string(r) != string([]byte{inlineDone, StatusOK}) {
-		t.Fatalf("inline delete: %q", r)
+	id, _ = start(t, q, h, AsyncDelete, "ik1", "", 0)
+	if res := resultOf(t, q, ep, id); string(res) != string([]byte{StatusOK}) {
+		t.Fatalf("inline delete: %q", res)
 	}
-	id, fd = start(t, q, h, AsyncGet, "ik1", "", 0)
-	if r := pollInline(t, q, id, fd); string(r) != string([]byte{inlineDone, StatusMiss}) {
-		t.Fatalf("inline get of a deleted key: %q", r)
+	id, _ = start(t, q, h, AsyncGet, "ik1", "", 0)
+	if res := resultOf(t, q, ep, id); string(res) != string([]byte{StatusMiss}) {
+		t.Fatalf("inline get of a deleted key: %q", res)
+	}
+	if ms := AsyncInlineExpire(q); ms != -1 {
+		t.Fatalf("AsyncInlineExpire with nothing in flight: %d", ms)
 	}
 	if p := AsyncPending(q); p != 0 {
 		t.Fatalf("%d pending", p)
@@ -111,45 +117,46 @@ func faultServer(t *testing.T) *memcachedtest.Server {
 }
 
 // warm leaves an idle connection in the client's pool.
-func warm(t *testing.T, q, h int64, qfd int) {
+func warm(t *testing.T, q, h int64, ep int) {
 	t.Helper()
-	id, fd := start(t, q, h, AsyncStore, "warm", "w", OpSet)
-	if fd >= 0 {
-		pollInline(t, q, id, fd)
-		return
-	}
-	collectAll(t, q, qfd, 1)
+	id, _ := start(t, q, h, AsyncStore, "warm", "w", OpSet)
+	resultOf(t, q, ep, id)
 }
 
-// A stalled server: polling the inline request never waits, and once its
-// io_timeout is due the request fails with a timeout.
+// A stalled server: collecting never waits, and once the io_timeout is due
+// AsyncInlineExpire fails the request with a timeout.
 func TestAsyncInlineStalledServerTimesOut(t *testing.T) {
 	srv := faultServer(t)
 	h := newAsyncClient(t, srv.Addr(), "io_timeout_ms=200")
-	q, qfd := newQueue(t)
-	warm(t, q, h, qfd)
+	q, ep := newQueueEp(t)
+	warm(t, q, h, ep)
 	if err := srv.SetFault(memcachedtest.Fault{Stall: true}); err != nil {
 		t.Fatal(err)
 	}
-	id, fd := start(t, q, h, AsyncGet, "stalled", "", 0)
-	if fd < 0 {
+	id, inline := start(t, q, h, AsyncGet, "stalled", "", 0)
+	if !inline {
 		t.Fatal("not started inline")
 	}
 	t0 := time.Now()
 	for i := 0; i < 10; i++ {
-		if r := AsyncInlinePoll(q, id, 1); r[0] != inlineWait {
-			t.Fatalf("poll %d before the timeout: %q", i, r)
+		if r := AsyncCollect(q); string(r) != "\x00\x00\x00\x00\x00" {
+			t.Fatalf("collect %d before the timeout: %q", i, r)
+		}
+		if ms := AsyncInlineExpire(q); ms < 1 || ms > 200 {
+			t.Fatalf("AsyncInlineExpire before the deadline: %d ms", ms)
 		}
 	}
-	// Ten polls of a silent socket take microseconds; 100 ms is room for
+	// Ten rounds on a silent socket take microseconds; 100 ms is room for
 	// a loaded machine, and still well under the 200 ms io_timeout.
 	if d := time.Since(t0); d > 100*time.Millisecond {
-		t.Fatalf("ten polls took %v: a poll waited", d)
+		t.Fatalf("ten collects took %v: one waited", d)
 	}
 	time.Sleep(250 * time.Millisecond)
-	r := AsyncInlinePoll(q, id, 1)
-	if r[0] != inlineDone || r[1] != StatusTimeout {
-		t.Fatalf("after the timeout: %q", r)
+	if ms := AsyncInlineExpire(q); ms != -1 {
+		t.Fatalf("AsyncInlineExpire after the deadline: %d", ms)
+	}
+	if res := resultOf(t, q, ep, id); res[0] != StatusTimeout {
+		t.Fatalf("after the timeout: %q", res)
 	}
 	if p := AsyncPending(q); p != 0 {
 		t.Fatalf("%d pending", p)
@@ -162,20 +169,20 @@ func TestAsyncInlineStalledServerTimesOut(t *testing.T) {
 func TestAsyncInlineCancelMidRequest(t *testing.T) {
 	srv := faultServer(t)
 	h := newAsyncClient(t, srv.Addr(), "io_timeout_ms=2000")
-	q, qfd := newQueue(t)
-	warm(t, q, h, qfd)
+	q, ep := newQueueEp(t)
+	warm(t, q, h, ep)
 	for i, kv := range []string{"c1", "c2"} {
-		id, fd := start(t, q, h, AsyncStore, kv, "value-"+kv, OpSet)
-		if fd < 0 {
+		id, inline := start(t, q, h, AsyncStore, kv, "value-"+kv, OpSet)
+		if !inline {
 			t.Fatalf("set %d not inline", i)
 		}
-		pollInline(t, q, id, fd)
+		resultOf(t, q, ep, id)
 	}
 	if err := srv.SetFault(memcachedtest.Fault{Delay: 100 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
-	id, fd := start(t, q, h, AsyncGet, "c1", "", 0)
-	if fd < 0 {
+	id, inline := start(t, q, h, AsyncGet, "c1", "", 0)
+	if !inline {
 		t.Fatal("not started inline")
 	}
 	if st := AsyncCancel(q, id); st != 0 {
@@ -184,9 +191,6 @@ func TestAsyncInlineCancelMidRequest(t *testing.T) {
 	if p := AsyncPending(q); p != 0 {
 		t.Fatalf("%d pending after the cancel", p)
 	}
-	if r := AsyncInlinePoll(q, id, 0); r[0] != inlineQueued {
-		t.Fatalf("poll of a cancelled request: %q", r)
-	}
 	if err := srv.SetFault(memcachedtest.Fault{}); err != nil {
 		t.Fatal(err)
 	}
@@ -194,25 +198,12 @@ func TestAsyncInlineCancelMidRequest(t *testing.T) {
 	// requests are queued; then they are inline again.
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		id2, fd2 := start(t, q, h, AsyncGet, "c2", "", 0)
-		var res []byte
-		if fd2 >= 0 {
-			r := pollInline(t, q, id2, fd2)
-			if r[0] != inlineDone {
-				t.Fatalf("inline get: %q", r)
-			}
-			res = r[1:]
-		} else {
-			got := collectAll(t, q, qfd, 1)
-			res = got[id2]
-			if len(got) != 1 || res == nil {
-				t.Fatalf("queued get: %d results (a cancelled one?): %v", len(got), got)
-			}
-		}
+		id2, inline2 := start(t, q, h, AsyncGet, "c2", "", 0)
+		res := resultOf(t, q, ep, id2)
 		if res[0] != StatusOK || string(res[getHeaderLen:]) != "value-c2" {
 			t.Fatalf("get c2: %q", res)
 		}
-		if fd2 >= 0 {
+		if inline2 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -221,7 +212,7 @@ func TestAsyncInlineCancelMidRequest(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	// Nothing for the cancelled request arrived meanwhile.
-	if got := collectAll(t, q, qfd, 0); len(got) != 0 {
+	if got := collectAll(t, q, ep, 0); len(got) != 0 {
 		t.Fatalf("results after the cancel: %v", got)
 	}
 }
