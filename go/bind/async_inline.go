@@ -13,6 +13,7 @@ package bind
 import (
 	"encoding/binary"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -29,6 +30,13 @@ type inlineReq struct {
 	st *client.Started
 	fd int
 }
+
+// inlineStarted counts the requests AsyncStart wrote inline.
+var inlineStarted atomic.Int64
+
+// AsyncInlineStarted returns how many requests this process's engine has
+// started inline (AsyncStart) so far: tests use it to tell which path ran.
+func AsyncInlineStarted() int64 { return inlineStarted.Load() }
 
 // AsyncStart is AsyncSubmit, except that a plain get, a set, add or
 // replace, a touch or a delete whose server has nothing else in flight
@@ -112,6 +120,7 @@ func AsyncStart(q, h, op, aAddr, aLen, bAddr, bLen, cAddr, cLen, i1, i2, i3, i4 
 	cq.inline[r.id] = ir
 	cq.byFd[ir.fd] = ir
 	cq.mu.Unlock()
+	inlineStarted.Add(1)
 	return r.id<<1 | 1
 }
 
