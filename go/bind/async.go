@@ -62,11 +62,11 @@ const (
 // cqueue is one completion queue: the results of the requests submitted to
 // it, and the eventfd that tells its reader there are some.
 type cqueue struct {
-	mu      sync.Mutex
-	fd      int
+	mu sync.Mutex
+	fd int
 	// ep is an epoll instance holding fd and the sockets of the inline
 	// requests (async_inline.go): the one descriptor an event loop watches.
-	ep int
+	ep      int
 	done    []byte // records: u64 id, u32 length, packed result
 	count   int
 	next    int64
