@@ -549,8 +549,8 @@ func (q *cqueue) appendLocked(id int64, res []byte) {
 // AsyncCollect returns every result completed on queue q since the last
 // call, packed: StatusOK, u32 count, then per result u64 id, u32 length and
 // the packed result. Call it when the eventfd or the epoll descriptor is
-// readable. It reads the eventfd itself, and the answers of the inline
-// requests (AsyncStart) that arrived, without waiting.
+// readable. It reads the eventfd itself when it is readable, and the
+// answers of the inline requests (AsyncStart) that arrived, without waiting.
 func AsyncCollect(q int64) (ret []byte) {
 	defer recoverPacked(&ret)
 	async.Lock()
@@ -559,9 +559,10 @@ func AsyncCollect(q int64) (ret []byte) {
 	if cq == nil {
 		return packedError(fmt.Errorf("%w: completion queue %d", errBadHandle, q))
 	}
-	var b [8]byte
-	unix.Read(cq.fd, b[:])
-	cq.collectInline()
+	if cq.collectInline() {
+		var b [8]byte
+		unix.Read(cq.fd, b[:])
+	}
 	cq.mu.Lock()
 	done, count := cq.done, cq.count
 	cq.done, cq.count = nil, 0

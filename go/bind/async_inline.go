@@ -141,19 +141,21 @@ func (cq *cqueue) takeLocked(ir *inlineReq) {
 }
 
 // collectInline reads, without waiting, the answers that arrived for
-// inline requests and records their results.
-func (cq *cqueue) collectInline() {
+// inline requests and records their results. It reports whether the
+// eventfd is readable (or may be: the epoll instance failed).
+func (cq *cqueue) collectInline() (eventfd bool) {
 	var evs [64]unix.EpollEvent
 	for {
 		n, err := unix.EpollWait(cq.ep, evs[:], 0)
 		if err == unix.EINTR {
 			continue
 		}
-		if err != nil || n <= 0 {
-			return
+		if err != nil {
+			return true
 		}
 		for _, ev := range evs[:n] {
 			if int(ev.Fd) == cq.fd {
+				eventfd = true
 				continue
 			}
 			cq.mu.Lock()
@@ -167,7 +169,7 @@ func (cq *cqueue) collectInline() {
 			}
 		}
 		if n < len(evs) {
-			return
+			return eventfd
 		}
 	}
 }

@@ -69,11 +69,9 @@ func (c *Client) Begin(op proto.Op, key, value []byte, flags, exp uint32, cas ui
 	if cn == nil || err != nil {
 		return nil, nil
 	}
-	if !cn.Alive() {
-		// Closed by the server while idle: let the usual path reconnect.
-		cn.Close()
-		return nil, nil
-	}
+	// As exchangeOn for idempotent commands: no liveness check (a system
+	// call); a connection the server closed while idle shows when the
+	// answer is read, and Retry then sends the command again.
 	st := &Started{c: c, si: si, epoch: s.h.epoch.Load(), s: s, cn: cn, pooled: true, req: req, cas: cas}
 	st.req.Seq = cn.NextSeq()
 	buf, err := cn.AppendRequest(cn.Buffer(), &st.req.Request, st.req.value)
