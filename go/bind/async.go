@@ -16,6 +16,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -102,6 +103,9 @@ type lane struct {
 	// inline only when all three are zero.
 	busy   int
 	inline int
+	// rtt is a moving average of how long inline answers took to arrive
+	// (ns): AsyncStart waits for one only while it is short.
+	rtt atomic.Int64
 }
 
 type laneKey struct {

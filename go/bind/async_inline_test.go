@@ -19,7 +19,7 @@ func start(t *testing.T, q, h, op int64, key, value string, i1 int64) (id int64,
 	if r <= 0 {
 		t.Fatalf("AsyncStart(%d, %q): %d", op, key, r)
 	}
-	return r >> 1, r&1 == 1
+	return r >> 2, r&1 == 1
 }
 
 // newQueueEp is newQueue returning the epoll descriptor too.
@@ -214,5 +214,50 @@ func TestAsyncInlineCancelMidRequest(t *testing.T) {
 	// Nothing for the cancelled request arrived meanwhile.
 	if got := collectAll(t, q, ep, 0); len(got) != 0 {
 		t.Fatalf("results after the cancel: %v", got)
+	}
+}
+
+// An answer that arrives while AsyncStart waits for it (inlineSpin) is in
+// the queue when AsyncStart returns (bit 2 set); with no wait it comes
+// through the epoll descriptor.
+func TestAsyncStartWaitsBrieflyForTheAnswer(t *testing.T) {
+	addr := mctest.Start(t, mctest.Options{}).Addr
+	h := newAsyncClient(t, addr, "io_timeout_ms=2000")
+	q, ep := newQueueEp(t)
+	warm(t, q, h, ep)
+	saved := inlineSpin
+	defer func() { inlineSpin = saved }()
+	k, kn := pyMem(t, []byte("warm"))
+	// 50 ms is far more than a loopback round trip, even on a loaded machine.
+	inlineSpin = 50 * time.Millisecond
+	answered := 0
+	for i := 0; i < 20; i++ {
+		r := AsyncStart(q, h, AsyncGet, k, kn, 0, 0, 0, 0, 0, 0, 0, 0)
+		if r&1 == 0 {
+			t.Fatalf("get %d not inline: %d", i, r)
+		}
+		if r&2 != 0 {
+			answered++
+			c := AsyncCollect(q)
+			if binary.LittleEndian.Uint32(c[1:]) != 1 || int64(binary.LittleEndian.Uint64(c[5:])) != r>>2 ||
+				string(c[17+getHeaderLen:]) != "w" {
+				t.Fatalf("collect right after AsyncStart: %q", c)
+			}
+		} else {
+			resultOf(t, q, ep, r>>2)
+		}
+	}
+	if answered == 0 {
+		t.Fatal("no answer arrived within 50 ms of AsyncStart")
+	}
+	inlineSpin = 0
+	for i := 0; i < 5; i++ {
+		r := AsyncStart(q, h, AsyncGet, k, kn, 0, 0, 0, 0, 0, 0, 0, 0)
+		if r&3 != 1 {
+			t.Fatalf("without waiting: %d", r&3)
+		}
+		if res := resultOf(t, q, ep, r>>2); string(res[getHeaderLen:]) != "w" {
+			t.Fatalf("get: %q", res)
+		}
 	}
 }

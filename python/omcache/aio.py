@@ -125,10 +125,14 @@ class _Queue:
         )
         if r < 0:
             raise _engine.error_for(self.core, -r)
-        rid = r >> 1
+        rid = r >> 2
         fut: "asyncio.Future[bytes]" = self.loop.create_future()
         self.futures[rid] = fut
-        if r & 1:
+        if r & 2:
+            # Answered while AsyncStart waited briefly: collect it now, and
+            # the caller's await returns without the loop going round.
+            self._ready()
+        elif r & 1:
             # One watchdog per queue, due no later than this request's
             # deadline (clients sharing the loop may have other timeouts).
             due = self.loop.time() + timeout + _EXPIRE_SLACK
