@@ -1,16 +1,22 @@
 """omcache.aio: asyncio clients on the same Go engine, without a thread per call.
 
-A call submits its request to the engine (go/bind AsyncSubmit: the
-arguments are copied, an id comes back at once) and awaits a future.  The
-engine runs the request on a few worker goroutines per server, sending the
-single-key gets, sets and deletes that are waiting for the same server
-together as one pipelined exchange (autobatching), stores the result in a
-completion queue and writes to the queue's eventfd.  The event loop watches
-that descriptor (``loop.add_reader``); when it is readable, one engine call
-(AsyncCollect) hands over every completed result, and their futures are
-resolved.  The event loop never blocks on the network: a stalled server
-delays only the calls for that server, each by at most the client's
-``connect_timeout`` + ``io_timeout``.
+A call submits its request to the engine (go/bind AsyncStart) and awaits a
+future.  When the key's server has nothing else in flight from the client
+(a lone get, set, add, replace, touch or delete), the request is written
+at once by the loop's thread; the engine waits up to 100 us for the answer
+if that server's answers have been coming that fast (the await then
+returns at once), and otherwise adds the socket to the queue's epoll
+descriptor, which the event loop watches, so the answer is read by the
+loop's thread when it arrives: no other thread is woken.  Other requests
+are copied and run on a few worker goroutines per server, which send the
+single-key gets, sets and deletes waiting for the same server together as
+one pipelined exchange (autobatching), store the result in the completion
+queue and write to its eventfd, also in the epoll descriptor.  When that
+descriptor is readable, one engine call (AsyncCollect) hands over every
+completed result, and their futures are resolved.  The event loop never
+waits for a slow server: a stalled server delays only the calls for that
+server, each by at most the client's ``connect_timeout`` + ``io_timeout``
+(a per-loop watchdog enforces it on the inline path).
 
 Cancellation (``task.cancel()``, ``asyncio.wait_for``): a request not yet
 started is never sent; one already on the wire is completed by the engine
