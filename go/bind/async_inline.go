@@ -109,17 +109,21 @@ func AsyncStart(q, h, op, aAddr, aLen, bAddr, bLen, cAddr, cLen, i1, i2, i3, i4 
 		go ir.abandon()
 		return -result(fmt.Errorf("%w: completion queue %d is closed", errBadHandle, q))
 	}
+	// Alone: the event loop waits for nothing else from the engine.
+	alone := len(cq.pending) == 0
 	cq.next++
 	r.id = cq.next
 	cq.pending[r.id] = false
 	cq.mu.Unlock()
 	inlineStarted.Add(1)
 	ir.t0 = time.Now()
-	if spin := inlineSpin; spin > 0 && time.Duration(l.rtt.Load()) <= spin {
+	if spin := inlineSpin; spin > 0 && alone && time.Duration(l.rtt.Load()) <= spin {
 		// A server nearby often answers within tens of microseconds:
 		// wait that long for it here, so the event loop need not sleep
 		// and be woken for it (two thread wake-ups saved). Only while its
-		// answers come that fast: a distant server is not waited for.
+		// answers come that fast (a distant server is not waited for),
+		// and only when the loop has no other request of the engine to
+		// handle meanwhile.
 		for {
 			ready, large := ir.st.Ready()
 			if ready {
