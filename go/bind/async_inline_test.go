@@ -57,12 +57,17 @@ func newAsyncClient(t *testing.T, addr, extra string) int64 {
 }
 
 // A lone request goes inline once the client has an idle connection; one
-// submitted while it is in flight goes through the lane; each result
+// submitted while another is in flight goes through the lane; each result
 // reaches its own request.
 func TestAsyncStartInlineAndQueued(t *testing.T) {
 	addr := mctest.Start(t, mctest.Options{}).Addr
 	h := newAsyncClient(t, addr, "io_timeout_ms=2000")
 	q, ep := newQueueEp(t)
+	// No waiting in AsyncStart: a first get in flight while the second is
+	// submitted.
+	saved := inlineSpin
+	defer func() { inlineSpin = saved }()
+	inlineSpin = 0
 	// No idle connection yet: the first request is queued (and dials).
 	id, inline := start(t, q, h, AsyncStore, "ik1", "iv1", OpSet)
 	if inline {
