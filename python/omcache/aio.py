@@ -1,8 +1,9 @@
 """omcache.aio: asyncio clients on the same Go engine, without a thread per call.
 
 A call submits its request to the engine (go/bind AsyncStart) and awaits a
-future.  When the key's server has nothing else in flight from the client
-(a lone get, set, add, replace, touch or delete), the request is written
+future.  When the loop has no other request in flight and the key's server
+nothing else from the client (a lone get, set, add, replace, touch or
+delete: concurrency 1), the request is written
 at once by the loop's thread; the engine waits up to 100 us for the answer
 if that server's answers have been coming that fast (the await then
 returns at once), and otherwise adds the socket to the queue's epoll
