@@ -16,6 +16,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -62,13 +63,21 @@ const (
 // cqueue is one completion queue: the results of the requests submitted to
 // it, and the eventfd that tells its reader there are some.
 type cqueue struct {
-	mu      sync.Mutex
-	fd      int
+	mu sync.Mutex
+	fd int
+	// ep is an epoll instance holding fd and the sockets of the inline
+	// requests (async_inline.go): the one descriptor an event loop watches.
+	ep      int
 	done    []byte // records: u64 id, u32 length, packed result
 	count   int
 	next    int64
 	pending map[int64]bool // in flight; true once cancelled
 	closed  bool
+	// inline are the requests of pending written by the caller's thread
+	// (AsyncStart), whose answers AsyncCollect reads; byFd maps their
+	// sockets to them.
+	inline map[int64]*inlineReq
+	byFd   map[int]*inlineReq
 }
 
 type areq struct {
@@ -89,6 +98,14 @@ type lane struct {
 	pending []*areq
 	workers int
 	wake    chan struct{}
+	// busy counts the requests workers took and have not finished, inline
+	// those started by AsyncStart and not finished: a request is started
+	// inline only when all three are zero.
+	busy   int
+	inline int
+	// rtt is a moving average of how long inline answers took to arrive
+	// (ns): AsyncStart waits for one only while it is short.
+	rtt atomic.Int64
 }
 
 type laneKey struct {
@@ -104,13 +121,26 @@ var async struct {
 }
 
 // AsyncQueueNew creates a completion queue. It returns a packed result:
-// StatusOK, the queue id (u64 LE) and the eventfd (u32 LE) that becomes
-// readable when results are waiting; or an error status and message.
+// StatusOK, the queue id (u64 LE), the eventfd (u32 LE) that becomes
+// readable when results are waiting, and an epoll descriptor (u32 LE) that
+// is readable when the eventfd is or when the answer of a request started
+// inline (AsyncStart) arrived; or an error status and message. A caller
+// watches one of the two and then calls AsyncCollect.
 func AsyncQueueNew() (ret []byte) {
 	defer recoverPacked(&ret)
 	fd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
 	if err != nil {
 		return packedError(fmt.Errorf("%w: eventfd: %w", errInternal, err))
+	}
+	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		unix.Close(fd)
+		return packedError(fmt.Errorf("%w: epoll: %w", errInternal, err))
+	}
+	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}); err != nil {
+		unix.Close(fd)
+		unix.Close(ep)
+		return packedError(fmt.Errorf("%w: epoll: %w", errInternal, err))
 	}
 	async.Lock()
 	if async.queues == nil {
@@ -119,11 +149,13 @@ func AsyncQueueNew() (ret []byte) {
 	}
 	async.nextQ++
 	id := async.nextQ
-	async.queues[id] = &cqueue{fd: fd, pending: make(map[int64]bool)}
+	async.queues[id] = &cqueue{fd: fd, ep: ep, pending: make(map[int64]bool),
+		inline: make(map[int64]*inlineReq), byFd: make(map[int]*inlineReq)}
 	async.Unlock()
-	p := newPacker(StatusOK, 12)
+	p := newPacker(StatusOK, 16)
 	p.u64(uint64(id))
 	p.u32(uint32(fd))
+	p.u32(uint32(ep))
 	return p.buf
 }
 
@@ -143,8 +175,14 @@ func AsyncQueueClose(q int64) (ret int64) {
 	cq.closed = true
 	cq.done = nil
 	clear(cq.pending)
+	inline := cq.inline
+	cq.inline, cq.byFd = nil, nil
+	unix.Close(cq.ep)
 	unix.Close(cq.fd)
 	cq.mu.Unlock()
+	for _, ir := range inline {
+		go ir.abandon()
+	}
 	return 0
 }
 
@@ -195,20 +233,25 @@ func AsyncSubmit(q, h, op, aAddr, aLen, bAddr, bLen, cAddr, cLen, i1, i2, i3, i4
 	}
 	r := &areq{q: cq, h: h, c: e.c, op: op, i: [4]int64{i1, i2, i3, i4}}
 	r.a, r.b, r.cbuf = copyAt(aAddr, aLen), copyAt(bAddr, bLen), copyAt(cAddr, cLen)
+	return submit(cq, e, r)
+}
+
+// submit gives r an id on its queue and queues it on its server's lane.
+func submit(cq *cqueue, e *entry, r *areq) int64 {
 	server := -1
-	if op <= AsyncInvalidate && len(r.a) > 0 {
+	if r.op <= AsyncInvalidate && len(r.a) > 0 {
 		server = e.sel.Pick(r.a)
 	}
 	cq.mu.Lock()
 	if cq.closed {
 		cq.mu.Unlock()
-		return -result(fmt.Errorf("%w: completion queue %d is closed", errBadHandle, q))
+		return -result(fmt.Errorf("%w: completion queue is closed", errBadHandle))
 	}
 	cq.next++
 	r.id = cq.next
 	cq.pending[r.id] = false
 	cq.mu.Unlock()
-	if err := enqueue(laneKey{h, server}, r); err != nil {
+	if err := enqueue(laneKey{r.h, server}, r); err != nil {
 		cq.mu.Lock()
 		delete(cq.pending, r.id)
 		cq.mu.Unlock()
@@ -217,7 +260,7 @@ func AsyncSubmit(q, h, op, aAddr, aLen, bAddr, bLen, cAddr, cLen, i1, i2, i3, i4
 	return r.id
 }
 
-func enqueue(k laneKey, r *areq) error {
+func laneFor(k laneKey) *lane {
 	async.Lock()
 	l := async.lanes[k]
 	if l == nil {
@@ -225,6 +268,11 @@ func enqueue(k laneKey, r *areq) error {
 		async.lanes[k] = l
 	}
 	async.Unlock()
+	return l
+}
+
+func enqueue(k laneKey, r *areq) error {
+	l := laneFor(k)
 	l.mu.Lock()
 	if len(l.pending) >= asyncMaxPending {
 		l.mu.Unlock()
@@ -272,6 +320,7 @@ func (l *lane) work() {
 		rest := copy(l.pending, l.pending[n:])
 		clear(l.pending[rest:])
 		l.pending = l.pending[:rest]
+		l.busy += n
 		more := rest > 0
 		l.mu.Unlock()
 		if more {
@@ -281,6 +330,9 @@ func (l *lane) work() {
 			}
 		}
 		runBatch(batch)
+		l.mu.Lock()
+		l.busy -= n
+		l.mu.Unlock()
 	}
 }
 
@@ -482,10 +534,7 @@ func (q *cqueue) finish(id int64, res []byte) {
 		return
 	}
 	wasEmpty := q.count == 0
-	q.done = binary.LittleEndian.AppendUint64(q.done, uint64(id))
-	q.done = binary.LittleEndian.AppendUint32(q.done, uint32(len(res)))
-	q.done = append(q.done, res...)
-	q.count++
+	q.appendLocked(id, res)
 	if wasEmpty {
 		var one [8]byte
 		binary.NativeEndian.PutUint64(one[:], 1)
@@ -493,9 +542,19 @@ func (q *cqueue) finish(id int64, res []byte) {
 	}
 }
 
+// appendLocked records request id's result for the next AsyncCollect.
+func (q *cqueue) appendLocked(id int64, res []byte) {
+	q.done = binary.LittleEndian.AppendUint64(q.done, uint64(id))
+	q.done = binary.LittleEndian.AppendUint32(q.done, uint32(len(res)))
+	q.done = append(q.done, res...)
+	q.count++
+}
+
 // AsyncCollect returns every result completed on queue q since the last
 // call, packed: StatusOK, u32 count, then per result u64 id, u32 length and
-// the packed result. Call it when the eventfd is readable, after reading it.
+// the packed result. Call it when the eventfd or the epoll descriptor is
+// readable. It reads the eventfd itself when it is readable, and the
+// answers of the inline requests (AsyncStart) that arrived, without waiting.
 func AsyncCollect(q int64) (ret []byte) {
 	defer recoverPacked(&ret)
 	async.Lock()
@@ -503,6 +562,10 @@ func AsyncCollect(q int64) (ret []byte) {
 	async.Unlock()
 	if cq == nil {
 		return packedError(fmt.Errorf("%w: completion queue %d", errBadHandle, q))
+	}
+	if cq.collectInline() {
+		var b [8]byte
+		unix.Read(cq.fd, b[:])
 	}
 	cq.mu.Lock()
 	done, count := cq.done, cq.count
@@ -530,6 +593,15 @@ func AsyncCancel(q, id int64) (ret int64) {
 	defer cq.mu.Unlock()
 	if _, ok := cq.pending[id]; !ok {
 		return StatusMiss
+	}
+	if ir := cq.inline[id]; ir != nil {
+		// Its answer is on the way on its own connection: a worker reads
+		// it (the connection is never left in the middle of a reply) and
+		// drops it.
+		cq.takeLocked(ir)
+		delete(cq.pending, id)
+		go ir.abandon()
+		return 0
 	}
 	cq.pending[id] = true
 	return 0

@@ -67,6 +67,7 @@ class _HubQueue:
         self.core = core
         self.qid = int.from_bytes(r[1:9], "little")
         self.fd = int.from_bytes(r[9:13], "little")
+        self.ep = int.from_bytes(r[13:17], "little")  # unused here: no inline requests
         self.waiters: Dict[int, Any] = {}
         self.watcher = hub.loop.io(self.fd, 1)
         self.watcher.start(self._ready)
@@ -122,10 +123,11 @@ def _queue(core: ModuleType) -> _HubQueue:
     pid = os.getpid()
     if _queues_pid != pid:
         for old in _queues.values():  # the parent's engine's: close without calling it
-            try:
-                os.close(old.fd)
-            except OSError:
-                pass
+            for fd in (old.fd, old.ep):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
         _queues.clear()
         _queues_pid = pid
     q = _queues.get(id(hub))

@@ -1,16 +1,23 @@
 """omcache.aio: asyncio clients on the same Go engine, without a thread per call.
 
-A call submits its request to the engine (go/bind AsyncSubmit: the
-arguments are copied, an id comes back at once) and awaits a future.  The
-engine runs the request on a few worker goroutines per server, sending the
-single-key gets, sets and deletes that are waiting for the same server
-together as one pipelined exchange (autobatching), stores the result in a
-completion queue and writes to the queue's eventfd.  The event loop watches
-that descriptor (``loop.add_reader``); when it is readable, one engine call
-(AsyncCollect) hands over every completed result, and their futures are
-resolved.  The event loop never blocks on the network: a stalled server
-delays only the calls for that server, each by at most the client's
-``connect_timeout`` + ``io_timeout``.
+A call submits its request to the engine (go/bind AsyncStart) and awaits a
+future.  When the loop has no other request in flight and the key's server
+nothing else from the client (a lone get, set, add, replace, touch or
+delete: concurrency 1), the request is written
+at once by the loop's thread; the engine waits up to 100 us for the answer
+if that server's answers have been coming that fast (the await then
+returns at once), and otherwise adds the socket to the queue's epoll
+descriptor, which the event loop watches, so the answer is read by the
+loop's thread when it arrives: no other thread is woken.  Other requests
+are copied and run on a few worker goroutines per server, which send the
+single-key gets, sets and deletes waiting for the same server together as
+one pipelined exchange (autobatching), store the result in the completion
+queue and write to its eventfd, also in the epoll descriptor.  When that
+descriptor is readable, one engine call (AsyncCollect) hands over every
+completed result, and their futures are resolved.  The event loop never
+waits for a slow server: a stalled server delays only the calls for that
+server, each by at most the client's ``connect_timeout`` + ``io_timeout``
+(a per-loop watchdog enforces it on the inline path).
 
 Cancellation (``task.cancel()``, ``asyncio.wait_for``): a request not yet
 started is never sent; one already on the wire is completed by the engine
@@ -82,6 +89,8 @@ _MISS = _engine.MISS
 _REC = struct.Struct("<QI")  # a completion: request id, result length
 _COLLECT_HEAD = 5  # status byte, u32 count
 _STORE_OUTCOMES = frozenset((_OK, _engine.NOT_STORED, _engine.EXISTS, _MISS))
+# How late after an inline request's deadline AsyncInlineExpire runs.
+_EXPIRE_SLACK = 0.001
 
 
 class _Queue:
@@ -95,23 +104,61 @@ class _Queue:
         self.loop = loop
         self.qid = int.from_bytes(r[1:9], "little")
         self.fd = int.from_bytes(r[9:13], "little")
+        # The epoll descriptor: readable when the eventfd is or when the
+        # answer of a request started inline arrived.
+        self.ep = int.from_bytes(r[13:17], "little")
         self.futures: Dict[int, "asyncio.Future[bytes]"] = {}
+        self.watchdog: Optional[asyncio.TimerHandle] = None
         self.closed = False
-        loop.add_reader(self.fd, self._ready)
+        loop.add_reader(self.ep, self._ready)
 
     def submit(
-        self, h: int, op: int, a: bytes = b"", b: bytes = b"", c: bytes = b"",
+        self, h: int, op: int, timeout: float, a: bytes = b"", b: bytes = b"", c: bytes = b"",
         i1: int = 0, i2: int = 0, i3: int = 0, i4: int = 0,
     ) -> Tuple[int, "asyncio.Future[bytes]"]:
+        """Start request op; its result comes through the returned future.
+
+        A lone single-key request is written at once by this thread
+        (AsyncStart) and its socket joins the engine's epoll descriptor that
+        the loop watches: its answer is read here, on the loop's thread, with
+        no other thread woken.  Other requests go through the engine's lanes
+        and the eventfd.  ``timeout`` is the client's io_timeout: the
+        watchdog (AsyncInlineExpire) fails an inline request whose server
+        stays silent.
+        """
         # a, b and c are exact bytes objects, alive for the call; the engine copies them.
-        rid: int = self.core.bind_AsyncSubmit(
+        r: int = self.core.bind_AsyncStart(
             self.qid, h, op, id(a) + _OFF, len(a), id(b) + _OFF, len(b), id(c) + _OFF, len(c), i1, i2, i3, i4
         )
-        if rid < 0:
-            raise _engine.error_for(self.core, -rid)
+        if r < 0:
+            raise _engine.error_for(self.core, -r)
+        rid = r >> 2
         fut: "asyncio.Future[bytes]" = self.loop.create_future()
         self.futures[rid] = fut
+        if r & 2:
+            # Answered while AsyncStart waited briefly: collect it now, and
+            # the caller's await returns without the loop going round.
+            self._ready()
+        elif r & 1:
+            # One watchdog per queue, due no later than this request's
+            # deadline (clients sharing the loop may have other timeouts).
+            due = self.loop.time() + timeout + _EXPIRE_SLACK
+            wd = self.watchdog
+            if wd is None or wd.when() > due:
+                if wd is not None:
+                    wd.cancel()
+                self.watchdog = self.loop.call_at(due, self._expire)
         return rid, fut
+
+    def _expire(self) -> None:
+        self.watchdog = None
+        if self.closed:
+            return
+        ms: int = self.core.bind_AsyncInlineExpire(self.qid)
+        if ms >= 0:
+            self.watchdog = self.loop.call_later(ms / 1000 + _EXPIRE_SLACK, self._expire)
+        elif ms < -1:
+            log.error("omcache.aio: expiring inline requests failed: %s", _engine.error_for(self.core, -2 - ms))
 
     def cancel(self, rid: int) -> None:
         """Forget request rid: its result, when it comes, is dropped."""
@@ -119,10 +166,7 @@ class _Queue:
             self.core.bind_AsyncCancel(self.qid, rid)
 
     def _ready(self) -> None:
-        try:
-            os.read(self.fd, 8)
-        except BlockingIOError:
-            pass
+        # AsyncCollect reads the eventfd and the inline answers itself.
         r = _engine.take_bytes(self.core, self.core.bind_AsyncCollect(self.qid))
         if r[0] != _OK:
             log.error("omcache.aio: collecting results failed: %s", _engine.packed_error(self.core, r))
@@ -140,12 +184,15 @@ class _Queue:
             pos += n
 
     def close(self) -> None:
-        """Stop watching the eventfd and free the queue in the engine."""
+        """Stop watching the epoll descriptor and free the queue in the engine."""
         if self.closed:
             return
         self.closed = True
         if not self.loop.is_closed():
-            self.loop.remove_reader(self.fd)
+            self.loop.remove_reader(self.ep)
+            if self.watchdog is not None:
+                self.watchdog.cancel()
+        self.watchdog = None
         for fut in self.futures.values():
             if not fut.done() and not self.loop.is_closed():
                 fut.set_exception(exc.ClientClosedError("the completion queue was closed"))
@@ -171,10 +218,11 @@ def _queue_for(loop: asyncio.AbstractEventLoop) -> _Queue:
             # Queues inherited over fork() belong to the parent's engine: close
             # their descriptors without calling it.
             for old in _queues.values():
-                try:
-                    os.close(old.fd)
-                except OSError:
-                    pass
+                for fd in (old.fd, old.ep):
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
             _queues.clear()
             _queues_pid = pid
         for key, old in list(_queues.items()):
@@ -203,6 +251,8 @@ class Client:
 
     def __init__(self, servers: Servers, **options: Any) -> None:
         self._sync = _SyncClient(servers, **options)
+        # When an inline request's timeout is checked (the engine decides).
+        self._io_timeout = float(options.get("io_timeout", 1.0))
 
     @property
     def servers(self) -> List[str]:
@@ -220,7 +270,7 @@ class Client:
     ) -> Tuple[ModuleType, bytes]:
         core, h = self._sync._engine()
         q = _queue_for(asyncio.get_running_loop())
-        rid, fut = q.submit(h, op, a, b, c, i1, i2, i3, i4)
+        rid, fut = q.submit(h, op, self._io_timeout, a, b, c, i1, i2, i3, i4)
         try:
             return core, await fut
         except asyncio.CancelledError:
