@@ -169,10 +169,11 @@ func queued(id int64) int64 {
 	return id << 2
 }
 
-// defaultInlineSpin is how long AsyncStart waits for an inline answer:
-// a loopback round trip to memcached takes 30-90 us on the machine it was
-// measured on (docs/asyncio.md).
-const defaultInlineSpin = 100 * time.Microsecond
+// defaultInlineSpin is how long AsyncStart waits for an inline answer by
+// default: not at all. The wait polls the socket on the loop's thread, so
+// it costs CPU for the whole round trip (30-90 us on loopback here); it
+// is an opt-in (OMCACHE_AIO_SPIN_US) for a loop on a core of its own.
+const defaultInlineSpin = 0
 
 // inlineSpin is defaultInlineSpin, or OMCACHE_AIO_SPIN_US microseconds (0:
 // never wait).

@@ -4,9 +4,9 @@ A call submits its request to the engine (go/bind AsyncStart) and awaits a
 future.  When the loop has no other request in flight and the key's server
 nothing else from the client (a lone get, set, add, replace, touch or
 delete: concurrency 1), the request is written
-at once by the loop's thread; the engine waits up to 100 us for the answer
-if that server's answers have been coming that fast (the await then
-returns at once), and otherwise adds the socket to the queue's epoll
+at once by the loop's thread (with the opt-in OMCACHE_AIO_SPIN_US, the
+engine first polls that long for the answer if that server's answers have
+been coming that fast), and the socket joins the queue's epoll
 descriptor, which the event loop watches, so the answer is read by the
 loop's thread when it arrives: no other thread is woken.  Other requests
 are copied and run on a few worker goroutines per server, which send the
