@@ -11,7 +11,7 @@ export GOFLAGS ?= -buildvcs=false
 # What the installed engine is built from: `make demo`/`install`/`build`
 # rebuild it only when one of these changed since the last install.
 SOURCES := $(shell find go python -name build -prune -o -name _gopy -prune -o \
-             \( -name '*.go' -o -name go.mod -o -name go.sum -o -name '*.py' \) -print) setup.py pyproject.toml
+             \( -name '*.go' -o -name go.mod -o -name go.sum -o -name '*.py' -o -name '*.c' -o -name '*.h' \) -print) setup.py pyproject.toml
 INSTALLED  := $(VENV)/.omcache-installed
 TEST_DEPS  := $(VENV)/.omcache-test-deps
 BUILD_LOG  := $(VENV)/omcache-build.log

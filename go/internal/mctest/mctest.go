@@ -120,7 +120,7 @@ func start(t testing.TB, bin string, opts Options) (*Server, error) {
 	for {
 		c, err := net.DialTimeout(network, s.Addr, 100*time.Millisecond)
 		if err == nil {
-			c.Close()
+			settle(c)
 			return s, nil
 		}
 		select {
@@ -133,6 +133,21 @@ func start(t testing.TB, bin string, opts Options) (*Server, error) {
 			return nil, fmt.Errorf("memcached %v not accepting after %v: %w", args, startupTimeout, err)
 		}
 	}
+}
+
+// settle waits until memcached has taken in the probe connection c (it
+// answers or closes it), then closes it. memcached counts a connection
+// when a worker thread picks it up, which on a loaded machine can be after
+// the test's own connection: without this wait, total_connections could
+// still grow by the probe while a test watches it.
+func settle(c net.Conn) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte("version\r\n")); err != nil {
+		return
+	}
+	var b [64]byte
+	c.Read(b[:])
 }
 
 // Stop kills the server and waits for it to exit. Tests call it to turn a
