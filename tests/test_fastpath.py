@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -261,3 +262,87 @@ def test_pylibmc_fast_and_python_paths_agree(server: MemcachedProcess, binary: b
     assert outcomes["incr"] == ["42"]
     assert outcomes["incr missing"][0] == "NotFound"
     assert outcomes["get missing"] == ["'dflt'"]
+
+
+# omcache.aio starts and collects through the same table: the results are
+# the Python path's, and results bigger than the C buffer take the token way.
+_AIO_DIFFERENTIAL = """
+import asyncio, json, sys, omcache.aio
+addr, prefix = sys.argv[1], sys.argv[2]
+out = []
+used = []
+async def main():
+    async with omcache.aio.Client([addr]) as mc:
+        k = prefix + "-"
+        for n in (0, 10, 16370, 16400, 100000):
+            v = bytes(i % 251 for i in range(n))
+            out.append(["set", n, await mc.set(k + str(n), v, flags=n & 0xFFFF)])
+            it = await mc.get_item(k + str(n))
+            out.append(["get_item", n, len(it.value), it.value == v, it.flags])
+        out.append(["miss", await mc.get(k + "nothing")])
+        out.append(["add existing", await mc.add(k + "10", b"x")])
+        out.append(["incr missing", await mc.incr(k + "nothing")])
+        out.append(["delete", await mc.delete(k + "10"), await mc.delete(k + "10")])
+        try:
+            await mc.get(k + " space")
+        except Exception as e:
+            out.append([type(e).__name__])
+        vals = await asyncio.gather(*(mc.get(k + str(n)) for n in (0, 16370, 16400, 100000) * 3))
+        out.append(["gather", [len(v) for v in vals]])
+        used.append(omcache.aio._queue_for(asyncio.get_running_loop()).fe is not None)
+asyncio.run(main())
+print(json.dumps([out, used[0]]))
+"""
+
+
+def test_aio_through_the_c_path_gives_what_the_python_path_gives(server: MemcachedProcess) -> None:
+    def run(env_extra: dict, prefix: str) -> list:
+        env = {k: v for k, v in os.environ.items() if k != "OMCACHE_NO_FASTPATH"}
+        env.update(env_extra)
+        p = subprocess.run([sys.executable, "-c", _AIO_DIFFERENTIAL, server.address, prefix],
+                           capture_output=True, text=True, env=env, timeout=60)
+        assert p.returncode == 0, p.stderr
+        return json.loads(p.stdout)
+
+    fast, fast_used = run({}, "aio-c")
+    slow, slow_used = run({"OMCACHE_NO_FASTPATH": "1"}, "aio-py")
+    assert (fast_used, slow_used) == (True, False)
+    assert fast == slow
+    assert ["gather", [0, 16370, 16400, 100000] * 3] in fast
+
+
+def test_aio_collect_larger_than_the_c_buffer_takes_the_token(server: MemcachedProcess) -> None:
+    import asyncio
+
+    import omcache.aio as aio
+
+    seen: list = []
+
+    class Recording:
+        def __init__(self, fe: object) -> None:
+            self.fe = fe
+
+        def async_start(self, *args: object) -> object:
+            return self.fe.async_start(*args)  # type: ignore[attr-defined]
+
+        def async_collect(self, q: int) -> object:
+            r = self.fe.async_collect(q)  # type: ignore[attr-defined]
+            seen.append(type(r).__name__)
+            return r
+
+    values = {f"fp-big{i}": bytes([65 + i]) * 6000 for i in range(8)}
+
+    async def main() -> None:
+        async with aio.Client([server.address]) as mc:
+            for k, v in values.items():
+                assert await mc.set(k, v)
+            q = aio._queue_for(asyncio.get_running_loop())
+            assert q.fe is not None  # the C path was taken
+            q.fe = mc._sync._fe = Recording(q.fe)
+            tasks = [asyncio.ensure_future(mc.get(k)) for k in values]
+            await asyncio.sleep(0)  # every request submitted
+            time.sleep(0.3)  # the loop blocked: the answers wait to be collected together
+            assert await asyncio.gather(*tasks) == list(values.values())
+
+    asyncio.run(main())
+    assert "int" in seen, seen  # 8 x 6000 bytes do not fit 16 KiB: the token way

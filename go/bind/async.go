@@ -78,6 +78,8 @@ type cqueue struct {
 	// sockets to them.
 	inline map[int64]*inlineReq
 	byFd   map[int]*inlineReq
+	// armed are the sockets registered in ep (see arm).
+	armed map[int]bool
 }
 
 type areq struct {
@@ -150,7 +152,7 @@ func AsyncQueueNew() (ret []byte) {
 	async.nextQ++
 	id := async.nextQ
 	async.queues[id] = &cqueue{fd: fd, ep: ep, pending: make(map[int64]bool),
-		inline: make(map[int64]*inlineReq), byFd: make(map[int]*inlineReq)}
+		inline: make(map[int64]*inlineReq), byFd: make(map[int]*inlineReq), armed: make(map[int]bool)}
 	async.Unlock()
 	p := newPacker(StatusOK, 16)
 	p.u64(uint64(id))
@@ -557,6 +559,33 @@ func (q *cqueue) appendLocked(id int64, res []byte) {
 // answers of the inline requests (AsyncStart) that arrived, without waiting.
 func AsyncCollect(q int64) (ret []byte) {
 	defer recoverPacked(&ret)
+	return collect(q, nil)
+}
+
+// AsyncCollectInto is AsyncCollect writing its result into the caller's
+// buffer (bufCap bytes at bufAddr) when it fits, without allocating. It
+// returns the result's length, or -token when it does not fit
+// (TakeResult(token) returns it).
+func AsyncCollectInto(q, bufAddr, bufCap int64) (ret int64) {
+	defer func() {
+		if r := recover(); r != nil {
+			ret = -stashResult(packedError(fmt.Errorf("%w: panic: %v", errInternal, r)))
+		}
+	}()
+	buf := bytesAt(bufAddr, bufCap)
+	out := collect(q, buf)
+	if len(out) > len(buf) {
+		return -stashResult(out)
+	}
+	if &out[0] != &buf[0] { // an error, packed apart
+		copy(buf, out)
+	}
+	return int64(len(out))
+}
+
+// collect takes queue q's completed results, packed as AsyncCollect
+// returns them, into buf when they fit there, else into a new slice.
+func collect(q int64, buf []byte) []byte {
 	async.Lock()
 	cq := async.queues[q]
 	async.Unlock()
@@ -571,7 +600,12 @@ func AsyncCollect(q int64) (ret []byte) {
 	done, count := cq.done, cq.count
 	cq.done, cq.count = nil, 0
 	cq.mu.Unlock()
-	out := make([]byte, 5, 5+len(done))
+	var out []byte
+	if 5+len(done) <= len(buf) {
+		out = buf[:5]
+	} else {
+		out = make([]byte, 5, 5+len(done))
+	}
 	out[0] = StatusOK
 	binary.LittleEndian.PutUint32(out[1:], uint32(count))
 	return append(out, done...)
@@ -598,7 +632,7 @@ func AsyncCancel(q, id int64) (ret int64) {
 		// Its answer is on the way on its own connection: a worker reads
 		// it (the connection is never left in the middle of a reply) and
 		// drops it.
-		cq.takeLocked(ir)
+		cq.takeLocked(ir, false)
 		delete(cq.pending, id)
 		go ir.abandon()
 		return 0

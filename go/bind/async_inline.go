@@ -147,8 +147,7 @@ func AsyncStart(q, h, op, aAddr, aLen, bAddr, bLen, cAddr, cLen, i1, i2, i3, i4 
 		go ir.abandon()
 		return -result(fmt.Errorf("%w: completion queue %d is closed", errBadHandle, q))
 	}
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLONESHOT, Fd: int32(ir.fd)}
-	if cq.byFd[ir.fd] != nil || unix.EpollCtl(cq.ep, unix.EPOLL_CTL_ADD, ir.fd, &ev) != nil {
+	if cq.byFd[ir.fd] != nil || cq.arm(ir.fd) != nil {
 		// Not watchable (cannot happen with a connection of its own): a
 		// worker finishes it.
 		cq.mu.Unlock()
@@ -187,11 +186,41 @@ var inlineSpin = func() time.Duration {
 }()
 
 // takeLocked removes ir from the requests the epoll instance watches;
-// cq.mu is held.
-func (cq *cqueue) takeLocked(ir *inlineReq) {
+// cq.mu is held. fired says its one-shot event was just delivered: the
+// socket then stays registered, disabled, and the next inline request on
+// the same connection re-arms it with one EPOLL_CTL_MOD (see arm) instead
+// of an ADD now and a DEL later.
+func (cq *cqueue) takeLocked(ir *inlineReq, fired bool) {
 	delete(cq.inline, ir.r.id)
 	delete(cq.byFd, ir.fd)
-	unix.EpollCtl(cq.ep, unix.EPOLL_CTL_DEL, ir.fd, nil)
+	if !fired {
+		unix.EpollCtl(cq.ep, unix.EPOLL_CTL_DEL, ir.fd, nil)
+		delete(cq.armed, ir.fd)
+	}
+}
+
+// arm makes the epoll instance report fd once, when it is readable; cq.mu
+// is held. A descriptor left registered (disabled) by an earlier request
+// is modified; a closed socket left the epoll set by itself, and a new
+// socket that got its number is added (ENOENT).
+func (cq *cqueue) arm(fd int) error {
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLONESHOT, Fd: int32(fd)}
+	if cq.armed[fd] {
+		err := unix.EpollCtl(cq.ep, unix.EPOLL_CTL_MOD, fd, &ev)
+		if err != unix.ENOENT {
+			return err
+		}
+	}
+	err := unix.EpollCtl(cq.ep, unix.EPOLL_CTL_ADD, fd, &ev)
+	if err == unix.EEXIST {
+		err = unix.EpollCtl(cq.ep, unix.EPOLL_CTL_MOD, fd, &ev)
+	}
+	if err != nil {
+		delete(cq.armed, fd)
+		return err
+	}
+	cq.armed[fd] = true
+	return nil
 }
 
 // collectInline reads, without waiting, the answers that arrived for
@@ -215,7 +244,7 @@ func (cq *cqueue) collectInline() (eventfd bool) {
 			cq.mu.Lock()
 			ir := cq.byFd[int(ev.Fd)]
 			if ir != nil {
-				cq.takeLocked(ir)
+				cq.takeLocked(ir, true)
 			}
 			cq.mu.Unlock()
 			if ir != nil {
@@ -249,8 +278,7 @@ func (cq *cqueue) advance(ir *inlineReq, expire bool) {
 			return
 		}
 		cq.mu.Lock()
-		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLONESHOT, Fd: int32(ir.fd)}
-		if cq.closed || unix.EpollCtl(cq.ep, unix.EPOLL_CTL_ADD, ir.fd, &ev) != nil {
+		if cq.closed || cq.arm(ir.fd) != nil {
 			cq.mu.Unlock()
 			go ir.complete()
 			return
@@ -318,7 +346,7 @@ func AsyncInlineExpire(q int64) (ret int64) {
 		}
 	}
 	for _, ir := range due {
-		cq.takeLocked(ir)
+		cq.takeLocked(ir, false)
 	}
 	before := cq.count
 	cq.mu.Unlock()

@@ -6,6 +6,8 @@ static const struct omcache_fastpath table = {
 	omcacheFastGet,
 	omcacheFastStore,
 	omcacheFastDelta,
+	omcacheFastAsyncStart,
+	omcacheFastAsyncCollect,
 };
 
 const struct omcache_fastpath *omcache_fastpath_table(void) { return &table; }

@@ -11,8 +11,9 @@ import (
 )
 
 // FastPathTable returns the address of this engine's table of hot-path
-// entry points (struct omcache_fastpath in fastpath.h): get, store and
-// delta callable from C without a generated wrapper. Each loaded copy of
+// entry points (struct omcache_fastpath in fastpath.h): get, store, delta
+// and asyncio's start and collect, callable from C without a generated
+// wrapper. Each loaded copy of
 // the engine (one per process after fork) has its own table.
 func FastPathTable() int64 {
 	return int64(uintptr(unsafe.Pointer(C.omcache_fastpath_table())))
@@ -35,6 +36,16 @@ func omcacheFastStore(h, op, keyAddr, keyLen, valueAddr, valueLen, flags, exptim
 //export omcacheFastDelta
 func omcacheFastDelta(h, keyAddr, keyLen, decr, delta, initial, create, exptime, bufAddr, bufCap int64) int64 {
 	return DeltaInto(h, keyAddr, keyLen, decr != 0, delta, initial, create != 0, exptime, bufAddr, bufCap)
+}
+
+//export omcacheFastAsyncStart
+func omcacheFastAsyncStart(q, h, op, aAddr, aLen, bAddr, bLen, cAddr, cLen, i1, i2, i3, i4 int64) int64 {
+	return AsyncStart(q, h, op, aAddr, aLen, bAddr, bLen, cAddr, cLen, i1, i2, i3, i4)
+}
+
+//export omcacheFastAsyncCollect
+func omcacheFastAsyncCollect(q, bufAddr, bufCap int64) int64 {
+	return AsyncCollectInto(q, bufAddr, bufCap)
 }
 
 // DeltaInto is Delta writing its packed result into the caller's buffer

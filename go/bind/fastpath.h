@@ -13,7 +13,7 @@
 #ifndef OMCACHE_FASTPATH_H
 #define OMCACHE_FASTPATH_H
 
-#define OMCACHE_FASTPATH_VERSION 1
+#define OMCACHE_FASTPATH_VERSION 2
 
 struct omcache_fastpath {
 	long long version;
@@ -23,6 +23,11 @@ struct omcache_fastpath {
 	long long (*store)(long long, long long, long long, long long, long long, long long, long long, long long, long long);
 	/* bind.DeltaInto: h, keyAddr, keyLen, decr (0/1), delta, initial, create (0/1), exptime, bufAddr, bufCap */
 	long long (*delta)(long long, long long, long long, long long, long long, long long, long long, long long, long long, long long);
+	/* bind.AsyncStart: q, h, op, aAddr, aLen, bAddr, bLen, cAddr, cLen, i1, i2, i3, i4 */
+	long long (*async_start)(long long, long long, long long, long long, long long, long long, long long,
+	                         long long, long long, long long, long long, long long, long long);
+	/* bind.AsyncCollectInto: q, bufAddr, bufCap */
+	long long (*async_collect)(long long, long long, long long);
 };
 
 const struct omcache_fastpath *omcache_fastpath_table(void);

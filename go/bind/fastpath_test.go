@@ -69,3 +69,57 @@ func TestDeltaIntoFitsOrStashes(t *testing.T) {
 		t.Fatalf("%d results left pending", PendingResults())
 	}
 }
+
+func TestAsyncCollectIntoFitsOrStashes(t *testing.T) {
+	r := AsyncQueueNew()
+	if r[0] != StatusOK {
+		t.Fatalf("AsyncQueueNew: %v", r)
+	}
+	q := int64(binary.LittleEndian.Uint64(r[1:]))
+	defer AsyncQueueClose(q)
+	async.Lock()
+	cq := async.queues[q]
+	async.Unlock()
+	bufAddr, bufCap := pyMem(t, make([]byte, 64))
+	buf := bytesAt(bufAddr, bufCap)
+	for _, tc := range []struct {
+		name    string
+		results [][]byte
+		stashed bool
+	}{
+		{"nothing", nil, false},
+		{"two small", [][]byte{{StatusOK, 'a'}, {StatusMiss}}, false},
+		{"one too big", [][]byte{make([]byte, 100)}, true},
+	} {
+		cq.mu.Lock()
+		for i, res := range tc.results {
+			cq.appendLocked(int64(i+1), res)
+		}
+		cq.mu.Unlock()
+		want := []byte{StatusOK, byte(len(tc.results)), 0, 0, 0}
+		for i, res := range tc.results {
+			want = binary.LittleEndian.AppendUint64(want, uint64(i+1))
+			want = binary.LittleEndian.AppendUint32(want, uint32(len(res)))
+			want = append(want, res...)
+		}
+		n := AsyncCollectInto(q, bufAddr, bufCap)
+		var got []byte
+		if tc.stashed {
+			if n >= 0 {
+				t.Fatalf("%s: AsyncCollectInto = %d, want a token", tc.name, n)
+			}
+			got = TakeResult(-n)
+		} else {
+			got = buf[:n]
+		}
+		if string(got) != string(want) {
+			t.Fatalf("%s: got %v, want %v", tc.name, got, want)
+		}
+	}
+	if n := AsyncCollectInto(987654, bufAddr, bufCap); n < 2 || buf[0] != StatusBadHandle {
+		t.Fatalf("unknown queue: %d %v", n, buf[:2])
+	}
+	if PendingResults() != 0 {
+		t.Fatalf("%d results left pending", PendingResults())
+	}
+}

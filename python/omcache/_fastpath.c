@@ -1,6 +1,6 @@
 /*
  * omcache._fastpath: the single-key hot path (get, get_item, store, incr/decr)
- * in C, calling the engine's entry points through the table it exports
+ * and omcache.aio's start and collect in C, calling the engine's entry points through the table it exports
  * (go/bind/fastpath.h) instead of gopy's generated wrappers.
  *
  * What it saves per call (measured with callgrind, see docs/benchmarks.md):
@@ -382,6 +382,71 @@ Engine_delta(Engine *self, PyObject *const *args, Py_ssize_t nargs)
     return slow_result(n, buf);
 }
 
+PyDoc_STRVAR(async_start_doc,
+"async_start(q, op, a, b, c, i1, i2, i3, i4) -> int | NotImplemented\n\n"
+"bind.AsyncStart on completion queue q for this engine client: its result\n"
+"(an int), or NotImplemented when the fast path does not apply (a, b or c\n"
+"not exact bytes, or another process than the engine's).");
+
+static PyObject *
+Engine_async_start(Engine *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    long long v[9];
+    if (nargs != 9) {
+        PyErr_SetString(PyExc_TypeError, "async_start(q, op, a, b, c, i1, i2, i3, i4)");
+        return NULL;
+    }
+    for (int i = 0; i < 9; i++) {
+        if (i >= 2 && i <= 4) {
+            continue;
+        }
+        v[i] = PyLong_AsLongLong(args[i]);
+        if (v[i] == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+    }
+    PyObject *a = args[2], *b = args[3], *c = args[4];
+    if (!usable(self) || !PyBytes_CheckExact(a) || !PyBytes_CheckExact(b) || !PyBytes_CheckExact(c)) {
+        Py_RETURN_NOTIMPLEMENTED;
+    }
+    long long r;
+    Py_BEGIN_ALLOW_THREADS
+    r = self->t->async_start(v[0], self->h, v[1],
+                             (long long)(intptr_t)PyBytes_AS_STRING(a), (long long)PyBytes_GET_SIZE(a),
+                             (long long)(intptr_t)PyBytes_AS_STRING(b), (long long)PyBytes_GET_SIZE(b),
+                             (long long)(intptr_t)PyBytes_AS_STRING(c), (long long)PyBytes_GET_SIZE(c),
+                             v[5], v[6], v[7], v[8]);
+    Py_END_ALLOW_THREADS
+    return PyLong_FromLongLong(r);
+}
+
+PyDoc_STRVAR(async_collect_doc,
+"async_collect(q) -> bytes | int | NotImplemented\n\n"
+"bind.AsyncCollect for completion queue q: the packed results (bytes), or\n"
+"a negative int -token when they do not fit the stack buffer (TakeResult\n"
+"returns them), or NotImplemented in another process than the engine's.");
+
+static PyObject *
+Engine_async_collect(Engine *self, PyObject *arg)
+{
+    unsigned char buf[BUF_SIZE];
+    long long q = PyLong_AsLongLong(arg);
+    if (q == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (!usable(self)) {
+        Py_RETURN_NOTIMPLEMENTED;
+    }
+    long long n;
+    Py_BEGIN_ALLOW_THREADS
+    n = self->t->async_collect(q, (long long)(intptr_t)buf, BUF_SIZE);
+    Py_END_ALLOW_THREADS
+    if (n < 0) {
+        return PyLong_FromLongLong(n);
+    }
+    return PyBytes_FromStringAndSize((const char *)buf, (Py_ssize_t)n);
+}
+
 static int
 Engine_init(Engine *self, PyObject *args, PyObject *kwds)
 {
@@ -408,6 +473,8 @@ static PyMethodDef Engine_methods[] = {
     {"get_plain", (PyCFunction)(void (*)(void))Engine_get_plain, METH_FASTCALL, get_plain_doc},
     {"store", (PyCFunction)(void (*)(void))Engine_store, METH_FASTCALL, store_doc},
     {"delta", (PyCFunction)(void (*)(void))Engine_delta, METH_FASTCALL, delta_doc},
+    {"async_start", (PyCFunction)(void (*)(void))Engine_async_start, METH_FASTCALL, async_start_doc},
+    {"async_collect", (PyCFunction)Engine_async_collect, METH_O, async_collect_doc},
     {NULL, NULL, 0, NULL},
 };
 

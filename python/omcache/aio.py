@@ -55,6 +55,7 @@ from .client import (
     Servers,
     _check_u32,
     _check_u64,
+    _getpid,
     _item,
     _join_keys,
     _multi_columns,
@@ -110,11 +111,15 @@ class _Queue:
         self.futures: Dict[int, "asyncio.Future[bytes]"] = {}
         self.watchdog: Optional[asyncio.TimerHandle] = None
         self.closed = False
+        # An omcache._fastpath.Engine of this process's engine (any
+        # client's: collecting needs only the engine), once a client with
+        # one has submitted here.
+        self.fe: Any = None
         loop.add_reader(self.ep, self._ready)
 
     def submit(
         self, h: int, op: int, timeout: float, a: bytes = b"", b: bytes = b"", c: bytes = b"",
-        i1: int = 0, i2: int = 0, i3: int = 0, i4: int = 0,
+        i1: int = 0, i2: int = 0, i3: int = 0, i4: int = 0, fe: Any = None,
     ) -> Tuple[int, "asyncio.Future[bytes]"]:
         """Start request op; its result comes through the returned future.
 
@@ -127,9 +132,14 @@ class _Queue:
         stays silent.
         """
         # a, b and c are exact bytes objects, alive for the call; the engine copies them.
-        r: int = self.core.bind_AsyncStart(
-            self.qid, h, op, id(a) + _OFF, len(a), id(b) + _OFF, len(b), id(c) + _OFF, len(c), i1, i2, i3, i4
-        )
+        r: Any = NotImplemented
+        if fe is not None:  # the same call from C (omcache._fastpath), for client h
+            self.fe = fe
+            r = fe.async_start(self.qid, op, a, b, c, i1, i2, i3, i4)
+        if r is NotImplemented:
+            r = self.core.bind_AsyncStart(
+                self.qid, h, op, id(a) + _OFF, len(a), id(b) + _OFF, len(b), id(c) + _OFF, len(c), i1, i2, i3, i4
+            )
         if r < 0:
             raise _engine.error_for(self.core, -r)
         rid = r >> 2
@@ -167,7 +177,12 @@ class _Queue:
 
     def _ready(self) -> None:
         # AsyncCollect reads the eventfd and the inline answers itself.
-        r = _engine.take_bytes(self.core, self.core.bind_AsyncCollect(self.qid))
+        fe = self.fe
+        r = NotImplemented if fe is None else fe.async_collect(self.qid)
+        if type(r) is int:  # more than the C buffer holds
+            r = _engine.take_bytes(self.core, self.core.bind_TakeResult(-r))
+        elif r is NotImplemented:
+            r = _engine.take_bytes(self.core, self.core.bind_AsyncCollect(self.qid))
         if r[0] != _OK:
             log.error("omcache.aio: collecting results failed: %s", _engine.packed_error(self.core, r))
             return
@@ -210,10 +225,10 @@ def _queue_for(loop: asyncio.AbstractEventLoop) -> _Queue:
     """The completion queue of this process and loop, created on first use."""
     global _queues_pid
     q = _queues.get(id(loop))
-    if q is not None and q.loop is loop and _queues_pid == os.getpid():
+    if q is not None and q.loop is loop and _queues_pid == _getpid():
         return q
     with _queues_lock:
-        pid = os.getpid()
+        pid = _getpid()
         if _queues_pid != pid:
             # Queues inherited over fork() belong to the parent's engine: close
             # their descriptors without calling it.
@@ -270,7 +285,7 @@ class Client:
     ) -> Tuple[ModuleType, bytes]:
         core, h = self._sync._engine()
         q = _queue_for(asyncio.get_running_loop())
-        rid, fut = q.submit(h, op, self._io_timeout, a, b, c, i1, i2, i3, i4)
+        rid, fut = q.submit(h, op, self._io_timeout, a, b, c, i1, i2, i3, i4, self._sync._fe)
         try:
             return core, await fut
         except asyncio.CancelledError:

@@ -443,7 +443,7 @@ class Client:
         return self._core, self._h
 
     def _engine(self) -> Tuple[ModuleType, int]:
-        if self._pid == os.getpid() and self._core is not None:
+        if self._pid == _getpid() and self._core is not None:
             return self._core, self._h
         return self._open()
 
