@@ -55,6 +55,7 @@ from .client import (
     Servers,
     _check_u32,
     _check_u64,
+    _GET_HEADER_LEN,
     _getpid,
     _item,
     _join_keys,
@@ -296,7 +297,15 @@ class Client:
 
     async def get(self, key: Key) -> Optional[bytes]:
         """Return the value stored under key, or None on a miss."""
-        it = await self.get_item(key)
+        # get_item's work, two coroutine frames shorter: the hottest call.
+        k = key.encode() if type(key) is str else key_bytes(key)
+        core, r = await self._call(_GET, k)
+        if r[0] == _OK:
+            return r[_GET_HEADER_LEN:]
+        try:
+            it = _item(core, r)
+        except exc.InvalidKeyError as e:
+            raise self._sync._failure(e, key) from None
         return None if it is None else it.value
 
     async def _get_item(self, key: Key, gat: bool, expire: int) -> Optional[Item]:
