@@ -90,6 +90,7 @@ _OK = _engine.OK
 _MISS = _engine.MISS
 _REC = struct.Struct("<QI")  # a completion: request id, result length
 _COLLECT_HEAD = 5  # status byte, u32 count
+_ONE = struct.Struct("<IQI")  # after the status byte: the count and the first completion's head
 _STORE_OUTCOMES = frozenset((_OK, _engine.NOT_STORED, _engine.EXISTS, _MISS))
 # How late after an inline request's deadline AsyncInlineExpire runs.
 _EXPIRE_SLACK = 0.001
@@ -187,9 +188,17 @@ class _Queue:
         if r[0] != _OK:
             log.error("omcache.aio: collecting results failed: %s", _engine.packed_error(self.core, r))
             return
-        (count,) = struct.unpack_from("<I", r, 1)
-        pos = _COLLECT_HEAD
         futures = self.futures
+        if len(r) > _ONE.size:
+            count, rid, n = _ONE.unpack_from(r, 1)
+            if count == 1:  # the common case at low concurrency: no view, no loop
+                fut = futures.pop(rid, None)
+                if fut is not None and not fut.done():
+                    fut.set_result(r[_ONE.size + 1 :])
+                return
+        else:
+            (count,) = struct.unpack_from("<I", r, 1)
+        pos = _COLLECT_HEAD
         view = memoryview(r)
         for _ in range(count):
             rid, n = _REC.unpack_from(r, pos)
