@@ -19,10 +19,9 @@ import pytest
 
 import omcache
 from omcache import _engine
+from omcache import _fastpath as fastpath  # setup.py always builds it
 from omcache import client as client_mod
 from omcache.testing import MemcachedProcess
-
-fastpath = pytest.importorskip("omcache._fastpath", reason="built without the C fast path")
 
 
 def test_constants_match_the_engine_and_the_python_layer() -> None:

@@ -188,16 +188,15 @@ class _Queue:
         if r[0] != _OK:
             log.error("omcache.aio: collecting results failed: %s", _engine.packed_error(self.core, r))
             return
+        if len(r) < _COLLECT_HEAD + _REC.size:
+            return  # no completion (a wake-up whose results an earlier call took)
         futures = self.futures
-        if len(r) > _ONE.size:
-            count, rid, n = _ONE.unpack_from(r, 1)
-            if count == 1:  # the common case at low concurrency: no view, no loop
-                fut = futures.pop(rid, None)
-                if fut is not None and not fut.done():
-                    fut.set_result(r[_ONE.size + 1 :])
-                return
-        else:
-            (count,) = struct.unpack_from("<I", r, 1)
+        count, rid, n = _ONE.unpack_from(r, 1)
+        if count == 1:  # the common case at low concurrency: no view, no loop
+            fut = futures.pop(rid, None)
+            if fut is not None and not fut.done():
+                fut.set_result(r[_COLLECT_HEAD + _REC.size :])
+            return
         pos = _COLLECT_HEAD
         view = memoryview(r)
         for _ in range(count):
@@ -311,19 +310,20 @@ class Client:
         core, r = await self._call(_GET, k)
         if r[0] == _OK:
             return r[_GET_HEADER_LEN:]
-        try:
-            it = _item(core, r)
-        except exc.InvalidKeyError as e:
-            raise self._sync._failure(e, key) from None
+        it = self._to_item(core, r, key)
         return None if it is None else it.value
 
-    async def _get_item(self, key: Key, gat: bool, expire: int) -> Optional[Item]:
-        k = key.encode() if type(key) is str else key_bytes(key)
-        core, r = await self._call(_GET, k, i1=int(gat), i2=expire)
+    def _to_item(self, core: ModuleType, r: bytes, key: Key) -> Optional[Item]:
+        """A get's packed result as an Item (None on a miss), or its exception."""
         try:
             return _item(core, r)
         except exc.InvalidKeyError as e:
             raise self._sync._failure(e, key) from None
+
+    async def _get_item(self, key: Key, gat: bool, expire: int) -> Optional[Item]:
+        k = key.encode() if type(key) is str else key_bytes(key)
+        core, r = await self._call(_GET, k, i1=int(gat), i2=expire)
+        return self._to_item(core, r, key)
 
     async def get_item(self, key: Key) -> Optional[Item]:
         """Return key's Item (value, flags, cas), or None on a miss."""
