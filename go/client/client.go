@@ -290,8 +290,8 @@ func (c *Client) pool(s *server, codec proto.Codec) *[]*conn.Conn {
 
 // idle returns an idle connection to s speaking codec, nil if there is
 // none, or ErrClosed. A connection of a protocol without sequence numbers
-// (text) is checked for bytes nobody asked for first: there, a late reply
-// would be taken for the answer to the next request.
+// (text) is checked for bytes nobody asked for first (Conn.Reusable):
+// there, a late reply would be taken for the answer to the next request.
 func (c *Client) idle(s *server, codec proto.Codec) (*conn.Conn, error) {
 	for {
 		s.mu.Lock()
@@ -309,7 +309,10 @@ func (c *Client) idle(s *server, codec proto.Codec) (*conn.Conn, error) {
 		(*p)[n-1] = nil
 		*p = (*p)[:n-1]
 		s.mu.Unlock()
-		if codec.Pipelined() || cn.Alive() {
+		if codec.Pipelined() {
+			return cn, nil
+		}
+		if cn.Reusable() {
 			return cn, nil
 		}
 		cn.Close()
@@ -449,7 +452,10 @@ func (c *Client) exchangeOn(s *server, req *request, res *result) error {
 		if err != nil {
 			return err
 		}
-		if pooled && !req.idempotent() && !cn.Alive() {
+		// A request that must not be applied twice goes only on a
+		// connection that looks alive, and is never sent again: a server
+		// that hung up without answering may have applied it.
+		if pooled && !req.idempotent() && !cn.Reusable() {
 			cn.Close()
 			continue
 		}
@@ -462,7 +468,9 @@ func (c *Client) exchangeOn(s *server, req *request, res *result) error {
 			// The server closed this idle connection, probably with all
 			// its siblings (a restart): start over on a new one.
 			s.dropIdle()
-			continue
+			if req.idempotent() {
+				continue
+			}
 		}
 		return c.explainClose(s, cn, pooled, req.Op, err)
 	}

@@ -1,9 +1,11 @@
 package client
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -423,5 +425,67 @@ func TestFakeStalePooledConnection(t *testing.T) {
 				t.Fatalf("%d connections for 6 calls each answered on its own connection", n)
 			}
 		})
+	}
+}
+
+// An increment on a pooled connection whose server hangs up without an
+// answer fails and is not sent again: the server may have applied it. The
+// next one goes out on a new connection.
+func TestIncrNotResentAfterHangUp(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	var incrs, conns atomic.Int32
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			n := conns.Add(1)
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				for served := 0; ; served++ {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					f := strings.Fields(line)
+					if len(f) == 0 || f[0] != "ma" {
+						return
+					}
+					incrs.Add(1)
+					if n == 1 && served == 1 {
+						return // the second increment of the first connection: hang up
+					}
+					var opaque string
+					for _, a := range f[2:] {
+						if strings.HasPrefix(a, "O") {
+							opaque = " " + a
+						}
+					}
+					fmt.Fprintf(c, "VA 1%s\r\n%d\r\n", opaque, incrs.Load())
+				}
+			}()
+		}
+	}()
+	c := newClientFor(t, []string{l.Addr().String()}, Options{Protocol: "meta"})
+	if v, err := c.Incr([]byte("n"), 1, 0, 0, false); err != nil || v != 1 {
+		t.Fatalf("first Incr: %d %v", v, err)
+	}
+	if v, err := c.Incr([]byte("n"), 1, 0, 0, false); !errors.Is(err, ErrConnection) {
+		t.Fatalf("Incr answered by a hang-up: %d %v, want ErrConnection", v, err)
+	}
+	if n := incrs.Load(); n != 2 {
+		t.Fatalf("the server saw %d increments for 2 calls", n)
+	}
+	if v, err := c.Incr([]byte("n"), 1, 0, 0, false); err != nil || v != 3 {
+		t.Fatalf("Incr after the hang-up: %d %v", v, err)
+	}
+	if n := conns.Load(); n != 2 {
+		t.Fatalf("%d connections, want 2", n)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/omcache/omcache/go/internal/mctest"
 	"github.com/omcache/omcache/go/proto"
 	"github.com/omcache/omcache/go/proto/binprot"
+	"github.com/omcache/omcache/go/proto/text"
 )
 
 var testOpts = Options{ConnectTimeout: 2 * time.Second, IOTimeout: 2 * time.Second, Codec: binprot.Codec{}}
@@ -340,6 +341,40 @@ func TestPendingSeesUnsolicitedBytes(t *testing.T) {
 			}
 		}
 	})
+}
+
+// Reusable trusts a connection used less than reuseWindow ago without a
+// system call, and checks the socket after that: bytes that arrived while
+// it sat idle longer make it unusable.
+func TestReusableChecksAfterTheWindow(t *testing.T) {
+	req, reply := noopWire(text.Codec{})
+	stray := make(chan struct{})
+	addr := fake(t, func(c net.Conn) {
+		io.ReadFull(c, make([]byte, len(req)))
+		c.Write(reply)
+		<-stray
+		c.Write(reply)
+		io.Copy(io.Discard, c)
+	})
+	c := dial(t, addr, Options{IOTimeout: 2 * time.Second, Codec: text.Codec{}})
+	if err := c.Send(appendNoop(t, c, c.Buffer(), 0)); err != nil {
+		t.Fatal(err)
+	}
+	if r := recvOK(t, c); !isNoopReply(c, r) {
+		t.Fatalf("noop: %+v", r)
+	}
+	time.Sleep(2 * reuseWindow)
+	if !c.Reusable() {
+		t.Fatal("an idle connection with nothing to read is not reusable")
+	}
+	close(stray)
+	deadline := time.Now().Add(2 * time.Second)
+	for c.Reusable() {
+		if time.Now().After(deadline) {
+			t.Fatal("a connection with an unsolicited reply stayed reusable")
+		}
+		time.Sleep(2 * reuseWindow)
+	}
 }
 
 func TestAliveDetectsHangUp(t *testing.T) {
