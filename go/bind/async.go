@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/omcache/omcache/go/client"
+	"github.com/omcache/omcache/go/conn"
 )
 
 // Operations for AsyncSubmit's op argument. The results are packed as the
@@ -79,7 +80,18 @@ type cqueue struct {
 	inline map[int64]*inlineReq
 	byFd   map[int]*inlineReq
 	// armed are the sockets registered in ep (see arm).
-	armed map[int]bool
+	armed map[int]armState
+	// signaled says the eventfd was written and not read since (see
+	// signalLocked): collect reads it only then.
+	signaled bool
+}
+
+// armState is a socket registered in a queue's epoll instance: for which
+// connection, and whether its one-shot event is still enabled (it has not
+// been delivered by epoll_wait since it was last armed).
+type armState struct {
+	cn      *conn.Conn
+	enabled bool
 }
 
 type areq struct {
@@ -152,7 +164,7 @@ func AsyncQueueNew() (ret []byte) {
 	async.nextQ++
 	id := async.nextQ
 	async.queues[id] = &cqueue{fd: fd, ep: ep, pending: make(map[int64]bool),
-		inline: make(map[int64]*inlineReq), byFd: make(map[int]*inlineReq), armed: make(map[int]bool)}
+		inline: make(map[int64]*inlineReq), byFd: make(map[int]*inlineReq), armed: make(map[int]armState)}
 	async.Unlock()
 	p := newPacker(StatusOK, 16)
 	p.u64(uint64(id))
@@ -538,10 +550,17 @@ func (q *cqueue) finish(id int64, res []byte) {
 	wasEmpty := q.count == 0
 	q.appendLocked(id, res)
 	if wasEmpty {
-		var one [8]byte
-		binary.NativeEndian.PutUint64(one[:], 1)
-		unix.Write(q.fd, one[:])
+		q.signalLocked()
 	}
+}
+
+// signalLocked makes the eventfd readable, which wakes the event loop;
+// q.mu is held.
+func (q *cqueue) signalLocked() {
+	var one [8]byte
+	binary.NativeEndian.PutUint64(one[:], 1)
+	unix.Write(q.fd, one[:])
+	q.signaled = true
 }
 
 // appendLocked records request id's result for the next AsyncCollect.
@@ -592,11 +611,15 @@ func collect(q int64, buf []byte) []byte {
 	if cq == nil {
 		return packedError(fmt.Errorf("%w: completion queue %d", errBadHandle, q))
 	}
-	if cq.collectInline() {
+	cq.collectInline()
+	cq.mu.Lock()
+	if cq.signaled {
+		// Only the engine writes the eventfd, always with cq.mu held
+		// (signalLocked): no read is needed (a system call) unless it did.
 		var b [8]byte
 		unix.Read(cq.fd, b[:])
+		cq.signaled = false
 	}
-	cq.mu.Lock()
 	done, count := cq.done, cq.count
 	cq.done, cq.count = nil, 0
 	cq.mu.Unlock()

@@ -11,7 +11,6 @@ package bind
 // (AsyncInlineExpire).
 
 import (
-	"encoding/binary"
 	"fmt"
 	"os"
 	"strconv"
@@ -21,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/omcache/omcache/go/client"
+	"github.com/omcache/omcache/go/conn"
 	"github.com/omcache/omcache/go/proto"
 )
 
@@ -36,6 +36,9 @@ type inlineReq struct {
 
 // inlineStarted counts the requests AsyncStart wrote inline.
 var inlineStarted atomic.Int64
+
+// epollCtls counts the epoll_ctl calls of the inline path (tests).
+var epollCtls atomic.Int64
 
 // AsyncInlineStarted returns how many requests this process's engine has
 // started inline (AsyncStart) so far: tests use it to tell which path ran.
@@ -147,7 +150,7 @@ func AsyncStart(q, h, op, aAddr, aLen, bAddr, bLen, cAddr, cLen, i1, i2, i3, i4 
 		go ir.abandon()
 		return -result(fmt.Errorf("%w: completion queue %d is closed", errBadHandle, q))
 	}
-	if cq.byFd[ir.fd] != nil || cq.arm(ir.fd) != nil {
+	if cq.byFd[ir.fd] != nil || cq.arm(ir.fd, ir.st.Conn()) != nil {
 		// Not watchable (cannot happen with a connection of its own): a
 		// worker finishes it.
 		cq.mu.Unlock()
@@ -186,47 +189,59 @@ var inlineSpin = func() time.Duration {
 }()
 
 // takeLocked removes ir from the requests the epoll instance watches;
-// cq.mu is held. fired says its one-shot event was just delivered: the
-// socket then stays registered, disabled, and the next inline request on
-// the same connection re-arms it with one EPOLL_CTL_MOD (see arm) instead
-// of an ADD now and a DEL later.
-func (cq *cqueue) takeLocked(ir *inlineReq, fired bool) {
+// cq.mu is held. With keep, its socket stays registered: disabled if its
+// one-shot event was just delivered (collectInline), still enabled if its
+// answer was read without one (collectDirect); the next inline request on
+// the same connection then costs no epoll_ctl, or one EPOLL_CTL_MOD (see
+// arm), instead of an ADD now and a DEL later. Without keep (a request
+// handed to a worker, which reads the socket on another thread), the
+// socket leaves the set.
+func (cq *cqueue) takeLocked(ir *inlineReq, keep bool) {
 	delete(cq.inline, ir.r.id)
 	delete(cq.byFd, ir.fd)
-	if !fired {
+	if !keep {
+		epollCtls.Add(1)
 		unix.EpollCtl(cq.ep, unix.EPOLL_CTL_DEL, ir.fd, nil)
 		delete(cq.armed, ir.fd)
 	}
 }
 
-// arm makes the epoll instance report fd once, when it is readable; cq.mu
-// is held. A descriptor left registered (disabled) by an earlier request
-// is modified; a closed socket left the epoll set by itself, and a new
-// socket that got its number is added (ENOENT).
-func (cq *cqueue) arm(fd int) error {
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLONESHOT, Fd: int32(fd)}
-	if cq.armed[fd] {
-		err := unix.EpollCtl(cq.ep, unix.EPOLL_CTL_MOD, fd, &ev)
-		if err != unix.ENOENT {
-			return err
-		}
+// arm makes the epoll instance report cn's socket fd once, when it is
+// readable; cq.mu is held. A socket still registered and enabled for the
+// same connection needs nothing; one left registered, disabled, by an
+// earlier request is modified; a closed socket left the epoll set by
+// itself, and a new socket that got its number is added (ENOENT).
+func (cq *cqueue) arm(fd int, cn *conn.Conn) error {
+	st, ok := cq.armed[fd]
+	if ok && st.enabled && st.cn == cn {
+		return nil
 	}
-	err := unix.EpollCtl(cq.ep, unix.EPOLL_CTL_ADD, fd, &ev)
-	if err == unix.EEXIST {
+	epollCtls.Add(1)
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLONESHOT, Fd: int32(fd)}
+	var err error = unix.ENOENT
+	if ok {
 		err = unix.EpollCtl(cq.ep, unix.EPOLL_CTL_MOD, fd, &ev)
+	}
+	if err == unix.ENOENT {
+		err = unix.EpollCtl(cq.ep, unix.EPOLL_CTL_ADD, fd, &ev)
+		if err == unix.EEXIST {
+			err = unix.EpollCtl(cq.ep, unix.EPOLL_CTL_MOD, fd, &ev)
+		}
 	}
 	if err != nil {
 		delete(cq.armed, fd)
 		return err
 	}
-	cq.armed[fd] = true
+	cq.armed[fd] = armState{cn: cn, enabled: true}
 	return nil
 }
 
 // collectInline reads, without waiting, the answers that arrived for
-// inline requests and records their results. It reports whether the
-// eventfd is readable (or may be: the epoll instance failed).
-func (cq *cqueue) collectInline() (eventfd bool) {
+// inline requests and records their results.
+func (cq *cqueue) collectInline() {
+	if cq.collectDirect() {
+		return
+	}
 	var evs [64]unix.EpollEvent
 	for {
 		n, err := unix.EpollWait(cq.ep, evs[:], 0)
@@ -234,15 +249,19 @@ func (cq *cqueue) collectInline() (eventfd bool) {
 			continue
 		}
 		if err != nil {
-			return true
+			return
 		}
 		for _, ev := range evs[:n] {
-			if int(ev.Fd) == cq.fd {
-				eventfd = true
-				continue
+			fd := int(ev.Fd)
+			if fd == cq.fd {
+				continue // the eventfd: see cqueue.signaled
 			}
 			cq.mu.Lock()
-			ir := cq.byFd[int(ev.Fd)]
+			if st, ok := cq.armed[fd]; ok {
+				st.enabled = false // delivered: one-shot
+				cq.armed[fd] = st
+			}
+			ir := cq.byFd[fd]
 			if ir != nil {
 				cq.takeLocked(ir, true)
 			}
@@ -252,9 +271,34 @@ func (cq *cqueue) collectInline() (eventfd bool) {
 			}
 		}
 		if n < len(evs) {
-			return eventfd
+			return
 		}
 	}
+}
+
+// collectDirect completes the queue's one inline request, if there is just
+// one and its answer arrived, reading its socket without asking the epoll
+// instance (the common case of a loop awaiting one call at a time: one
+// epoll_wait less, and the socket stays armed for the next request). It
+// reports whether it did; otherwise collectInline asks epoll, which also
+// disables any other socket that woke the loop.
+func (cq *cqueue) collectDirect() bool {
+	cq.mu.Lock()
+	if len(cq.inline) != 1 {
+		cq.mu.Unlock()
+		return false
+	}
+	var ir *inlineReq
+	for _, ir = range cq.inline {
+	}
+	if ready, _ := ir.st.Ready(); !ready {
+		cq.mu.Unlock()
+		return false
+	}
+	cq.takeLocked(ir, true)
+	cq.mu.Unlock()
+	cq.advance(ir, false)
+	return true
 }
 
 // advance completes ir if its answer arrived (or, with expire, once its
@@ -278,7 +322,7 @@ func (cq *cqueue) advance(ir *inlineReq, expire bool) {
 			return
 		}
 		cq.mu.Lock()
-		if cq.closed || cq.arm(ir.fd) != nil {
+		if cq.closed || cq.arm(ir.fd, ir.st.Conn()) != nil {
 			cq.mu.Unlock()
 			go ir.complete()
 			return
@@ -355,9 +399,7 @@ func AsyncInlineExpire(q int64) (ret int64) {
 	}
 	cq.mu.Lock()
 	if before == 0 && cq.count > 0 && !cq.closed {
-		var one [8]byte
-		binary.NativeEndian.PutUint64(one[:], 1)
-		unix.Write(cq.fd, one[:])
+		cq.signalLocked()
 	}
 	for _, ir := range cq.inline {
 		if left := ir.st.Deadline().Sub(now); next < 0 || left < next {

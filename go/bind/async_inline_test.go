@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/omcache/omcache/go/internal/mctest"
 	"github.com/omcache/omcache/go/memcachedtest"
 )
@@ -264,5 +266,63 @@ func TestAsyncStartWaitsBrieflyForTheAnswer(t *testing.T) {
 		if res := resultOf(t, q, ep, r>>2); string(res[getHeaderLen:]) != "w" {
 			t.Fatalf("get: %q", res)
 		}
+	}
+}
+
+// One get at a time on a loop: after the first, the answers are read
+// straight from the socket, which stays armed in the epoll set (no
+// epoll_ctl per request). When another caller uses the connection, its
+// answer wakes the queue at most once and is not read by the queue; the
+// next inline request gets its own answer.
+func TestAsyncInlineSocketStaysArmed(t *testing.T) {
+	addr := mctest.Start(t, mctest.Options{}).Addr
+	h := newAsyncClient(t, addr, "io_timeout_ms=2000")
+	q, ep := newQueueEp(t)
+	saved := inlineSpin
+	defer func() { inlineSpin = saved }()
+	inlineSpin = 0
+	warm(t, q, h, ep)
+	get := func(key, want string) {
+		t.Helper()
+		id, inline := start(t, q, h, AsyncGet, key, "", 0)
+		if !inline {
+			t.Fatal("a lone get was queued")
+		}
+		if r := resultOf(t, q, ep, id); r[0] != StatusOK || string(r[getHeaderLen:]) != want {
+			t.Fatalf("get %s: %q", key, r)
+		}
+	}
+	id, _ := start(t, q, h, AsyncStore, "armed", "v1", OpSet)
+	resultOf(t, q, ep, id)
+	get("armed", "v1")
+	before := epollCtls.Load()
+	for i := 0; i < 20; i++ {
+		get("armed", "v1")
+	}
+	if n := epollCtls.Load() - before; n != 0 {
+		t.Fatalf("%d epoll_ctl calls for 20 gets one after the other on one connection", n)
+	}
+	// A synchronous call on the same (pooled) connection.
+	k, kn := pyMem(t, []byte("armed"))
+	if r := Get(h, k, kn); r[0] != StatusOK {
+		t.Fatalf("sync Get: %q", r)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if r := AsyncCollect(q); r[0] != StatusOK || binary.LittleEndian.Uint32(r[1:]) != 0 {
+		t.Fatalf("collect after another caller's answer: %q", r)
+	}
+	pfd := []unix.PollFd{{Fd: int32(ep), Events: unix.POLLIN}}
+	if n, err := unix.Poll(pfd, 0); err != nil || n != 0 {
+		t.Fatalf("the epoll descriptor is still readable after the collect: %d %v", n, err)
+	}
+	before = epollCtls.Load()
+	get("armed", "v1")
+	// One EPOLL_CTL_MOD if the other caller's answer was delivered (and
+	// so disabled the socket), none if it was read before that.
+	if n := epollCtls.Load() - before; n > 1 {
+		t.Fatalf("%d epoll_ctl calls to re-arm the socket", n)
+	}
+	if p := AsyncPending(q); p != 0 {
+		t.Fatalf("%d pending", p)
 	}
 }

@@ -79,6 +79,12 @@ func (c *Client) Begin(op proto.Op, key, value []byte, flags, exp uint32, cas ui
 		c.put(s, cn)
 		return nil, nil
 	}
+	// Start never waits, so it does not yield the processor as Send does:
+	// without this, an event loop calling Begin and Finish from one
+	// thread never passes through Go's scheduler, and sysmon, taking it
+	// for a hog, wakes every 20 us to take its processor away (see
+	// conn.yieldEvery).
+	cn.Yield()
 	if err := cn.Start(buf); err != nil {
 		// Finish reports it (or asks for a retry).
 		st.err = transportError(err)
@@ -89,6 +95,11 @@ func (c *Client) Begin(op proto.Op, key, value []byte, flags, exp uint32, cas ui
 // Fd returns the descriptor of the connection the answer comes on. It is
 // valid until Finish or Wait, which may close it.
 func (st *Started) Fd() int { return st.cn.Fd() }
+
+// Conn returns the connection the answer comes on, for telling it apart
+// from another that reuses its descriptor number; valid until Finish or
+// Wait.
+func (st *Started) Conn() *conn.Conn { return st.cn }
 
 // Deadline returns when the command times out.
 func (st *Started) Deadline() time.Time { return st.cn.Deadline() }
