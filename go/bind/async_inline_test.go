@@ -58,18 +58,27 @@ func newAsyncClient(t *testing.T, addr, extra string) int64 {
 	return h
 }
 
+// inlineFixture is a client of a new memcached, a completion queue and its
+// epoll descriptor, with AsyncStart's wait for an inline answer off for
+// the test.
+func inlineFixture(t *testing.T) (h, q int64, ep int) {
+	t.Helper()
+	addr := mctest.Start(t, mctest.Options{}).Addr
+	h = newAsyncClient(t, addr, "io_timeout_ms=2000")
+	q, ep = newQueueEp(t)
+	saved := inlineSpin
+	t.Cleanup(func() { inlineSpin = saved })
+	inlineSpin = 0
+	return h, q, ep
+}
+
 // A lone request goes inline once the client has an idle connection; one
 // submitted while another is in flight goes through the lane; each result
 // reaches its own request.
 func TestAsyncStartInlineAndQueued(t *testing.T) {
-	addr := mctest.Start(t, mctest.Options{}).Addr
-	h := newAsyncClient(t, addr, "io_timeout_ms=2000")
-	q, ep := newQueueEp(t)
 	// No waiting in AsyncStart: a first get in flight while the second is
 	// submitted.
-	saved := inlineSpin
-	defer func() { inlineSpin = saved }()
-	inlineSpin = 0
+	h, q, ep := inlineFixture(t)
 	// No idle connection yet: the first request is queued (and dials).
 	id, inline := start(t, q, h, AsyncStore, "ik1", "iv1", OpSet)
 	if inline {
@@ -275,12 +284,7 @@ func TestAsyncStartWaitsBrieflyForTheAnswer(t *testing.T) {
 // answer wakes the queue at most once and is not read by the queue; the
 // next inline request gets its own answer.
 func TestAsyncInlineSocketStaysArmed(t *testing.T) {
-	addr := mctest.Start(t, mctest.Options{}).Addr
-	h := newAsyncClient(t, addr, "io_timeout_ms=2000")
-	q, ep := newQueueEp(t)
-	saved := inlineSpin
-	defer func() { inlineSpin = saved }()
-	inlineSpin = 0
+	h, q, ep := inlineFixture(t)
 	warm(t, q, h, ep)
 	get := func(key, want string) {
 		t.Helper()
