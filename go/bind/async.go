@@ -104,6 +104,9 @@ type areq struct {
 	cbuf   []byte
 	i      [4]int64
 	result []byte
+	// l is the lane whose worker took the request and counts it busy,
+	// until finishLane.
+	l *lane
 }
 
 // lane is the queue of requests for one server of one client.
@@ -335,6 +338,9 @@ func (l *lane) work() {
 		clear(l.pending[rest:])
 		l.pending = l.pending[:rest]
 		l.busy += n
+		for _, r := range batch {
+			r.l = l
+		}
 		more := rest > 0
 		l.mu.Unlock()
 		if more {
@@ -344,10 +350,29 @@ func (l *lane) work() {
 			}
 		}
 		runBatch(batch)
+		for _, r := range batch {
+			r.releaseLane() // none left, unless a result was never delivered
+		}
+	}
+}
+
+// releaseLane gives back the busy count r holds on its worker's lane.
+func (r *areq) releaseLane() {
+	if l := r.l; l != nil {
+		r.l = nil
 		l.mu.Lock()
-		l.busy -= n
+		l.busy--
 		l.mu.Unlock()
 	}
+}
+
+// finishLane records r's result once its lane no longer counts it busy
+// (its connection is back in the pool by then): a caller that awaited this
+// result and starts its next request at once finds the lane idle, and that
+// request can go inline.
+func (r *areq) finishLane(res []byte) {
+	r.releaseLane()
+	r.q.finish(r.id, res)
 }
 
 // runBatch runs a worker's batch: the requests still wanted, the plain
@@ -356,7 +381,7 @@ func runBatch(batch []*areq) {
 	var gets, sets, dels []*areq
 	for _, r := range batch {
 		if r.cancelled() {
-			r.q.finish(r.id, nil)
+			r.finishLane(nil)
 			continue
 		}
 		switch {
@@ -430,7 +455,7 @@ func runGroup(g []*areq, f func(*client.Client, []*areq)) {
 			f(c, rs)
 		}()
 		for _, r := range rs {
-			r.q.finish(r.id, r.result)
+			r.finishLane(r.result)
 		}
 	}
 }
@@ -466,7 +491,7 @@ func runOne(r *areq) {
 		if p := recover(); p != nil {
 			r.result = packedError(fmt.Errorf("%w: panic: %v", errInternal, p))
 		}
-		r.q.finish(r.id, r.result)
+		r.finishLane(r.result)
 	}()
 	h, i, key := r.h, r.i, r.a
 	switch r.op {

@@ -330,3 +330,27 @@ func TestAsyncInlineSocketStaysArmed(t *testing.T) {
 		t.Fatalf("%d pending", p)
 	}
 }
+
+// A lane's worker gives back its count on the lane (and the connection to
+// the pool) before the result is seen: a loop that awaits a lane request
+// (an incr never goes inline) and starts the next one at once finds the
+// lane idle, and that one goes inline. Before, the count came back after
+// the result, and under load the next request sometimes took the lane.
+func TestAsyncLaneIdleWhenItsResultIsSeen(t *testing.T) {
+	h, q, ep := inlineFixture(t)
+	warm(t, q, h, ep)
+	id, _ := start(t, q, h, AsyncStore, "n", "0", OpSet)
+	resultOf(t, q, ep, id)
+	for i := 0; i < 300; i++ {
+		id, inline := start(t, q, h, AsyncDelta, "n", "", 0)
+		if inline {
+			t.Fatal("an incr went inline")
+		}
+		resultOf(t, q, ep, id)
+		id, inline = start(t, q, h, AsyncGet, "n", "", 0)
+		if !inline {
+			t.Fatalf("round %d: the get right after a lane's result was queued", i)
+		}
+		resultOf(t, q, ep, id)
+	}
+}
