@@ -22,7 +22,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/omcache/omcache/go/client"
-	"github.com/omcache/omcache/go/conn"
 )
 
 // Operations for AsyncSubmit's op argument. The results are packed as the
@@ -90,7 +89,7 @@ type cqueue struct {
 // connection, and whether its one-shot event is still enabled (it has not
 // been delivered by epoll_wait since it was last armed).
 type armState struct {
-	cn      *conn.Conn
+	conn    uint64 // conn.Conn.ID
 	enabled bool
 }
 

@@ -20,7 +20,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/omcache/omcache/go/client"
-	"github.com/omcache/omcache/go/conn"
 	"github.com/omcache/omcache/go/proto"
 )
 
@@ -150,7 +149,7 @@ func AsyncStart(q, h, op, aAddr, aLen, bAddr, bLen, cAddr, cLen, i1, i2, i3, i4 
 		go ir.abandon()
 		return -result(fmt.Errorf("%w: completion queue %d is closed", errBadHandle, q))
 	}
-	if cq.byFd[ir.fd] != nil || cq.arm(ir.fd, ir.st.Conn()) != nil {
+	if cq.byFd[ir.fd] != nil || cq.arm(ir.fd, ir.st.ConnID()) != nil {
 		// Not watchable (cannot happen with a connection of its own): a
 		// worker finishes it.
 		cq.mu.Unlock()
@@ -206,14 +205,14 @@ func (cq *cqueue) takeLocked(ir *inlineReq, keep bool) {
 	}
 }
 
-// arm makes the epoll instance report cn's socket fd once, when it is
-// readable; cq.mu is held. A socket still registered and enabled for the
-// same connection needs nothing; one left registered, disabled, by an
+// arm makes the epoll instance report the socket fd of connection conn
+// (its ID) once, when it is readable; cq.mu is held. A socket still
+// registered and enabled for the same connection needs nothing; one left registered, disabled, by an
 // earlier request is modified; a closed socket left the epoll set by
 // itself, and a new socket that got its number is added (ENOENT).
-func (cq *cqueue) arm(fd int, cn *conn.Conn) error {
+func (cq *cqueue) arm(fd int, conn uint64) error {
 	st, ok := cq.armed[fd]
-	if ok && st.enabled && st.cn == cn {
+	if ok && st.enabled && st.conn == conn {
 		return nil
 	}
 	epollCtls.Add(1)
@@ -232,7 +231,7 @@ func (cq *cqueue) arm(fd int, cn *conn.Conn) error {
 		delete(cq.armed, fd)
 		return err
 	}
-	cq.armed[fd] = armState{cn: cn, enabled: true}
+	cq.armed[fd] = armState{conn: conn, enabled: true}
 	return nil
 }
 
@@ -322,7 +321,7 @@ func (cq *cqueue) advance(ir *inlineReq, expire bool) {
 			return
 		}
 		cq.mu.Lock()
-		if cq.closed || cq.arm(ir.fd, ir.st.Conn()) != nil {
+		if cq.closed || cq.arm(ir.fd, ir.st.ConnID()) != nil {
 			cq.mu.Unlock()
 			go ir.complete()
 			return

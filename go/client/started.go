@@ -96,10 +96,9 @@ func (c *Client) Begin(op proto.Op, key, value []byte, flags, exp uint32, cas ui
 // valid until Finish or Wait, which may close it.
 func (st *Started) Fd() int { return st.cn.Fd() }
 
-// Conn returns the connection the answer comes on, for telling it apart
-// from another that reuses its descriptor number; valid until Finish or
-// Wait.
-func (st *Started) Conn() *conn.Conn { return st.cn }
+// ConnID returns the ID of the connection the answer comes on (conn.Conn.ID),
+// which tells it apart from another that reuses its descriptor number.
+func (st *Started) ConnID() uint64 { return st.cn.ID() }
 
 // Deadline returns when the command times out.
 func (st *Started) Deadline() time.Time { return st.cn.Deadline() }

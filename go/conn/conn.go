@@ -38,6 +38,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -194,6 +195,7 @@ type Conn struct {
 	slice    time.Duration // SO_RCVTIMEO, 0 if reads never block
 	yieldAt  time.Time     // see yieldEvery
 	aliveAt  time.Time     // when last seen usable: an exchange began, or Reusable checked
+	id       uint64        // see ID
 	seq      uint32        // the last sequence number handed out
 	rp       proto.Reply   // the reply being parsed (see parse)
 	rq       proto.Request // the request being encoded (see AppendRequest)
@@ -911,6 +913,14 @@ func (c *Conn) Alive() bool {
 		unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
 	return e == unix.EAGAIN
 }
+
+// connIDs numbers the connections of this process (see ID).
+var connIDs atomic.Uint64
+
+// ID returns a number no other connection of this process had or will
+// have: what tells a connection apart from an earlier one that had the
+// same descriptor number, without keeping the earlier one alive.
+func (c *Conn) ID() uint64 { return c.id }
 
 // reuseWindow is how recently a connection must have been seen usable for
 // Reusable to skip Alive's system call. A check that soon after an

@@ -50,7 +50,7 @@ func Dial(addr string, opts Options) (*Conn, error) {
 			err = setBlockingWithTimeout(fd, slice)
 		}
 		if err == nil {
-			return &Conn{fd: fd, addr: addr, opts: opts, codec: opts.Codec, slice: slice, tls: tc, tport: tport}, nil
+			return &Conn{fd: fd, addr: addr, opts: opts, codec: opts.Codec, slice: slice, tls: tc, tport: tport, id: connIDs.Add(1)}, nil
 		}
 		errs = append(errs, err)
 		if errors.Is(err, ErrTimeout) {
