@@ -354,3 +354,63 @@ func TestAsyncLaneIdleWhenItsResultIsSeen(t *testing.T) {
 		resultOf(t, q, ep, id)
 	}
 }
+
+// A connection closed after an inline request whose answer was read
+// directly leaves its socket's entry behind, armed; a new connection that
+// gets the same descriptor number is a different connection
+// (conn.Conn.ID) and is added to the epoll set, so its answers still wake
+// the loop (a stale "armed" entry would leave it unwatched, and the get
+// waiting until its deadline).
+func TestAsyncInlineNewConnectionOnAnOldDescriptor(t *testing.T) {
+	addr := mctest.Start(t, mctest.Options{}).Addr
+	q, ep := newQueueEp(t)
+	saved := inlineSpin
+	t.Cleanup(func() { inlineSpin = saved })
+	inlineSpin = 0
+	async.Lock()
+	cq := async.queues[q]
+	async.Unlock()
+	armed := func() map[int]armState {
+		cq.mu.Lock()
+		defer cq.mu.Unlock()
+		m := map[int]armState{}
+		for fd, st := range cq.armed {
+			m[fd] = st
+		}
+		return m
+	}
+	reused := false
+	for round := 0; round < 3; round++ {
+		r := ClientNew("server=" + addr + "\nio_timeout_ms=2000")
+		if r[0] != StatusOK {
+			t.Fatalf("ClientNew: %s", r[1:])
+		}
+		h := int64(binary.LittleEndian.Uint64(r[1:]))
+		before := armed()
+		warm(t, q, h, ep) // through the lane: dials the connection
+		id, inline := start(t, q, h, AsyncGet, "warm", "", 0)
+		if !inline {
+			t.Fatalf("round %d: get not inline", round)
+		}
+		// The answer must make the epoll descriptor readable (collectAll
+		// would also find it by collecting after a timeout).
+		pfd := []unix.PollFd{{Fd: int32(ep), Events: unix.POLLIN}}
+		if n, err := unix.Poll(pfd, 2000); n != 1 || err != nil {
+			t.Fatalf("round %d: the answer did not wake the epoll descriptor in 2 s: %d %v", round, n, err)
+		}
+		if res := resultOf(t, q, ep, id); res[0] != StatusOK || string(res[getHeaderLen:]) != "w" {
+			t.Fatalf("round %d: get: %q", round, res)
+		}
+		after := armed()
+		for fd, old := range before {
+			if now, ok := after[fd]; ok && now.conn != old.conn {
+				reused = true // a new connection on an old descriptor
+			}
+		}
+		t.Logf("round %d: armed before %v, after %v", round, before, after)
+		ClientClose(h) // closes the connection; its entry stays behind
+	}
+	if !reused {
+		t.Fatal("no new connection got an old descriptor number: the case was not exercised")
+	}
+}
