@@ -56,6 +56,9 @@ const (
 	asyncMaxPending = 1 << 16
 	// asyncMaxBatch is the most requests a worker takes at once.
 	asyncMaxBatch = 256
+	// asyncKeepDone is the most memory a queue keeps between collects
+	// for the records of its completed results.
+	asyncKeepDone = 64 << 10
 	// asyncIdle is how long an idle worker waits before it exits.
 	asyncIdle = 2 * time.Second
 )
@@ -637,6 +640,7 @@ func collect(q int64, buf []byte) []byte {
 	}
 	cq.collectInline()
 	cq.mu.Lock()
+	defer cq.mu.Unlock()
 	if cq.signaled {
 		// Only the engine writes the eventfd, always with cq.mu held
 		// (signalLocked): no read is needed (a system call) unless it did.
@@ -644,18 +648,22 @@ func collect(q int64, buf []byte) []byte {
 		unix.Read(cq.fd, b[:])
 		cq.signaled = false
 	}
-	done, count := cq.done, cq.count
-	cq.done, cq.count = nil, 0
-	cq.mu.Unlock()
 	var out []byte
-	if 5+len(done) <= len(buf) {
+	if 5+len(cq.done) <= len(buf) {
 		out = buf[:5]
 	} else {
-		out = make([]byte, 5, 5+len(done))
+		out = make([]byte, 5, 5+len(cq.done))
 	}
 	out[0] = StatusOK
-	binary.LittleEndian.PutUint32(out[1:], uint32(count))
-	return append(out, done...)
+	binary.LittleEndian.PutUint32(out[1:], uint32(cq.count))
+	out = append(out, cq.done...)
+	// The records are copied out: their memory takes the next ones, unless
+	// a burst made it large.
+	cq.done, cq.count = cq.done[:0], 0
+	if cap(cq.done) > asyncKeepDone {
+		cq.done = nil
+	}
+	return out
 }
 
 // AsyncCancel marks request id of queue q as cancelled: if it has not run

@@ -207,9 +207,10 @@ func (cq *cqueue) takeLocked(ir *inlineReq, keep bool) {
 
 // arm makes the epoll instance report the socket fd of connection conn
 // (its ID) once, when it is readable; cq.mu is held. A socket still
-// registered and enabled for the same connection needs nothing; one left registered, disabled, by an
-// earlier request is modified; a closed socket left the epoll set by
-// itself, and a new socket that got its number is added (ENOENT).
+// registered and enabled for the same connection needs nothing; one left
+// registered, disabled, by an earlier request is modified; a closed socket
+// left the epoll set by itself, and a new socket that got its number is
+// added (ENOENT).
 func (cq *cqueue) arm(fd int, conn uint64) error {
 	st, ok := cq.armed[fd]
 	if ok && st.enabled && st.conn == conn {

@@ -927,8 +927,8 @@ func (c *Conn) ID() uint64 { return c.id }
 // exchange can only catch what a server sent within a millisecond of its
 // answer, which could as well arrive just after the check; and a server
 // restarted and listening again within it is not a case worth a system
-// call per request (the peek is ~3-5 us on the 2-core VM of
-// benchmarks/ANALYSIS.md, ~8% of a loopback get).
+// call per request (the peek is 1.0-1.2 us on the 2-core VM of
+// benchmarks/ANALYSIS.md, ~3% of a loopback get).
 const reuseWindow = time.Millisecond
 
 // Reusable is Alive for a connection taken from a pool, without the system
