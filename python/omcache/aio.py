@@ -364,29 +364,35 @@ class Client:
 
     # -- single-key writes --------------------------------------------------
 
-    async def _store(self, op: int, key: Key, value: bytes, expire: int, flags: int, cas: int) -> int:
-        _check_u32("expire", expire)
-        _check_u32("flags", flags)
-        k = key.encode() if type(key) is str else key_bytes(key)
-        v = value if type(value) is bytes else value_bytes(value)
-        core, r = await self._call(_STORE, k, v, i1=op, i2=flags, i3=expire, i4=_signed64(cas) if cas else 0)
-        if r[0] in _STORE_OUTCOMES:
-            return r[0]
-        raise self._sync._failure(_engine.packed_error(core, r), key, v)
-
-    async def set(self, key: Key, value: bytes, expire: int = 0, *, flags: int = 0) -> bool:
-        """Store value under key unconditionally; True (failures raise)."""
-        # _store's work, one coroutine frame shorter: the hottest store.
+    @staticmethod
+    def _store_args(key: Key, value: bytes, expire: int, flags: int) -> Tuple[bytes, bytes]:
+        """A store's key and value as the engine takes them, after checking
+        expire and flags."""
         if type(expire) is not int or not 0 <= expire <= 0xFFFFFFFF:
             _check_u32("expire", expire)
         if type(flags) is not int or not 0 <= flags <= 0xFFFFFFFF:
             _check_u32("flags", flags)
         k = key.encode() if type(key) is str else key_bytes(key)
-        v = value if type(value) is bytes else value_bytes(value)
-        core, r = await self._call(_STORE, k, v, i1=_OP_SET, i2=flags, i3=expire)
+        return k, value if type(value) is bytes else value_bytes(value)
+
+    def _store_outcome(self, core: ModuleType, r: bytes, key: Key, v: bytes) -> int:
+        """A store's status (OK, NOT_STORED, EXISTS, MISS), or its exception."""
         if r[0] in _STORE_OUTCOMES:
-            return True
+            return r[0]
         raise self._sync._failure(_engine.packed_error(core, r), key, v)
+
+    async def _store(self, op: int, key: Key, value: bytes, expire: int, flags: int, cas: int) -> int:
+        k, v = self._store_args(key, value, expire, flags)
+        core, r = await self._call(_STORE, k, v, i1=op, i2=flags, i3=expire, i4=_signed64(cas) if cas else 0)
+        return self._store_outcome(core, r, key, v)
+
+    async def set(self, key: Key, value: bytes, expire: int = 0, *, flags: int = 0) -> bool:
+        """Store value under key unconditionally; True (failures raise)."""
+        # _store's work without its coroutine frame: the hottest store.
+        k, v = self._store_args(key, value, expire, flags)
+        core, r = await self._call(_STORE, k, v, i1=_OP_SET, i2=flags, i3=expire)
+        self._store_outcome(core, r, key, v)
+        return True
 
     async def add(self, key: Key, value: bytes, expire: int = 0, *, flags: int = 0) -> bool:
         """Store value only if key does not exist; False if it does."""
